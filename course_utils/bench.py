@@ -1,0 +1,172 @@
+"""Benchmarks behind the numbers the course states (`course bench NAME`).
+
+* ``loop``: the course training loop (on-device index batching) against the standard
+  ``DataLoader(TensorDataset)`` loop, same MLP VAE, data, batch size and steps.
+* ``threads``: training steps per second with 1 and 2 intra-op threads, with the other
+  core idle and busy, for the course's small models. It is why ``course_utils`` runs one
+  thread by default.
+
+Each prints a table; nothing here is asserted by the tests (timings vary by machine).
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils import data
+from course_utils.metrics import MnistClassifier
+from course_utils.train import batches
+
+
+class MlpVae(nn.Module):
+    """A reference MLP VAE (784-400-20), the size of lecture 01's; used only for timing."""
+
+    def __init__(self, hidden: int = 400, latent: int = 20) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent)
+        )
+        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 784))
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Negative ELBO with a Bernoulli decoder, averaged over the batch ``x: [B, 784]``."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        rec = F.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="none").sum(1)
+        kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)
+        return (rec + kl).mean()
+
+
+def _machine() -> str:
+    threads = torch.get_num_threads()
+    return f"{platform.machine()}, {threads} torch threads now, torch {torch.__version__}"
+
+
+def _steps_per_second(step: Callable[[], None], steps: int) -> float:
+    for _ in range(5):  # warm-up: allocator, first-call dispatch
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - start)
+
+
+def _epochs_per_second(epoch: Callable[[], Iterable[torch.Tensor]], epochs: int) -> float:
+    """Train a fresh ``MlpVae`` for ``epochs`` passes over ``epoch()``'s batches."""
+    torch.manual_seed(0)
+    model = MlpVae()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for batch in epoch():
+            loss = model.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return epochs / (time.perf_counter() - start)
+
+
+def bench_loop(epochs: int = 3, batch_size: int = 128) -> dict[str, float]:
+    """Epochs per second of the course loop vs a DataLoader loop on the MNIST train split."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, _ = data.mnist("train", device="cpu", flatten=True)
+    loader = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=True)
+    results = {
+        "course loop": _epochs_per_second(
+            lambda: (b for (b,) in batches(x, batch_size=batch_size)), epochs
+        ),
+        "DataLoader(TensorDataset)": _epochs_per_second(lambda: (b for (b,) in loader), epochs),
+    }
+    print(
+        f"MLP VAE on MNIST train ({len(x)} images), batch {batch_size}, {epochs} epochs;",
+        _machine(),
+    )
+    print(f"{'loop':<28}{'epochs/s':>10}")
+    for name, eps in results.items():
+        print(f"{name:<28}{eps:>10.2f}")
+    ratio = results["course loop"] / results["DataLoader(TensorDataset)"]
+    print(f"ratio (course / DataLoader): {ratio:.2f}x")
+    results["ratio"] = ratio
+    return results
+
+
+def _workloads() -> dict[str, Callable[[], None]]:
+    torch.manual_seed(0)
+    x, y = data.mnist("train", device="cpu")
+    vae = MlpVae()
+    vae_opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    cnn = MnistClassifier()
+    cnn_opt = torch.optim.Adam(cnn.parameters(), lr=1e-3)
+    mlp2d = nn.Sequential(
+        nn.Linear(2, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 2)
+    )
+    mlp_opt = torch.optim.Adam(mlp2d.parameters(), lr=1e-3)
+    ring = data.toy_2d("ring", 256, device="cpu")
+
+    def vae_step() -> None:
+        loss = vae.loss(x[:128].reshape(128, -1))
+        vae_opt.zero_grad()
+        loss.backward()
+        vae_opt.step()
+
+    def cnn_step() -> None:
+        loss = F.cross_entropy(cnn(x[:64]), y[:64])
+        cnn_opt.zero_grad()
+        loss.backward()
+        cnn_opt.step()
+
+    def mlp_step() -> None:
+        loss = (mlp2d(ring) - ring).square().mean()
+        mlp_opt.zero_grad()
+        loss.backward()
+        mlp_opt.step()
+
+    return {
+        "2D MLP (2-128-128-2, batch 256)": mlp_step,
+        "MLP VAE (784-400-20, batch 128)": vae_step,
+        "MNIST CNN classifier (batch 64)": cnn_step,
+    }
+
+
+def bench_threads(seconds_per_case: float = 2.0) -> dict[tuple[str, str, int], float]:
+    """Steps/s per workload for 1 and 2 threads, other core idle vs busy."""
+    workloads = _workloads()
+    results: dict[tuple[str, str, int], float] = {}
+    for load in ("idle", "busy"):
+        # "busy": another process spins on a core, as a second pytest worker or a browser does.
+        hog = None
+        if load == "busy":
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(0.5)
+        try:
+            for name, step in workloads.items():
+                for threads in (1, 2):
+                    torch.set_num_threads(threads)
+                    probe = _steps_per_second(step, 5)
+                    n = max(10, int(probe * seconds_per_case))
+                    results[(name, load, threads)] = _steps_per_second(step, n)
+        finally:
+            if hog is not None:
+                hog.kill()
+                hog.wait()
+    torch.set_num_threads(1)
+    print(f"training steps/s; {_machine()}; {torch.get_num_interop_threads()} interop threads")
+    header = f"{'workload':<36}{'other core':>11}{'1 thread':>10}{'2 threads':>11}{'2t / 1t':>9}"
+    print(header)
+    for name in workloads:
+        for load in ("idle", "busy"):
+            one, two = results[(name, load, 1)], results[(name, load, 2)]
+            print(f"{name:<36}{load:>11}{one:>10.1f}{two:>11.1f}{two / one:>9.2f}")
+    return results
+
+
+BENCHMARKS: dict[str, Callable[[], object]] = {"loop": bench_loop, "threads": bench_threads}

@@ -1,0 +1,192 @@
+"""`course build`: regenerate every notebook from its percent script.
+
+* ``lectures/X.py``  -> ``lectures/X.ipynb``
+* ``solutions/X.py`` -> ``solutions/X.ipynb``, and the student version
+  ``exercises/X.py`` + ``exercises/X.ipynb``, where each ``### BEGIN SOLUTION`` /
+  ``### END SOLUTION`` region becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()``
+  at the region's indentation.
+
+Scripts are rewritten in jupytext's canonical form, notebooks are stored without outputs
+and with deterministic cell ids (``test-<question>`` for graded cells, ``cell-<n>``
+otherwise), so that ``course build --check`` can compare byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+
+from course_utils.grading import GRADED_TAG, parse_test_header
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+NOTEBOOK_DIRS = ("lectures", "solutions")
+_MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (?:BEGIN|END) SOLUTION)\s*$")
+
+
+class BuildError(ValueError):
+    """A source script that cannot be built (bad markers, malformed graded cells)."""
+
+
+def solution_to_exercise(text: str, source: str = "<text>") -> str:
+    """Replace every solution region of a script with a stub, keeping its indentation.
+
+    Raises:
+        BuildError: nested, unclosed or unopened markers (names the file and line).
+    """
+    out: list[str] = []
+    open_line: int | None = None
+    for lineno, line in enumerate(text.splitlines(keepends=True), start=1):
+        m = _MARKER.match(line.rstrip("\n"))
+        if m and m["marker"] == BEGIN:
+            if open_line is not None:
+                raise BuildError(
+                    f"{source}:{lineno}: {BEGIN} inside the region opened at line {open_line}"
+                )
+            open_line = lineno
+            indent = m["indent"]
+            out.append(f"{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError()\n")
+        elif m:
+            if open_line is None:
+                raise BuildError(f"{source}:{lineno}: {END} without a matching {BEGIN}")
+            open_line = None
+        elif open_line is None:
+            out.append(line)
+    if open_line is not None:
+        raise BuildError(f"{source}:{open_line}: {BEGIN} is never closed by {END}")
+    return "".join(out)
+
+
+def _notebook(py_text: str, source: str) -> jupytext.jupytext.NotebookNode:
+    nb = jupytext.reads(py_text, fmt="py:percent")
+    seen: set[str] = set()
+    for index, cell in enumerate(nb.cells):
+        cell.pop("id", None)
+        tags = cell.metadata.get("tags", [])
+        if GRADED_TAG in tags:
+            header = parse_test_header(cell.source)
+            if header is None:
+                raise BuildError(
+                    f"{source}: graded cell {index} must start with '# TEST name (N points)', "
+                    f"got {cell.source.splitlines()[0] if cell.source else '(empty)'!r}"
+                )
+            name, points = header
+            if cell.metadata.get("points") != points:
+                raise BuildError(
+                    f"{source}: graded cell {name!r} says {points} points in its header but "
+                    f"metadata points={cell.metadata.get('points')!r}"
+                )
+            if name in seen:
+                raise BuildError(f"{source}: two graded cells are named {name!r}")
+            if BEGIN in cell.source:
+                raise BuildError(f"{source}: graded cell {name!r} contains a solution region")
+            seen.add(name)
+            cell.id = f"test-{name}"
+        else:
+            cell.id = f"cell-{index}"
+    return nb
+
+
+def canonical_script(py_text: str, source: str) -> str:
+    """The script as jupytext writes it (normalized header and cell markers)."""
+    return jupytext.writes(_notebook(py_text, source), fmt="py:percent")
+
+
+def notebook_text(py_text: str, source: str) -> str:
+    """The ``.ipynb`` JSON for a percent script: no outputs, deterministic ids."""
+    return jupytext.writes(_notebook(py_text, source), fmt="ipynb")
+
+
+def graded_questions(py_text: str, source: str = "<text>") -> list[tuple[str, int]]:
+    """``[(question, points), ...]`` of a script's graded cells, in order."""
+    nb = _notebook(py_text, source)
+    return [
+        parse_test_header(c.source)  # type: ignore[misc]
+        for c in nb.cells
+        if GRADED_TAG in c.metadata.get("tags", [])
+    ]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A file ``course build`` writes, and the text it should hold."""
+
+    path: Path
+    text: str
+
+
+def plan(root: Path) -> list[Planned]:
+    """Every file the build owns under ``root``, with its expected content.
+
+    Raises:
+        BuildError: a script cannot be built, or an exercise set has no graded cell.
+    """
+    planned: list[Planned] = []
+    for folder in NOTEBOOK_DIRS:
+        for py in sorted((root / folder).glob("*.py")):
+            rel = py.relative_to(root)
+            text = canonical_script(py.read_text(), str(rel))
+            planned += [
+                Planned(py, text),
+                Planned(py.with_suffix(".ipynb"), notebook_text(text, str(rel))),
+            ]
+            if folder == "solutions":
+                if not graded_questions(text, str(rel)):
+                    raise BuildError(f"{rel}: an exercise set needs at least one graded cell")
+                exercise = canonical_script(solution_to_exercise(text, str(rel)), str(rel))
+                target = root / "exercises" / py.name
+                planned += [
+                    Planned(target, exercise),
+                    Planned(target.with_suffix(".ipynb"), notebook_text(exercise, str(rel))),
+                ]
+    return planned
+
+
+def _orphans(root: Path, planned: list[Planned]) -> list[Path]:
+    """Notebooks in the build's folders (and scripts in exercises/) that no source produces."""
+    owned = {p.path for p in planned}
+    found = [f for d in (*NOTEBOOK_DIRS, "exercises") for f in sorted((root / d).glob("*.ipynb"))]
+    found += sorted((root / "exercises").glob("*.py"))
+    return [f for f in found if f not in owned]
+
+
+def stale(root: Path) -> list[Path]:
+    """Files whose content differs from what the build would write, plus orphans."""
+    planned = plan(root)
+    changed = [p.path for p in planned if not p.path.is_file() or p.path.read_text() != p.text]
+    return changed + _orphans(root, planned)
+
+
+def build(root: Path) -> list[Path]:
+    """Write every planned file that changed and delete orphaned exercises; return the
+    paths written or deleted. Orphans elsewhere are left for a person to look at."""
+    planned = plan(root)
+    changed = []
+    for p in planned:
+        if not p.path.is_file() or p.path.read_text() != p.text:
+            p.path.parent.mkdir(parents=True, exist_ok=True)
+            p.path.write_text(p.text)
+            changed.append(p.path)
+    for orphan in _orphans(root, planned):
+        if orphan.parent == root / "exercises":
+            orphan.unlink()
+            changed.append(orphan)
+    return changed
+
+
+def find_root(start: Path) -> Path:
+    """The course root: the nearest folder at or above ``start`` holding ``solutions/``
+    and ``jupytext.toml``.
+
+    Raises:
+        BuildError: none found.
+    """
+    for folder in (start.resolve(), *start.resolve().parents):
+        if (folder / "solutions").is_dir() and (folder / "jupytext.toml").is_file():
+            return folder
+    raise BuildError(
+        f"root: no course folder (with solutions/ and jupytext.toml) at or above {start}"
+    )

@@ -1,0 +1,100 @@
+"""Save and load model weights: a ``state_dict`` plus plain metadata, never a pickled model.
+
+A checkpoint file holds ``{"state_dict": ..., "meta": {"name", "config", "metrics",
+"torch_version"}}``. ``torch.load(weights_only=True)`` reads it: only tensors and plain
+Python values. Shipped checkpoints live in ``course_utils/weights/NAME.pt`` and are made by
+``python -m course_utils.pretrain NAME``; ``load_pretrained(NAME)`` builds the model class
+registered for NAME from the stored config and loads the weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+# name -> (module, class): the reference model class each shipped checkpoint loads into.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "classifier": ("course_utils.metrics", "MnistClassifier"),
+}
+
+
+def save(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    name: str,
+    config: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+) -> Path:
+    """Write ``model.state_dict()`` and metadata to ``path``; return the path.
+
+    ``config`` holds the constructor arguments of the model class, so that
+    ``load_pretrained`` can rebuild it; ``metrics`` the numbers the model reached.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "name": name,
+        "config": dict(config),
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        "torch_version": str(torch.__version__),
+    }
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "meta": meta}, path)
+    return path
+
+
+def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint written by ``save``; return ``(state_dict, meta)``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a course checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no checkpoint file at {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or set(blob) != {"state_dict", "meta"}:
+        raise ValueError(f"path: {path} is not a course checkpoint (expected state_dict + meta)")
+    return blob["state_dict"], blob["meta"]
+
+
+def available() -> list[str]:
+    """Names of the checkpoints shipped with the package."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
+
+
+def load_pretrained(name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """Build the registered model for ``name``, load its shipped weights, set eval mode.
+
+    The metadata (config, metrics, torch version) is attached as ``model.meta``.
+
+    Raises:
+        ValueError: ``name`` is not a registered checkpoint.
+        FileNotFoundError: the registered checkpoint's file is missing (run
+            ``python -m course_utils.pretrain NAME``).
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"name: expected one of {sorted(REGISTRY)}, got {name!r}")
+    path = WEIGHTS_DIR / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"name: checkpoint {name!r} is not shipped at {path}; "
+            f"create it with `python -m course_utils.pretrain {name}`"
+        )
+    state_dict, meta = load(path)
+    module_name, class_name = REGISTRY[name]
+    model_cls = getattr(importlib.import_module(module_name), class_name)
+    model = model_cls(**meta["config"])
+    model.load_state_dict(state_dict)
+    model.meta = meta
+    return model.to(device).eval()

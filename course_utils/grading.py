@@ -1,0 +1,257 @@
+"""Grading: ``check_*`` helpers for test cells, and the pytest plugin that scores them.
+
+Test cells call the helpers; each raises ``AssertionError`` with a message that teaches:
+what was checked, what was expected, what came out, and the likely mistake.
+
+The plugin (registered as the ``pytest11`` entry point ``course_grading``) works under
+``pytest --nbval-lax``: a code cell tagged ``graded`` with metadata ``points`` and a first
+line ``# TEST question (N points)`` earns its points if it runs without error. It prints a
+score table and, with ``--course-report FILE``, writes the results as JSON for
+``course grade``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+GRADED_TAG = "graded"
+MAX_HINT_CHARS = 600
+TEST_HEADER = re.compile(r"^# TEST (?P<name>[A-Za-z_][\w.]*) \((?P<points>\d+) points?\)\s*$")
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _fail(message: str, hint: str | None) -> None:
+    raise AssertionError(f"{message}" + (f"\nLikely mistake: {hint}" if hint else ""))
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        if x.ndim == 0:
+            return f"{x.item():.6g}"
+        if x.numel() <= 6:
+            return f"tensor {x.detach().cpu().tolist()} (shape {tuple(x.shape)})"
+        return f"tensor of shape {tuple(x.shape)}, dtype {x.dtype}"
+    return repr(x)
+
+
+def check(condition: bool, message: str, hint: str | None = None) -> None:
+    """Fail with ``message`` (and ``hint``) unless ``condition`` holds."""
+    if not condition:
+        _fail(message, hint)
+
+
+def check_tensor(value: Any, name: str, hint: str | None = None) -> torch.Tensor:
+    """``value`` must be a ``torch.Tensor``; returns it."""
+    if not isinstance(value, torch.Tensor):
+        _fail(f"{name}: expected a torch.Tensor, got {type(value).__name__} ({value!r:.60})", hint)
+    return value
+
+
+def check_shape(value: Any, shape: Sequence[int], name: str, hint: str | None = None) -> None:
+    """``value`` must be a tensor of exactly ``shape``."""
+    t = check_tensor(value, name, hint)
+    if tuple(t.shape) != tuple(shape):
+        _fail(f"{name}: expected shape {tuple(shape)}, got {tuple(t.shape)}", hint)
+
+
+def check_finite(value: Any, name: str, hint: str | None = None) -> None:
+    """``value`` (tensor or number) must contain no NaN or infinity."""
+    t = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).sum())
+        _fail(f"{name}: expected finite values, got {bad} NaN/inf in {_describe(t)}", hint)
+
+
+def _close(a: torch.Tensor, e: torch.Tensor, atol: float, rtol: float) -> bool:
+    return a.shape == e.shape and bool(torch.allclose(a, e, atol=atol, rtol=rtol))
+
+
+def _as_float64(value: Any, name: str, hint: str | None) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().double().cpu()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return torch.tensor(float(value), dtype=torch.float64)
+    _fail(f"{name}: expected a tensor or a number, got {type(value).__name__}", hint)
+    raise AssertionError  # unreachable: _fail raises
+
+
+def check_close(
+    actual: Any,
+    expected: Any,
+    name: str,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    hint: str | None = None,
+    mistakes: Mapping[str, Any] | None = None,
+) -> None:
+    """``actual`` must match ``expected`` (tensors or numbers) within ``atol + rtol*|expected|``.
+
+    A one-element tensor matches a number. ``mistakes`` maps a hint to the value a known
+    mistake would produce: when ``actual`` matches one of them, that hint is shown instead
+    of ``hint``. Shape and finiteness are checked first, each with its own message.
+    """
+    e = _as_float64(expected, "expected", None)
+    a = _as_float64(actual, name, hint)
+    if e.numel() == 1 and a.numel() == 1:
+        a, e = a.reshape(()), e.reshape(())
+    elif a.shape != e.shape:
+        _fail(f"{name}: expected shape {tuple(e.shape)}, got {tuple(a.shape)}", hint)
+    for mistake_hint, wrong in (mistakes or {}).items():
+        w = _as_float64(wrong, "mistakes", None)
+        w = w.reshape(a.shape) if w.numel() == a.numel() else w
+        if _close(a, w, atol, rtol) and not _close(a, e, atol, rtol):
+            hint = mistake_hint
+            break
+    if torch.isnan(a).any() and not torch.isnan(e).any():
+        _fail(f"{name}: expected {_describe(e.float())}, got NaN in {_describe(a.float())}", hint)
+    if not torch.equal(torch.isinf(a), torch.isinf(e)) or not torch.equal(
+        a[torch.isinf(a)], e[torch.isinf(e)]
+    ):
+        _fail(
+            f"{name}: expected {_describe(e.float())}, got {_describe(a.float())} "
+            "(infinities differ)",
+            hint,
+        )
+    finite = torch.isfinite(e)
+    if not torch.allclose(a[finite], e[finite], atol=atol, rtol=rtol):
+        err = (a[finite] - e[finite]).abs().max().item()
+        _fail(
+            f"{name}: expected {_describe(e.float())}, got {_describe(a.float())} "
+            f"(max abs error {err:.3g}, tolerance atol={atol:g}, rtol={rtol:g})",
+            hint,
+        )
+
+
+def check_grad(tensor: torch.Tensor, name: str, hint: str | None = None) -> None:
+    """After ``backward()``, ``tensor.grad`` must exist and be non-zero."""
+    if tensor.grad is None or not torch.any(tensor.grad != 0):
+        _fail(f"{name}: expected a non-zero gradient to flow back to it, got none", hint)
+
+
+# ---------------------------------------------------------------------------- plugin
+
+
+def parse_test_header(source: str) -> tuple[str, int] | None:
+    """``("kl", 2)`` from a cell whose first line is ``# TEST kl (2 points)``, else ``None``."""
+    first = source.lstrip("\n").split("\n", 1)[0]
+    m = TEST_HEADER.match(first)
+    return (m["name"], int(m["points"])) if m else None
+
+
+def graded_question(cell: Any) -> tuple[str, float] | None:
+    """(question, points) of a notebook cell tagged ``graded``, else ``None``."""
+    metadata = getattr(cell, "metadata", None) or {}
+    if GRADED_TAG not in metadata.get("tags", []):
+        return None
+    header = parse_test_header(getattr(cell, "source", ""))
+    name = header[0] if header else f"cell {metadata.get('id', '?')}"
+    return name, float(metadata.get("points", header[1] if header else 0))
+
+
+_ERROR_ADVICE = {
+    "NotImplementedError": "not implemented yet: replace `raise NotImplementedError()` "
+    "with your code",
+    "NameError": "a name is undefined: did an earlier cell fail or not run, "
+    "or was a function renamed?",
+}
+
+
+def failure_hint(outputs: Sequence[Any] | None, fallback: str) -> str:
+    """The teaching message of a failed cell: the error's type and message."""
+    for out in outputs or []:
+        if out.get("output_type") == "error" or "ename" in out:
+            ename, evalue = out.get("ename", "Error"), str(out.get("evalue", "")).strip()
+            message = f"{ename}: {evalue}" if evalue else ename
+            advice = _ERROR_ADVICE.get(ename)
+            return f"{message} ({advice})" if advice else message
+    return fallback.strip().splitlines()[0] if fallback.strip() else "the cell failed"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("course", "course grading")
+    group.addoption(
+        "--course-report",
+        default=None,
+        metavar="FILE",
+        help="write the graded questions' results as JSON to FILE",
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    question = graded_question(getattr(item, "cell", None))
+    if question is None:
+        return
+    report = outcome.get_result()
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        hint = ""
+        if report.failed:
+            fallback = str(call.excinfo.value) if call.excinfo else report.longreprtext
+            hint = failure_hint(getattr(item, "test_outputs", None), fallback)
+        report.user_properties.append(
+            ("course_grading", {"question": question[0], "points": question[1], "hint": hint})
+        )
+
+
+class _ScoreKeeper:
+    def __init__(self, report_path: str | None) -> None:
+        self.report_path = report_path
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, info in report.user_properties:
+            if key == "course_grading":
+                notebook = report.nodeid.split("::", 1)[0]
+                earned = info["points"] if report.passed else 0.0
+                row = {**info, "earned": earned, "passed": bool(report.passed)}
+                self.rows.setdefault(notebook, []).append(row)
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report_path:
+            Path(self.report_path).write_text(json.dumps(self.rows, indent=1))
+        for notebook, rows in self.rows.items():
+            terminalreporter.write_sep("=", f"score: {notebook}")
+            for line in format_score_table(rows):
+                terminalreporter.write_line(line)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_ScoreKeeper(config.getoption("course_report")), "course-scores")
+
+
+def format_score_table(rows: Sequence[dict[str, Any]], hint_width: int = 90) -> list[str]:
+    """``question | points | earned | hint`` lines (hints wrapped, capped), then the total."""
+    width = max([len("question"), *(len(r["question"]) for r in rows)]) + 2
+    indent = " " * (width + 17)
+    lines = [f"{'question':<{width}}{'points':>7}{'earned':>8}  hint"]
+    for r in rows:
+        hint = " ".join(r["hint"].split()) if not r["passed"] else ""
+        if len(hint) > MAX_HINT_CHARS:
+            hint = hint[: MAX_HINT_CHARS - 3] + "..."
+        wrapped = textwrap.wrap(hint, hint_width) or [""]
+        lines.append(
+            f"{r['question']:<{width}}{_num(r['points']):>7}{_num(r['earned']):>8}  {wrapped[0]}"
+        )
+        lines.extend(indent + part for part in wrapped[1:])
+    total = sum(r["points"] for r in rows)
+    earned = sum(r["earned"] for r in rows)
+    lines.append(f"{'total':<{width}}{_num(total):>7}{_num(earned):>8}")
+    return lines
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if math.isclose(x, round(x)) else f"{x:.1f}"
