@@ -168,7 +168,13 @@ _ERROR_ADVICE = {
 
 
 def failure_hint(outputs: Sequence[Any] | None, fallback: str) -> str:
-    """The teaching message of a failed cell: the error's type and message."""
+    """The teaching message of a failed cell: the error's type and message.
+
+    ``fallback`` is nbval's own message; it wins for a timeout, whose cell output is only
+    the ``KeyboardInterrupt`` that nbval sent to stop the cell.
+    """
+    if fallback.startswith("Timeout"):
+        return f"{fallback.splitlines()[0]} (an infinite loop, or far too slow?)"
     for out in outputs or []:
         if out.get("output_type") == "error" or "ename" in out:
             ename, evalue = out.get("ename", "Error"), str(out.get("evalue", "")).strip()

@@ -1,0 +1,127 @@
+import json
+import re
+import shutil
+
+import pytest
+
+from course_utils import build
+
+SOLUTION = '''# %%
+def f(x):
+    """doc"""
+    ### BEGIN SOLUTION
+    y = x + 1
+    return y
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=2
+# TEST f (2 points)
+assert f(1) == 2
+'''
+
+
+def test_solution_to_exercise_keeps_indentation_and_the_rest():
+    out = build.solution_to_exercise(SOLUTION)
+    assert "    # YOUR CODE HERE\n    raise NotImplementedError()\n" in out
+    assert "y = x + 1" not in out and "BEGIN SOLUTION" not in out
+    assert '"""doc"""' in out and "# TEST f (2 points)" in out
+    top = build.solution_to_exercise("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\nprint(x)\n")
+    assert top == "# YOUR CODE HERE\nraise NotImplementedError()\nprint(x)\n"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("### BEGIN SOLUTION\nx\n", r"<text>:1: ### BEGIN SOLUTION is never closed"),
+        ("x\n### END SOLUTION\n", r"<text>:2: ### END SOLUTION without"),
+        (
+            "### BEGIN SOLUTION\n### BEGIN SOLUTION\n",
+            r"<text>:2: .* inside the region opened at line 1",
+        ),
+    ],
+)
+def test_bad_markers_name_file_and_line(text, match):
+    with pytest.raises(build.BuildError, match=match):
+        build.solution_to_exercise(text)
+
+
+def test_notebook_has_deterministic_ids_and_graded_metadata():
+    text = build.notebook_text(SOLUTION, "s.py")
+    assert text == build.notebook_text(SOLUTION, "s.py")
+    nb = json.loads(text)
+    ids = [c["id"] for c in nb["cells"]]
+    assert ids == ["cell-0", "test-f"]
+    graded = nb["cells"][1]
+    assert graded["metadata"] == {"points": 2, "tags": ["graded"]} and graded["outputs"] == []
+    assert build.graded_questions(SOLUTION) == [("f", 2)]
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (
+            SOLUTION.replace("points=2", "points=3"),
+            "says 2 points in its header but metadata points=3",
+        ),
+        (SOLUTION.replace("# TEST f (2 points)", "# test f"), "must start with '# TEST name"),
+        (SOLUTION + '\n# %% tags=["graded"] points=1\n# TEST f (1 point)\n', "two graded cells"),
+    ],
+)
+def test_malformed_graded_cells_are_build_errors(bad, match):
+    with pytest.raises(build.BuildError, match=match):
+        build.notebook_text(bad, "s.py")
+
+
+def _course_copy(root, tmp_path):
+    for folder in ("lectures", "solutions", "exercises"):
+        shutil.copytree(root / folder, tmp_path / folder)
+    shutil.copy(root / "jupytext.toml", tmp_path)
+    return tmp_path
+
+
+def test_repository_is_built(root):
+    assert build.stale(root) == []
+
+
+def test_check_detects_every_kind_of_staleness_and_build_repairs_it(root, tmp_path):
+    course = _course_copy(root, tmp_path)
+    assert build.stale(course) == []
+    (course / "exercises" / "00_foundations.ipynb").write_text("{}")  # hand-edited exercise
+    lecture = course / "lectures" / "00_foundations.py"
+    lecture.write_text(lecture.read_text() + "\n# %%\nprint('new cell')\n")  # edited, not synced
+    solution = course / "solutions" / "00_foundations.py"
+    solution.write_text(solution.read_text().replace("#       jupytext_version: 1.19.6\n", ""))
+    (course / "exercises" / "99_orphan.ipynb").write_text("{}")  # no solution produces it
+    stale = {p.relative_to(course).as_posix() for p in build.stale(course)}
+    assert stale == {
+        "exercises/00_foundations.ipynb",
+        "lectures/00_foundations.ipynb",
+        "solutions/00_foundations.py",  # not in jupytext's canonical form
+        "exercises/99_orphan.ipynb",
+    }
+    build.build(course)
+    assert build.stale(course) == []
+    assert not (course / "exercises" / "99_orphan.ipynb").exists()
+
+
+def test_solutions_need_a_graded_cell(root, tmp_path):
+    course = _course_copy(root, tmp_path)
+    (course / "solutions" / "01_empty.py").write_text("# %%\nx = 1\n")
+    with pytest.raises(build.BuildError, match="at least one graded cell"):
+        build.plan(course)
+
+
+def test_exercise_matches_solution_except_solution_regions(root):
+    solution = (root / "solutions" / "00_foundations.py").read_text()
+    exercise = (root / "exercises" / "00_foundations.py").read_text()
+    assert "### BEGIN SOLUTION" in solution and "BEGIN SOLUTION" not in exercise
+    stubs = re.findall(r"^\s*raise NotImplementedError\(\)$", exercise, re.M)
+    assert len(stubs) == solution.count("### BEGIN SOLUTION") == 4
+    assert build.graded_questions(exercise) == build.graded_questions(solution)
+
+
+def test_find_root(root, tmp_path):
+    assert build.find_root(root / "lectures") == root
+    with pytest.raises(build.BuildError, match="root"):
+        build.find_root(tmp_path)

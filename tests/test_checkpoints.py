@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from course_utils import checkpoints
+from course_utils.metrics import MnistClassifier
+
+
+def test_save_load_roundtrip_with_plain_metadata(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    path = checkpoints.save(
+        model, tmp_path / "m.pt", name="lin", config={"a": 1}, metrics={"nll": 2}
+    )
+    raw = torch.load(path, weights_only=True)  # no pickled objects: weights-only loading works
+    assert set(raw) == {"state_dict", "meta"}
+    state, meta = checkpoints.load(path)
+    assert meta == {"name": "lin", "config": {"a": 1}, "metrics": {"nll": 2.0},
+                    "torch_version": str(torch.__version__)}  # fmt: skip
+    fresh = torch.nn.Linear(3, 2)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.weight, model.weight)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+        checkpoints.load(tmp_path / "missing.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a course checkpoint"):
+        checkpoints.load(tmp_path / "other.pt")
+    with pytest.raises(TypeError, match="model"):
+        checkpoints.save("not a model", tmp_path / "x.pt", name="x", config={})
+
+
+def test_load_pretrained_classifier_and_errors(monkeypatch, tmp_path):
+    assert "classifier" in checkpoints.available()
+    model = checkpoints.load_pretrained("classifier")
+    assert isinstance(model, MnistClassifier) and not model.training
+    assert model.meta["metrics"]["test_accuracy"] > 0.95
+    with pytest.raises(ValueError, match="name: expected one of"):
+        checkpoints.load_pretrained("gpt")
+    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="pretrain classifier"):
+        checkpoints.load_pretrained("classifier")

@@ -1,0 +1,51 @@
+"""`course build --check` exit codes and the benchmark commands (structure only: no timing
+assertions, timings depend on the machine)."""
+
+import shutil
+
+import pytest
+
+from course_utils import bench, cli
+
+
+def test_build_check_exit_codes(root, tmp_path, capsys):
+    assert cli.main(["build", "--check", "--root", str(root)]) == 0
+    for folder in ("lectures", "solutions", "exercises"):
+        shutil.copytree(root / folder, tmp_path / folder)
+    shutil.copy(root / "jupytext.toml", tmp_path)
+    (tmp_path / "exercises" / "00_foundations.ipynb").write_text("{}")
+    capsys.readouterr()
+    assert cli.main(["build", "--check", "--root", str(tmp_path)]) == 1
+    assert "stale: exercises/00_foundations.ipynb" in capsys.readouterr().out
+    assert cli.main(["build", "--root", str(tmp_path)]) == 0
+    assert cli.main(["build", "--check", "--root", str(tmp_path)]) == 0
+
+
+def test_build_reports_broken_sources_without_traceback(root, tmp_path, capsys):
+    for folder in ("lectures", "solutions", "exercises"):
+        (tmp_path / folder).mkdir()
+    shutil.copy(root / "jupytext.toml", tmp_path)
+    (tmp_path / "solutions" / "01_bad.py").write_text(
+        '# %%\n### BEGIN SOLUTION\nx = 1\n\n# %% tags=["graded"] points=1\n# TEST x (1 point)\n'
+    )
+    assert cli.main(["build", "--root", str(tmp_path)]) == 2
+    assert "never closed" in capsys.readouterr().err
+
+
+def test_bench_loop_and_threads_print_their_tables(capsys):
+    loop = bench.bench_loop(epochs=1)
+    assert loop["ratio"] > 0 and set(loop) == {"course loop", "DataLoader(TensorDataset)", "ratio"}
+    threads = bench.bench_threads(seconds_per_case=0.05)
+    assert {(load, t) for (_, load, t) in threads} == {
+        (load, t) for load in ("idle", "busy") for t in (1, 2)
+    }
+    out = capsys.readouterr().out
+    assert "ratio (course / DataLoader)" in out and "2t / 1t" in out
+    import torch
+
+    assert torch.get_num_threads() == 1  # the benchmark restores the course's default
+
+
+def test_unknown_bench_is_an_argparse_error():
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "everything"])

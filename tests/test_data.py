@@ -1,0 +1,85 @@
+import math
+
+import pytest
+import torch
+
+from course_utils import data
+
+
+@pytest.mark.parametrize("name", data.TOY_NAMES)
+def test_toys_shape_dtype_device_and_seed(name):
+    x = data.toy_2d(name, 500, seed=1, device="cpu")
+    assert x.shape == (500, 2) and x.dtype == torch.float32 and x.device.type == "cpu"
+    assert torch.equal(x, data.toy_2d(name, 500, seed=1, device="cpu"))
+    assert not torch.equal(x, data.toy_2d(name, 500, seed=2, device="cpu"))
+
+
+@pytest.mark.parametrize("name, k, std", [("ring", 8, 0.01), ("grid", 25, 0.05)])
+def test_mixtures_sit_on_their_centers(name, k, std):
+    centers = data.mode_centers(name, device="cpu")
+    assert centers.shape == (k, 2) and data.mode_std(name) == std
+    x = data.toy_2d(name, 5000, device="cpu")
+    nearest = torch.cdist(x, centers).min(1)
+    assert nearest.values.max() < 6 * std  # every sample near a center
+    assert nearest.indices.unique().numel() == k  # every center used
+    # empirical per-axis std around the nearest center matches the mixture's std
+    offsets = x - centers[nearest.indices]
+    assert offsets.std(0).sub(std).abs().max() < 0.1 * std
+
+
+def test_ring_radius_and_grid_points():
+    ring = data.mode_centers("ring", device="cpu")
+    assert torch.allclose(ring.norm(dim=1), torch.ones(8))
+    grid = data.mode_centers("grid", device="cpu")
+    assert set(grid[:, 0].tolist()) == {-4.0, -2.0, 0.0, 2.0, 4.0}
+
+
+def test_checkerboard_uses_one_colour_of_squares():
+    x = data.toy_2d("checkerboard", 4000, device="cpu")
+    assert x.abs().max() <= 4
+    colour = (torch.floor(x[:, 0] / 2) + torch.floor(x[:, 1] / 2)) % 2
+    assert colour.unique().numel() == 1
+
+
+def test_toy_bad_input():
+    with pytest.raises(ValueError, match="name: expected one of"):
+        data.toy_2d("spiral", 10)
+    with pytest.raises(ValueError, match="n: expected a positive int"):
+        data.toy_2d("moons", 0)
+    with pytest.raises(TypeError, match="n: expected an int"):
+        data.toy_2d("moons", 10.0)
+    with pytest.raises(ValueError, match="name"):
+        data.mode_centers("moons")
+
+
+def test_digits_splits_follow_intro_dgm():
+    sizes = {s: len(data.digits(s, device="cpu")[0]) for s in ("train", "val", "test", "all")}
+    assert sizes == {"train": 1000, "val": 350, "test": 447, "all": 1797}
+    x, y = data.digits("train", device="cpu")
+    assert x.shape == (1000, 64) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert x.min() == 0 and x.max() == 16 and torch.equal(x, x.round())
+    all_x, _ = data.digits("all", device="cpu")
+    assert torch.equal(all_x[1000:1350], data.digits("val", device="cpu")[0])
+    with pytest.raises(ValueError, match="split"):
+        data.digits("validation")
+
+
+def test_mnist_split_is_fixed_stratified_and_disjoint():
+    x_tr, y_tr = data.mnist("train", device="cpu")
+    x_te, y_te = data.mnist("test", device="cpu")
+    assert x_tr.shape == (4000, 1, 28, 28) and x_te.shape == (1000, 1, 28, 28)
+    assert x_tr.min() >= 0 and x_tr.max() <= 1 and x_tr.dtype == torch.float32
+    assert torch.bincount(y_tr).tolist() == [400] * 10
+    assert torch.bincount(y_te).tolist() == [100] * 10
+    assert len(set(y_tr[:50].tolist())) > 5  # classes are shuffled, x[:k] is mixed
+    train_images = {img.numpy().tobytes() for img in x_tr}
+    assert not any(img.numpy().tobytes() in train_images for img in x_te)
+    flat, _ = data.mnist("test", device="cpu", flatten=True)
+    assert flat.shape == (1000, 784) and torch.equal(flat, x_te.reshape(1000, 784))
+    with pytest.raises(ValueError, match="split"):
+        data.mnist("val")
+
+
+def test_moons_are_two_curves():
+    x = data.toy_2d("moons", 2000, device="cpu")
+    assert x[:, 0].std() > 1 and math.isclose(x.mean().item(), 0, abs_tol=0.2)
