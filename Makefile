@@ -22,8 +22,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Jupyter refuses to run as root unless told; containers often run as root.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=. README.md
+	$(BIN)/jupyter lab $(LAB_ARGS) README.md
 
 build: $(STAMP)
 	$(BIN)/course build

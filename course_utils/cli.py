@@ -45,22 +45,21 @@ def _read_notebook(path: Path) -> nbformat.NotebookNode:
         ) from None
 
 
-def grade_notebook(
+def run_notebook(
     path: Path,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
     total_timeout: int = DEFAULT_TOTAL_TIMEOUT,
-) -> list[dict[str, Any]]:
-    """Run ``pytest --nbval-lax`` on a copy of ``path``; return one row per graded question:
-    ``{"question", "points", "earned", "passed", "hint"}``, in notebook order.
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Run ``pytest --nbval-lax`` on a copy of ``path`` (the original is never touched).
 
-    The notebook is copied to a temporary folder first, so the original is never touched.
-    A question whose cell never reported (the kernel died, the run timed out) earns 0.
+    Returns one row per code cell that reported, ``{"cell", "question", "points",
+    "earned", "passed", "hint"}`` (``question`` is ``None`` for ungraded cells), and why the
+    run stopped early (``None`` if it did not).
 
     Raises:
         GradeInputError: the file is missing, not an ``.ipynb``, or not valid JSON.
     """
-    nb = _read_notebook(path)
-    questions = [q for q in (graded_question(c) for c in nb.cells if c.cell_type == "code") if q]
+    _read_notebook(path)
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         work = Path(tmp)
         copy = work / path.name
@@ -73,25 +72,39 @@ def grade_notebook(
             "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={cell_timeout}",
             "--course-report", str(report),
         ]  # fmt: skip
-        hint_if_missing = "the cell did not run"
+        stopped = None
         try:
             subprocess.run(
                 cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 timeout=total_timeout, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            hint_if_missing = f"the notebook exceeded its total time limit of {total_timeout} s"
+            stopped = f"the notebook exceeded its total time limit of {total_timeout} s"
         results = json.loads(report.read_text()) if report.is_file() else {}
-    reported = {r["question"]: r for rows in results.values() for r in rows}
+    cells = [row for rows in results.values() for row in rows]
+    return cells, stopped
+
+
+def grade_notebook(
+    path: Path,
+    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+    total_timeout: int = DEFAULT_TOTAL_TIMEOUT,
+) -> list[dict[str, Any]]:
+    """Grade ``path``: one row per graded question, in notebook order,
+    ``{"question", "points", "earned", "passed", "hint"}``. A question whose cell never
+    reported (the kernel died, the run timed out) earns 0.
+
+    Raises:
+        GradeInputError: the file is missing, not an ``.ipynb``, or not valid JSON.
+    """
+    nb = _read_notebook(path)
+    questions = [q for q in (graded_question(c) for c in nb.cells if c.cell_type == "code") if q]
+    cells, stopped = run_notebook(path, cell_timeout, total_timeout)
+    reported = {c["question"]: c for c in cells if c["question"] is not None}
+    missing = stopped or "the cell did not run"
     return [
         reported.get(name)
-        or {
-            "question": name,
-            "points": points,
-            "earned": 0.0,
-            "passed": False,
-            "hint": hint_if_missing,
-        }
+        or {"question": name, "points": points, "earned": 0.0, "passed": False, "hint": missing}
         for name, points in questions
     ]
 

@@ -196,43 +196,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """Attach each notebook cell's outcome (and its question, when graded) to its report."""
     outcome = yield
-    question = graded_question(getattr(item, "cell", None))
-    if question is None:
-        return
+    cell = getattr(item, "cell", None)
+    if cell is None or not hasattr(item, "cell_num"):
+        return  # not an nbval notebook cell
     report = outcome.get_result()
     if report.when == "call" or (report.when == "setup" and report.failed):
         hint = ""
         if report.failed:
             fallback = str(call.excinfo.value) if call.excinfo else report.longreprtext
             hint = failure_hint(getattr(item, "test_outputs", None), fallback)
-        report.user_properties.append(
-            ("course_grading", {"question": question[0], "points": question[1], "hint": hint})
-        )
+        question = graded_question(cell)
+        info = {
+            "cell": item.cell_num,
+            "question": question[0] if question else None,
+            "points": question[1] if question else 0.0,
+            "hint": hint,
+        }
+        report.user_properties.append(("course_cell", info))
 
 
 class _ScoreKeeper:
+    """Collects every notebook cell's outcome; prints and saves the graded ones."""
+
     def __init__(self, report_path: str | None) -> None:
         self.report_path = report_path
-        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.cells: dict[str, list[dict[str, Any]]] = {}
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, info in report.user_properties:
-            if key == "course_grading":
+            if key == "course_cell":
                 notebook = report.nodeid.split("::", 1)[0]
                 earned = info["points"] if report.passed else 0.0
                 row = {**info, "earned": earned, "passed": bool(report.passed)}
-                self.rows.setdefault(notebook, []).append(row)
+                self.cells.setdefault(notebook, []).append(row)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report_path:
-            Path(self.report_path).write_text(json.dumps(self.rows, indent=1))
-        for notebook, rows in self.rows.items():
-            terminalreporter.write_sep("=", f"score: {notebook}")
-            for line in format_score_table(rows):
-                terminalreporter.write_line(line)
+            Path(self.report_path).write_text(json.dumps(self.cells, indent=1))
+        for notebook, cells in self.cells.items():
+            questions = [c for c in cells if c["question"] is not None]
+            if questions:
+                terminalreporter.write_sep("=", f"score: {notebook}")
+                for line in format_score_table(questions):
+                    terminalreporter.write_line(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -249,9 +259,8 @@ def format_score_table(rows: Sequence[dict[str, Any]], hint_width: int = 90) -> 
         if len(hint) > MAX_HINT_CHARS:
             hint = hint[: MAX_HINT_CHARS - 3] + "..."
         wrapped = textwrap.wrap(hint, hint_width) or [""]
-        lines.append(
-            f"{r['question']:<{width}}{_num(r['points']):>7}{_num(r['earned']):>8}  {wrapped[0]}"
-        )
+        row = f"{r['question']:<{width}}{_num(r['points']):>7}{_num(r['earned']):>8}  {wrapped[0]}"
+        lines.append(row.rstrip())
         lines.extend(indent + part for part in wrapped[1:])
     total = sum(r["points"] for r in rows)
     earned = sum(r["earned"] for r in rows)

@@ -66,9 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=sorted(RECIPES), help="which checkpoint to produce")
     parser.add_argument("--out", type=Path, default=None, help="default: the package weights")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's own")
     args = parser.parse_args(argv)
     out = args.out or checkpoints.WEIGHTS_DIR / f"{args.name}.pt"
-    results = RECIPES[args.name](out)
+    options = {} if args.epochs is None else {"epochs": args.epochs}
+    results = RECIPES[args.name](out, **options)
     print(f"wrote {out}")
     for key, value in results.items():
         print(f"  {key}: {value:.4f}")

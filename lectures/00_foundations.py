@@ -339,8 +339,8 @@ ae_history = fit(
     batch_size=128,
     epochs=40,
     seed=0,
+    plot_every=320,  # redraw the loss curve every 10 epochs while training
 )
-viz.plot_history(ae_history, title="Autoencoder training", smooth=20)
 print(
     f"{ae_history['step'][-1]} steps in {ae_history['time'][-1]:.1f} s; "
     f"final loss {ae_history['loss'][-1]:.1f} nats per image"

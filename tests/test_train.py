@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -101,3 +103,20 @@ def test_bad_budgets_and_losses():
         train.fit(lambda b: model(b), opt, x, steps=1, progress=False)
     with pytest.raises(ValueError, match="'loss' key"):
         train.fit(lambda b: {"l": model(b).sum()}, opt, x, steps=1, progress=False)
+
+
+def test_live_plot_redraws_in_ipython_and_is_a_no_op_elsewhere(monkeypatch):
+    import IPython
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda fig: shown.append(fig))
+    monkeypatch.setattr(IPython.display, "clear_output", lambda wait: None)
+    step = lambda b: {"loss": float(b.sum())}  # noqa: E731
+    train.run(step, torch.ones(8, 1), batch_size=2, steps=4, plot_every=2, progress=False)
+    assert shown == []  # not in IPython: nothing drawn
+    shell = SimpleNamespace(events=SimpleNamespace(register=lambda *args: None))
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    train.run(step, torch.ones(8, 1), batch_size=2, steps=4, plot_every=2, progress=False)
+    assert len(shown) == 3  # at steps 2 and 4, and once at the end
+    assert shown[-1].axes[0].get_title() == "Training curves"
