@@ -83,7 +83,8 @@ def show_images(
 ) -> Figure:
     """Show a batch of grey images as one grid (shapes as in ``image_grid``)."""
     grid = image_grid(images, nrow)
-    fig, ax = _axes(ax, (5, 5))
+    height, width = grid.shape  # about 60 pixels per inch, within a sensible page size
+    fig, ax = _axes(ax, (min(max(width / 60, 3), 10), min(max(height / 60, 1.5), 10) + 0.5))
     ax.imshow(grid, cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_title(title)
     ax.set_xlabel("image column")
