@@ -5,6 +5,7 @@
 * ``threads``: training steps per second with 1 and 2 intra-op threads, with the other
   core idle and busy, for the course's small models. It is why ``course_utils`` runs one
   thread by default.
+* ``vae-digits``: the digits VAE benchmark of lecture 01 (test nats per image).
 
 Each prints a table; nothing here is asserted by the tests (timings vary by machine).
 """
@@ -23,26 +24,19 @@ from torch import nn
 
 from course_utils import data
 from course_utils.metrics import MnistClassifier
+from course_utils.models import MlpVae, log_weights
 from course_utils.train import batches
 
 
-class MlpVae(nn.Module):
-    """A reference MLP VAE (784-400-20), the size of lecture 01's; used only for timing."""
+def _vae() -> MlpVae:
+    """The MLP VAE the timings use (784-400-20, the size of lecture 01's)."""
+    torch.manual_seed(0)
+    return MlpVae(data_dim=784, hidden=400, latent_dim=20)
 
-    def __init__(self, hidden: int = 400, latent: int = 20) -> None:
-        super().__init__()
-        self.encoder = nn.Sequential(
-            nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent)
-        )
-        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 784))
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Negative ELBO with a Bernoulli decoder, averaged over the batch ``x: [B, 784]``."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-        rec = F.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="none").sum(1)
-        kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)
-        return (rec + kl).mean()
+def _vae_loss(model: MlpVae, x: torch.Tensor) -> torch.Tensor:
+    """Negative single-sample ELBO, averaged over the batch."""
+    return -log_weights(model, x, 1).mean()
 
 
 def _machine() -> str:
@@ -60,14 +54,13 @@ def _steps_per_second(step: Callable[[], None], steps: int) -> float:
 
 
 def _epochs_per_second(epoch: Callable[[], Iterable[torch.Tensor]], epochs: int) -> float:
-    """Train a fresh ``MlpVae`` for ``epochs`` passes over ``epoch()``'s batches."""
-    torch.manual_seed(0)
-    model = MlpVae()
+    """Train a fresh MLP VAE for ``epochs`` passes over ``epoch()``'s batches."""
+    model = _vae()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     start = time.perf_counter()
     for _ in range(epochs):
         for batch in epoch():
-            loss = model.loss(batch)
+            loss = _vae_loss(model, batch)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -102,7 +95,7 @@ def bench_loop(epochs: int = 3, batch_size: int = 128) -> dict[str, float]:
 def _workloads() -> dict[str, Callable[[], None]]:
     torch.manual_seed(0)
     x, y = data.mnist("train", device="cpu")
-    vae = MlpVae()
+    vae = _vae()
     vae_opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
     cnn = MnistClassifier()
     cnn_opt = torch.optim.Adam(cnn.parameters(), lr=1e-3)
@@ -113,7 +106,7 @@ def _workloads() -> dict[str, Callable[[], None]]:
     ring = data.toy_2d("ring", 256, device="cpu")
 
     def vae_step() -> None:
-        loss = vae.loss(x[:128].reshape(128, -1))
+        loss = _vae_loss(vae, x[:128].reshape(128, -1))
         vae_opt.zero_grad()
         loss.backward()
         vae_opt.step()
@@ -169,4 +162,27 @@ def bench_threads(seconds_per_case: float = 2.0) -> dict[tuple[str, str, int], f
     return results
 
 
-BENCHMARKS: dict[str, Callable[[], object]] = {"loop": bench_loop, "threads": bench_threads}
+def bench_vae_digits(seconds: float = 50.0, seed: int = 0) -> dict[str, float]:
+    """The digits VAE benchmark (intro_dgm protocol, goal <= 92 nats): train, then print the
+    test negative ELBO, the IWAE (k=1000) NLL, the time and the parameter count."""
+    from course_utils.pretrain import digits_vae_benchmark
+
+    _, results = digits_vae_benchmark(seconds=seconds, seed=seed)
+    print(f"ConvDigitsVae on sklearn digits (train 1000 / val 350 / test 447); {_machine()}")
+    rows = [
+        ("test negative ELBO (nats/image)", f"{results['test_neg_elbo']:.2f}"),
+        ("test NLL, IWAE k=1000 (nats/image)", f"{results['test_iwae_nll_k1000']:.2f}"),
+        ("training time (s)", f"{results['train_seconds']:.1f}"),
+        ("epochs (best on validation)", f"{results['epochs']} ({results['best_epoch']})"),
+        ("parameters", f"{int(results['parameters']):,}"),
+    ]
+    for name, value in rows:
+        print(f"{name:<38}{value:>12}")
+    return results
+
+
+BENCHMARKS: dict[str, Callable[[], object]] = {
+    "loop": bench_loop,
+    "threads": bench_threads,
+    "vae-digits": bench_vae_digits,
+}

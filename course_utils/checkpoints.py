@@ -21,6 +21,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # name -> (module, class): the reference model class each shipped checkpoint loads into.
 REGISTRY: dict[str, tuple[str, str]] = {
     "classifier": ("course_utils.metrics", "MnistClassifier"),
+    "vae_mnist": ("course_utils.models", "MlpVae"),
+    "vae_mnist_2d": ("course_utils.models", "MlpVae"),
+    "vae_digits": ("course_utils.models", "ConvDigitsVae"),
 }
 
 
@@ -73,6 +76,24 @@ def available() -> list[str]:
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
 
 
+def shipped_state(name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, meta)`` of a shipped checkpoint, to load into a lecture's own class.
+
+    Raises:
+        ValueError: ``name`` is not a registered checkpoint.
+        FileNotFoundError: its file is missing (run ``python -m course_utils.pretrain NAME``).
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"name: expected one of {sorted(REGISTRY)}, got {name!r}")
+    path = WEIGHTS_DIR / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"name: checkpoint {name!r} is not shipped at {path}; "
+            f"create it with `python -m course_utils.pretrain {name}`"
+        )
+    return load(path)
+
+
 def load_pretrained(name: str, device: torch.device | str = "cpu") -> nn.Module:
     """Build the registered model for ``name``, load its shipped weights, set eval mode.
 
@@ -83,15 +104,7 @@ def load_pretrained(name: str, device: torch.device | str = "cpu") -> nn.Module:
         FileNotFoundError: the registered checkpoint's file is missing (run
             ``python -m course_utils.pretrain NAME``).
     """
-    if name not in REGISTRY:
-        raise ValueError(f"name: expected one of {sorted(REGISTRY)}, got {name!r}")
-    path = WEIGHTS_DIR / f"{name}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"name: checkpoint {name!r} is not shipped at {path}; "
-            f"create it with `python -m course_utils.pretrain {name}`"
-        )
-    state_dict, meta = load(path)
+    state_dict, meta = shipped_state(name)
     module_name, class_name = REGISTRY[name]
     model_cls = getattr(importlib.import_module(module_name), class_name)
     model = model_cls(**meta["config"])

@@ -149,13 +149,18 @@ def _mnist_numpy() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def mnist(
-    split: str = "train", device: torch.device | str | None = None, flatten: bool = False
+    split: str = "train",
+    device: torch.device | str | None = None,
+    flatten: bool = False,
+    binarize: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The offline MNIST subset: images ``[N, 1, 28, 28]`` in [0, 1] (``[N, 784]`` when
     ``flatten``), labels ``[N]`` (int64).
 
     A fixed stratified split: ``"train"`` has 4000 images (400 per class), ``"test"`` 1000
     (100 per class); ``"all"`` has all 5000. Classes are shuffled, so ``x[:k]`` is mixed.
+    ``binarize`` thresholds pixels at 0.5 (fixed, "statically binarized" MNIST), so that a
+    Bernoulli decoder is a proper likelihood.
 
     Raises:
         ValueError: unknown ``split``.
@@ -164,6 +169,8 @@ def mnist(
     x, y = _mnist_numpy()[split]
     dev = _resolve_device(device)
     xt = torch.from_numpy(x.copy()).to(dev)
+    if binarize:
+        xt = (xt > 0.5).float()
     if flatten:
         xt = xt.reshape(len(xt), -1)
     return xt, torch.from_numpy(y.copy()).to(dev)

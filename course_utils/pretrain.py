@@ -1,6 +1,10 @@
 """Produce the checkpoints shipped in ``course_utils/weights``.
 
     python -m course_utils.pretrain classifier      # the MNIST feature extractor for metrics
+    python -m course_utils.pretrain vae             # lecture 01: both MNIST VAEs below
+    python -m course_utils.pretrain vae_mnist       # lecture 01: MLP VAE, 16-d latent
+    python -m course_utils.pretrain vae_mnist_2d    # lecture 01: MLP VAE, 2-d latent
+    python -m course_utils.pretrain vae_digits      # lecture 01: the digits benchmark model
 
 Each recipe trains from a fixed seed on the CPU (or GPU when there is one), prints the
 metrics it reaches and stores them in the checkpoint's metadata.
@@ -9,16 +13,18 @@ metrics it reaches and stores them in the checkpoint's metadata.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from course_utils import checkpoints, data, metrics
+from course_utils import checkpoints, data, metrics, models
 from course_utils.device import get_device, seed_everything
-from course_utils.train import fit
+from course_utils.train import fit, run
 
 
 def _random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -59,21 +65,166 @@ def pretrain_classifier(out: Path, epochs: int = 15, seed: int = 0) -> dict[str,
     return results
 
 
-RECIPES: dict[str, Callable[..., dict[str, float]]] = {"classifier": pretrain_classifier}
+def train_vae(
+    model: torch.nn.Module,
+    x_train: torch.Tensor,
+    x_val: torch.Tensor,
+    *,
+    seconds: float | None = None,
+    epochs: int | None = None,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    ema_decay: float = 0.0,
+    eval_every: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Maximise the ELBO; keep the weights with the best validation ELBO.
+
+    Trains in rounds of ``eval_every`` epochs until the time or epoch budget is spent. With
+    ``ema_decay > 0`` the evaluated (and returned) weights are an exponential moving average
+    of the trained ones. Loads the best weights into ``model`` (eval mode) and returns
+    ``{"best_val_neg_elbo", "best_epoch", "epochs", "train_seconds"}``.
+    """
+    seed_everything(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    averaged = copy.deepcopy(model)
+
+    def step(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = -models.log_weights(model, x, 1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for avg, p in zip(averaged.parameters(), model.parameters(), strict=True):
+                avg.lerp_(p, 1 - ema_decay)
+        return {"loss": loss}
+
+    best, best_state, best_epoch, epoch = float("inf"), None, 0, 0
+    start = time.perf_counter()
+    while (seconds is None or time.perf_counter() - start < seconds) and (
+        epochs is None or epoch < epochs
+    ):
+        model.train()
+        run(
+            step,
+            x_train,
+            batch_size=batch_size,
+            epochs=eval_every,
+            progress=False,
+            seed=seed + epoch,
+        )
+        epoch += eval_every
+        averaged.eval()
+        val = models.negative_elbo(averaged, x_val).mean().item()
+        if val < best:
+            best, best_state, best_epoch = val, copy.deepcopy(averaged.state_dict()), epoch
+    model.load_state_dict(best_state)
+    model.eval()
+    return {
+        "best_val_neg_elbo": best,
+        "best_epoch": best_epoch,
+        "epochs": epoch,
+        "train_seconds": time.perf_counter() - start,
+    }
+
+
+DIGITS_VAE_CONFIG = {"latent_dim": 16, "channels": 16, "dropout": 0.2}
+
+
+def digits_vae_benchmark(seconds: float = 50.0, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """The intro_dgm digits protocol: train on the first 1000 images, select on the next 350,
+    report the test negative ELBO (nats per image) and the IWAE (k=1000) NLL."""
+    device = get_device()
+    x_train, _ = data.digits("train", device=device)
+    x_val, _ = data.digits("val", device=device)
+    x_test, _ = data.digits("test", device=device)
+    seed_everything(seed)
+    model = models.ConvDigitsVae(**DIGITS_VAE_CONFIG).to(device)
+    info = train_vae(
+        model, x_train, x_val, seconds=seconds, batch_size=64, lr=1e-3,
+        weight_decay=0.05, ema_decay=0.999, eval_every=10, seed=seed,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    results = {
+        "test_neg_elbo": models.negative_elbo(model, x_test).mean().item(),
+        "test_iwae_nll_k1000": models.iwae_nll(model, x_test, k=1000, chunk=50).mean().item(),
+        "parameters": float(sum(p.numel() for p in model.parameters())),
+        **info,
+    }
+    return model, results
+
+
+def pretrain_vae_digits(out: Path, seconds: float = 50.0, seed: int = 0) -> dict[str, float]:
+    """The digits benchmark model (``ConvDigitsVae``), trained for ``seconds``."""
+    model, results = digits_vae_benchmark(seconds, seed)
+    checkpoints.save(model, out, name="vae_digits", config=DIGITS_VAE_CONFIG, metrics=results)
+    return results
+
+
+def _pretrain_vae_mnist(
+    out: Path, name: str, latent_dim: int, epochs: int = 300, seed: int = 0
+) -> dict[str, float]:
+    """MLP VAE on binarized MNIST: 3600 train images, 400 for selection, 1000 test."""
+    device = get_device()
+    x, _ = data.mnist("train", device=device, flatten=True, binarize=True)
+    x_test, _ = data.mnist("test", device=device, flatten=True, binarize=True)
+    x_grey, _ = data.mnist("test", device=device)
+    config = {"data_dim": 784, "hidden": 400, "latent_dim": latent_dim}
+    seed_everything(seed)
+    model = models.MlpVae(**config).to(device)
+    info = train_vae(
+        model, x[:3600], x[3600:], epochs=epochs, batch_size=128, eval_every=10, seed=seed
+    )
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        samples = torch.sigmoid(model.decoder(torch.randn(1000, latent_dim, device=device)))
+    coverage = metrics.class_coverage(samples)
+    results = {
+        "test_neg_elbo": models.negative_elbo(model, x_test).mean().item(),
+        "test_iwae_nll_k1000": models.iwae_nll(model, x_test, k=1000).mean().item(),
+        "fid_prior_samples": metrics.fid(samples, x_grey),
+        "classes_present": float(coverage.classes_present),
+        "class_entropy": coverage.entropy,
+        **info,
+    }
+    checkpoints.save(model, out, name=name, config=config, metrics=results)
+    return results
+
+
+def pretrain_vae_mnist(out: Path, epochs: int = 300, seed: int = 0) -> dict[str, float]:
+    return _pretrain_vae_mnist(out, "vae_mnist", 16, epochs, seed)
+
+
+def pretrain_vae_mnist_2d(out: Path, epochs: int = 300, seed: int = 0) -> dict[str, float]:
+    return _pretrain_vae_mnist(out, "vae_mnist_2d", 2, epochs, seed)
+
+
+RECIPES: dict[str, Callable[..., dict[str, float]]] = {
+    "classifier": pretrain_classifier,
+    "vae_mnist": pretrain_vae_mnist,
+    "vae_mnist_2d": pretrain_vae_mnist_2d,
+    "vae_digits": pretrain_vae_digits,
+}
+GROUPS: dict[str, list[str]] = {"vae": ["vae_mnist", "vae_mnist_2d"]}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", choices=sorted(RECIPES), help="which checkpoint to produce")
+    parser.add_argument("name", choices=sorted([*RECIPES, *GROUPS]), help="what to produce")
     parser.add_argument("--out", type=Path, default=None, help="default: the package weights")
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's own")
     args = parser.parse_args(argv)
-    out = args.out or checkpoints.WEIGHTS_DIR / f"{args.name}.pt"
+    names = GROUPS.get(args.name, [args.name])
+    if args.out is not None and len(names) > 1:
+        parser.error(f"--out: {args.name!r} writes {len(names)} checkpoints ({', '.join(names)})")
     options = {} if args.epochs is None else {"epochs": args.epochs}
-    results = RECIPES[args.name](out, **options)
-    print(f"wrote {out}")
-    for key, value in results.items():
-        print(f"  {key}: {value:.4f}")
+    for name in names:
+        out = args.out or checkpoints.WEIGHTS_DIR / f"{name}.pt"
+        results = RECIPES[name](out, **options)
+        print(f"wrote {out}")
+        for key, value in results.items():
+            print(f"  {key}: {value:.4f}")
 
 
 if __name__ == "__main__":

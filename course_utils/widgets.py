@@ -16,6 +16,7 @@ from typing import Any
 
 import ipywidgets
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -84,4 +85,159 @@ def kl_fit_figure(mu: float, sigma: float) -> Figure:
     ax.set_xlabel("x")
     ax.set_ylabel("density")
     ax.legend(loc="upper right")
+    return fig
+
+
+# ------------------------------------------------------------- lecture 01: VAE latent space
+
+Decode = Callable[[torch.Tensor], torch.Tensor]  # latents [N, L] -> images [N, D] in [0, 1]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def interpolate(
+    z0: torch.Tensor, z1: torch.Tensor, t: float, method: str = "slerp"
+) -> torch.Tensor:
+    """A point on the path from ``z0`` to ``z1`` (both ``[L]``) at ``t`` in [0, 1].
+
+    ``"linear"``: ``(1 - t) z0 + t z1``. ``"slerp"``: along the great circle,
+    ``sin((1-t)Ω)/sin Ω · z0 + sin(tΩ)/sin Ω · z1`` with ``Ω`` the angle between them (linear
+    when they are parallel). Under a Gaussian prior, slerp keeps the norm typical of the
+    prior, where linear paths cut through the low-norm centre.
+    """
+    if method not in ("linear", "slerp"):
+        raise ValueError(f"method: expected 'linear' or 'slerp', got {method!r}")
+    if z0.shape != z1.shape or z0.ndim != 1:
+        raise ValueError(
+            f"z1: expected a 1-d tensor shaped like z0 {tuple(z0.shape)}, got {tuple(z1.shape)}"
+        )
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"t: expected a number in [0, 1], got {t!r}")
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if method == "linear" or torch.sin(omega).abs() < 1e-6:
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def _plane_coordinates(points: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+    """Coordinates ``[N, 2]`` of ``points`` ``[N, L]`` in an orthonormal basis of span(z0, z1)."""
+    e0 = z0 / z0.norm()
+    rest = z1 - torch.dot(z1, e0) * e0
+    e1 = rest / rest.norm().clamp_min(1e-12)
+    return torch.stack([points @ e0, points @ e1], dim=1)
+
+
+@torch.no_grad()
+def interpolation_figure(
+    decode: Decode,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    t: float,
+    method: str = "slerp",
+    steps: int = 9,
+) -> Figure:
+    """The decoded image at ``t``, decodes along the whole path, and both paths (linear and
+    slerp) drawn in the plane spanned by ``z0`` and ``z1``."""
+    from course_utils.viz import image_grid
+
+    ts = torch.linspace(0, 1, steps).tolist()
+    path = torch.stack([interpolate(z0, z1, s, method) for s in ts])
+    current = interpolate(z0, z1, t, method)
+    images = decode(torch.cat([current[None], path]))
+    fig = plt.figure(figsize=(12, 3.6))
+    grid = fig.add_gridspec(1, 3, width_ratios=[1, 2.6, 1.3])
+    ax_img, ax_strip, ax_path = (fig.add_subplot(grid[0, i]) for i in range(3))
+    side = int(math.isqrt(images.shape[1]))
+    ax_img.imshow(_np(images[0].reshape(side, side)), cmap="gray_r", vmin=0, vmax=1)
+    ax_img.set_title(f"{method}, t = {t:.2f}")
+    ax_strip.imshow(image_grid(images[1:], nrow=steps), cmap="gray_r", vmin=0, vmax=1)
+    ax_strip.set_title(f"decodes along the {method} path, t = 0 … 1")
+    for ax in (ax_img, ax_strip):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("pixel column")
+        ax.set_ylabel("pixel row")
+    dense = torch.linspace(0, 1, 50).tolist()
+    for name, style in (("linear", "--"), ("slerp", "-")):
+        pts = _plane_coordinates(torch.stack([interpolate(z0, z1, s, name) for s in dense]), z0, z1)
+        ax_path.plot(_np(pts[:, 0]), _np(pts[:, 1]), style, label=name)
+    here = _np(_plane_coordinates(current[None], z0, z1)[0])
+    ax_path.scatter([here[0]], [here[1]], color="red", zorder=3, label="current point")
+    ax_path.set_aspect("equal")
+    ax_path.set_title("path in the plane of z0, z1")
+    ax_path.set_xlabel("along z0")
+    ax_path.set_ylabel("orthogonal to z0")
+    ax_path.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def latent_explorer_figure(
+    decode: Decode, codes: torch.Tensor, labels: torch.Tensor, z1: float, z2: float
+) -> Figure:
+    """Encoded points ``codes`` ``[N, 2]`` coloured by ``labels`` ``[N]`` with ``(z1, z2)``
+    marked, next to the image decoded at ``(z1, z2)``."""
+    if codes.ndim != 2 or codes.shape[1] != 2:
+        raise ValueError(
+            f"codes: expected shape [N, 2] (a 2-d latent space), got {tuple(codes.shape)}"
+        )
+    point = torch.tensor([[z1, z2]], dtype=codes.dtype, device=codes.device)
+    image = decode(point)[0]
+    side = int(math.isqrt(image.numel()))
+    fig, (ax_codes, ax_img) = plt.subplots(
+        1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [1.3, 1]}
+    )
+    sc = ax_codes.scatter(_np(codes[:, 0]), _np(codes[:, 1]), c=_np(labels), cmap="tab10", s=4)
+    fig.colorbar(sc, ax=ax_codes, label="digit")
+    ax_codes.scatter([z1], [z2], marker="*", s=250, color="black", label="decoded point")
+    ax_codes.set_title("test set encoded (posterior means)")
+    ax_codes.set_xlabel("$z_1$")
+    ax_codes.set_ylabel("$z_2$")
+    ax_codes.legend(loc="upper right", fontsize=8)
+    ax_img.imshow(_np(image.reshape(side, side)), cmap="gray_r", vmin=0, vmax=1)
+    ax_img.set_title(f"decoder mean at z = ({z1:.2f}, {z2:.2f})")
+    ax_img.set_xlabel("pixel column")
+    ax_img.set_ylabel("pixel row")
+    fig.tight_layout()
+    return fig
+
+
+def beta_figure(results: dict[float, dict[str, torch.Tensor | float]], beta: float) -> Figure:
+    """β-VAE trade-off: samples and reconstructions of the model trained with ``beta``, and
+    the KL and reconstruction terms of every trained β with the chosen one marked.
+
+    ``results[b]`` holds ``"samples"`` and ``"reconstructions"`` (images ``[n, D]``), ``"kl"``
+    and ``"reconstruction"`` (nats per image, test set).
+    """
+    from course_utils.viz import image_grid
+
+    if beta not in results:
+        raise ValueError(
+            f"beta: expected one of the trained values {sorted(results)}, got {beta!r}"
+        )
+    betas = sorted(results)
+    chosen = results[beta]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    for ax, key in zip(axes[:2], ("samples", "reconstructions"), strict=True):
+        ax.imshow(image_grid(chosen[key], nrow=8), cmap="gray_r")
+        ax.set_title(f"β = {beta:g}: {key}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("pixel column")
+        ax.set_ylabel("pixel row")
+    axes[2].plot(betas, [results[b]["kl"] for b in betas], "o-", label="KL(q(z|x) || p(z))")
+    axes[2].plot(
+        betas, [results[b]["reconstruction"] for b in betas], "s-", label="−E_q[log p(x|z)]"
+    )
+    axes[2].axvline(beta, color="gray", ls=":", label="chosen β")
+    axes[2].set_xscale("log")
+    axes[2].set_title("the two ELBO terms vs β (test set)")
+    axes[2].set_xlabel("β")
+    axes[2].set_ylabel("nats per image")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
     return fig

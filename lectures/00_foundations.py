@@ -357,7 +357,9 @@ with torch.no_grad():
     grid_images = torch.sigmoid(autoencoder.decoder(grid_z))
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-sc = axes[0].scatter(codes[:, 0].cpu(), codes[:, 1].cpu(), c=y_test.cpu(), cmap="tab10", s=5)
+sc = axes[0].scatter(
+    codes[:, 0].cpu().numpy(), codes[:, 1].cpu().numpy(), c=y_test.cpu().numpy(), cmap="tab10", s=5
+)
 fig.colorbar(sc, ax=axes[0], label="digit")
 axes[0].set_title("Latent codes of the test set")
 axes[0].set_xlabel("$z_1$")

@@ -6,12 +6,11 @@ bad files get a one-line error. Everything runs through `course grade`'s own cod
 from __future__ import annotations
 
 import re
-import textwrap
-from pathlib import Path
 
+import graderlib
 import pytest
 
-from course_utils import build, cli
+from course_utils import cli
 
 SOLUTION = "solutions/00_foundations.py"
 POINTS = {"kl_divergence": 2, "gaussian_kl": 2, "monte_carlo_kl": 2, "js_divergence": 2}
@@ -87,59 +86,22 @@ ALTERNATIVE_CORRECT = {
 }
 
 
-def with_body(solution: str, function: str, body: str) -> str:
-    """The solution script with ``function``'s solution region replaced by ``body``."""
-    start = solution.index(f"def {function}(")
-    begin = solution.index("### BEGIN SOLUTION\n", start) + len("### BEGIN SOLUTION\n")
-    end = solution.index("### END SOLUTION", begin)
-    end = solution.rindex("\n", 0, end) + 1
-    return (
-        solution[:begin]
-        + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
-        + solution[end:]
-    )
-
-
-def grade_script(text: str, tmp_path: Path, **kwargs) -> dict[str, dict]:
-    path = tmp_path / "00_foundations.ipynb"
-    path.write_text(build.notebook_text(text, "variant"))
-    return {row["question"]: row for row in cli.grade_notebook(path, **kwargs)}
-
-
-ROUNDS = max(len(v) for v in WRONG.values())
-
-
-@pytest.mark.parametrize("round_index", range(ROUNDS))
+@pytest.mark.parametrize("round_index", graderlib.rounds(WRONG))
 def test_each_known_mistake_loses_exactly_its_question(root, tmp_path, round_index):
-    text = (root / SOLUTION).read_text()
-    planted = {}
-    for question, variants in WRONG.items():
-        if round_index < len(variants):
-            mistake, body, hint = variants[round_index]
-            text = with_body(text, question, body)
-            planted[question] = (mistake, hint)
-    rows = grade_script(text, tmp_path)
-    for question, points in POINTS.items():
-        if question in planted:
-            mistake, hint = planted[question]
-            assert rows[question]["earned"] == 0, f"{question}: '{mistake}' was not caught"
-            assert hint in rows[question]["hint"], (mistake, rows[question]["hint"])
-        else:
-            assert rows[question]["earned"] == points, (question, rows[question]["hint"])
+    solution = (root / SOLUTION).read_text()
+    graderlib.check_round(solution, tmp_path, "00_foundations", POINTS, WRONG, round_index)
 
 
 def test_alternative_correct_implementations_pass(root, tmp_path):
-    text = (root / SOLUTION).read_text()
-    for question, body in ALTERNATIVE_CORRECT.items():
-        text = with_body(text, question, body)
-    assert "torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum(dim=-1)" not in text
-    rows = grade_script(text, tmp_path)
-    assert {q: r["earned"] for q, r in rows.items()} == POINTS, rows
+    solution = (root / SOLUTION).read_text()
+    graderlib.check_alternatives(solution, tmp_path, "00_foundations", POINTS, ALTERNATIVE_CORRECT)
 
 
 def test_a_cell_that_hangs_times_out_and_grading_goes_on(root, tmp_path):
-    text = with_body((root / SOLUTION).read_text(), "gaussian_kl", "while True:\n    pass")
-    rows = grade_script(text, tmp_path, cell_timeout=3)
+    text = graderlib.with_body(
+        (root / SOLUTION).read_text(), "gaussian_kl", "while True:\n    pass"
+    )
+    rows = graderlib.grade_text(text, tmp_path, "00_foundations", cell_timeout=3)
     assert rows["gaussian_kl"]["earned"] == 0 and "Timeout" in rows["gaussian_kl"]["hint"]
     assert rows["kl_divergence"]["earned"] == 2 and rows["js_divergence"]["earned"] == 2
 

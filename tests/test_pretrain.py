@@ -17,12 +17,54 @@ def test_classifier_recipe_writes_a_loadable_checkpoint_with_its_metrics(tmp_pat
     MnistClassifier(**meta["config"]).load_state_dict(state)
 
 
-def test_shipped_classifier_metadata_reports_what_the_readme_says():
-    meta = checkpoints.load_pretrained("classifier").meta
-    assert meta["metrics"]["test_accuracy"] == pytest.approx(0.977, abs=5e-4)
-    assert meta["metrics"]["fid_train_vs_test"] == pytest.approx(3.22, abs=5e-3)
+@pytest.mark.parametrize(
+    "name, key, fmt",
+    [
+        ("classifier", "test_accuracy", "{:.1%}"),
+        ("classifier", "fid_train_vs_test", "{:.2f}"),
+        ("vae_mnist", "test_iwae_nll_k1000", "{:.2f}"),
+        ("vae_mnist", "test_neg_elbo", "{:.1f}"),
+        ("vae_mnist_2d", "test_neg_elbo", "{:.1f}"),
+        ("vae_digits", "test_neg_elbo", "{:.2f}"),
+        ("vae_digits", "test_iwae_nll_k1000", "{:.2f}"),
+    ],
+)
+def test_readme_states_the_shipped_checkpoints_numbers(root, name, key, fmt):
+    metrics = checkpoints.shipped_state(name)[1]["metrics"]
+    assert fmt.format(metrics[key]) in (root / "README.md").read_text()
 
 
 def test_unknown_recipe_is_an_argparse_error():
     with pytest.raises(SystemExit):
         pretrain.main(["gpt"])
+
+
+def test_vae_group_writes_both_mnist_vaes_and_refuses_one_out_path(tmp_path, capsys, monkeypatch):
+    assert pretrain.GROUPS["vae"] == ["vae_mnist", "vae_mnist_2d"]
+    with pytest.raises(SystemExit):
+        pretrain.main(["vae", "--out", str(tmp_path / "x.pt")])
+    assert "--out" in capsys.readouterr().err
+    written = []
+    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", tmp_path)
+    for name in ("vae_mnist", "vae_mnist_2d"):
+        monkeypatch.setitem(
+            pretrain.RECIPES, name, lambda out, **kw: written.append(out.name) or {}
+        )
+    pretrain.main(["vae"])
+    assert written == ["vae_mnist.pt", "vae_mnist_2d.pt"]
+
+
+def test_train_vae_keeps_the_best_validation_weights(tmp_path):
+    import torch
+
+    from course_utils import data, models
+
+    torch.manual_seed(0)
+    x = (data.digits("all", device="cpu")[0] >= 8).float()
+    model = models.MlpVae(data_dim=64, hidden=32, latent_dim=2)
+    before = models.negative_elbo(model, x[1000:1350]).mean().item()
+    info = pretrain.train_vae(model, x[:1000], x[1000:1350], epochs=20, eval_every=5, ema_decay=0.9)
+    assert info["epochs"] == 20 and info["best_epoch"] in (5, 10, 15, 20)
+    assert not model.training
+    after = models.negative_elbo(model, x[1000:1350]).mean().item()
+    assert after < before and after == pytest.approx(info["best_val_neg_elbo"], abs=1.0)

@@ -45,3 +45,59 @@ def test_figure_widget_updates_its_figure_when_a_slider_moves():
     mu_slider.value, sigma_slider.value = 2.0, 0.6
     _, reverse = widgets.kl_fit_values(2.0, 0.6)
     assert f"{reverse:.3f}" in w.result.axes[0].get_title()
+
+
+def test_interpolate_linear_and_slerp():
+    z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    assert torch.allclose(widgets.interpolate(z0, z1, 0.5, "linear"), torch.tensor([0.5, 0.5]))
+    mid = widgets.interpolate(z0, z1, 0.5, "slerp")
+    assert torch.allclose(mid, torch.tensor([1.0, 1.0]) / math.sqrt(2))
+    for t in (0.0, 1.0):
+        assert torch.allclose(
+            widgets.interpolate(z0, z1, t, "slerp"), z0 if t == 0 else z1, atol=1e-6
+        )
+    parallel = widgets.interpolate(z0, 3 * z0, 0.5, "slerp")
+    assert torch.allclose(parallel, torch.tensor([2.0, 0.0]))
+    with pytest.raises(ValueError, match="method"):
+        widgets.interpolate(z0, z1, 0.5, "cubic")
+    with pytest.raises(ValueError, match="t: expected"):
+        widgets.interpolate(z0, z1, 1.5)
+    with pytest.raises(ValueError, match="z1"):
+        widgets.interpolate(z0, torch.zeros(3), 0.5)
+
+
+def _decode(z: torch.Tensor) -> torch.Tensor:
+    """A stand-in decoder: latents [N, L] -> 4x4 images [N, 16] in [0, 1]."""
+    return torch.sigmoid(z.sum(1, keepdim=True) * torch.linspace(-1, 1, 16))
+
+
+def test_interpolation_figure_marks_the_current_point_on_the_chosen_path():
+    z0, z1 = torch.tensor([2.0, 0.0, 0.0]), torch.tensor([0.0, 2.0, 0.0])
+    fig = widgets.interpolation_figure(_decode, z0, z1, 0.5, "slerp")
+    image_ax, strip_ax, path_ax = fig.axes
+    assert image_ax.get_title() == "slerp, t = 0.50"
+    assert [line.get_label() for line in path_ax.lines] == ["linear", "slerp"]
+    point = path_ax.collections[0].get_offsets()[0]
+    assert list(point) == pytest.approx([math.sqrt(2), math.sqrt(2)])  # on the circle of radius 2
+
+
+def test_latent_explorer_and_beta_figures():
+    codes, labels = torch.randn(30, 2), torch.arange(30) % 10
+    fig = widgets.latent_explorer_figure(_decode, codes, labels, 1.0, -0.5)
+    assert "(1.00, -0.50)" in fig.axes[1].get_title()  # axes: codes, image, colorbar
+    with pytest.raises(ValueError, match="codes"):
+        widgets.latent_explorer_figure(_decode, torch.randn(30, 3), labels, 0.0, 0.0)
+    results = {
+        b: {
+            "samples": torch.rand(8, 64),
+            "reconstructions": torch.rand(8, 64),
+            "kl": 10 / b,
+            "reconstruction": b,
+        }
+        for b in (0.5, 1.0, 2.0)
+    }
+    fig = widgets.beta_figure(results, 2.0)
+    assert fig.axes[0].get_title() == "β = 2: samples"
+    assert list(fig.axes[2].lines[0].get_ydata()) == [20.0, 10.0, 5.0]
+    with pytest.raises(ValueError, match="beta"):
+        widgets.beta_figure(results, 3.0)

@@ -1,0 +1,125 @@
+"""Reference copies of the models whose checkpoints ship with the course.
+
+The lectures write their own models, where students read them; these classes exist so that
+``pretrain`` can train the shipped weights and ``checkpoints.load_pretrained`` can load
+them. Each lecture model has the same parameter names, so the lecture loads the shipped
+``state_dict`` into its own class.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DIGITS_LEVELS = 17  # pixel values 0..16
+
+
+class MlpVae(nn.Module):
+    """MLP VAE with a Bernoulli decoder for flat images ``[B, D]`` in {0, 1} (or [0, 1]).
+
+    ``encoder(x) -> (mu, logvar)`` of ``q(z|x)``, each ``[B, latent_dim]``;
+    ``decoder(z) -> logits`` of ``p(x|z)``, ``[B, D]``.
+    """
+
+    def __init__(self, data_dim: int = 784, hidden: int = 400, latent_dim: int = 16) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.enc = nn.Sequential(
+            nn.Linear(data_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim)
+        )
+        self.dec = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, data_dim)
+        )
+
+    def encoder(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.enc(x).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decoder(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(z)
+
+
+class ConvDigitsVae(nn.Module):
+    """Convolutional VAE for sklearn digits ``[B, 64]`` with values 0..16, decoded as a
+    17-way categorical per pixel (the intro_dgm protocol).
+
+    ``encoder(x) -> (mu, logvar)``; ``decoder(z) -> logits [B, 64, 17]``. The last 1x1-style
+    convolution shares one map from features to the 17 level logits across all pixels,
+    which generalises far better on 1000 training images than a dense 64x17 output layer.
+    """
+
+    def __init__(self, latent_dim: int = 16, channels: int = 16, dropout: float = 0.2) -> None:
+        super().__init__()
+        c = channels
+        self.latent_dim = latent_dim
+        self.enc = nn.Sequential(
+            nn.Unflatten(1, (1, 8, 8)),
+            nn.Conv2d(1, c, 3, padding=1), nn.LeakyReLU(), nn.Dropout(dropout),
+            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.LeakyReLU(), nn.Dropout(dropout),  # 4x4
+            nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.LeakyReLU(),  # 2x2
+            nn.Flatten(), nn.Linear(16 * c, 2 * latent_dim),
+        )  # fmt: skip
+        self.dec = nn.Sequential(
+            nn.Linear(latent_dim, 16 * c), nn.LeakyReLU(), nn.Unflatten(1, (4 * c, 2, 2)),
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), nn.LeakyReLU(), nn.Dropout(dropout),  # 4x4
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.LeakyReLU(), nn.Dropout(dropout),  # 8x8
+            nn.Conv2d(c, DIGITS_LEVELS, 3, padding=1),
+        )  # fmt: skip
+        self.level_bias = nn.Parameter(torch.zeros(DIGITS_LEVELS, 8, 8))
+
+    def encoder(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.enc(x / 8 - 1).chunk(2, dim=-1)  # inputs scaled to [-1, 1]
+        return mu, logvar
+
+    def decoder(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.dec(z) + self.level_bias  # [B, 17, 8, 8]
+        return logits.permute(0, 2, 3, 1).reshape(len(z), 64, DIGITS_LEVELS)
+
+
+def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``log N(z; mu, diag(exp(logvar)))`` summed over the last dim: ``[..., L] -> [...]``."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).square() / logvar.exp()).sum(-1)
+
+
+def log_likelihood(model: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``log p(x|z)`` per example for either model: Bernoulli (``MlpVae``) or 17-way
+    categorical (``ConvDigitsVae``); ``x: [B, D]``, ``z: [B, L]`` -> ``[B]``."""
+    logits = model.decoder(z)
+    if logits.ndim == 3:  # categorical: [B, D, K]
+        return -F.cross_entropy(logits.transpose(1, 2), x.long(), reduction="none").sum(-1)
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def log_weights(model: nn.Module, x: torch.Tensor, k: int) -> torch.Tensor:
+    """Importance log-weights ``log p(x, z_i) - log q(z_i|x)`` for ``k`` samples ``z_i ~ q``:
+    ``[B, D] -> [k, B]``. Their mean is a single-sample ELBO estimate per sample; their
+    ``log_mean_exp`` over ``k`` is the IWAE bound."""
+    mu, logvar = model.encoder(x)
+    z = mu + (0.5 * logvar).exp() * torch.randn(k, *mu.shape, device=mu.device)  # [k, B, L]
+    zero = torch.zeros_like(z)
+    log_prior = log_normal_diag(z, zero, zero)
+    log_q = log_normal_diag(z, mu, logvar)
+    log_px = log_likelihood(model, x.repeat(k, 1), z.reshape(-1, z.shape[-1])).reshape(k, -1)
+    return log_px + log_prior - log_q
+
+
+@torch.no_grad()
+def negative_elbo(model: nn.Module, x: torch.Tensor, draws: int = 10) -> torch.Tensor:
+    """Per-example negative ELBO ``[B]``: the single-sample estimator, averaged over ``draws``
+    independent draws (same expectation, lower variance)."""
+    return -log_weights(model, x, draws).mean(0)
+
+
+@torch.no_grad()
+def iwae_nll(model: nn.Module, x: torch.Tensor, k: int = 1000, chunk: int = 100) -> torch.Tensor:
+    """Per-example ``-log p(x)`` estimated by the IWAE bound with ``k`` samples ``[B]``
+    (an upper bound on the NLL that tightens as ``k`` grows); computed ``chunk`` examples
+    at a time to bound memory."""
+    out = []
+    for i in range(0, len(x), chunk):
+        lw = log_weights(model, x[i : i + chunk], k)
+        out.append(-(torch.logsumexp(lw, dim=0) - math.log(k)))
+    return torch.cat(out)

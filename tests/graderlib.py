@@ -1,0 +1,80 @@
+"""Plant known mistakes in a solution script and grade it through `course grade`'s code.
+
+A topic's grader test lists, per question, wrong implementations (the mistake, the body
+that replaces the function's solution region, and words its hint must contain). Round i
+plants the i-th mistake of every question at once; each planted question must score 0
+with its hint, questions that build on it (``depends``) score 0 too, and every other
+question keeps its points.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from course_utils import build, cli
+
+Wrong = dict[str, list[tuple[str, str, str]]]
+
+
+def with_body(solution: str, function: str, body: str) -> str:
+    """The solution script with ``function``'s solution region replaced by ``body``."""
+    start = solution.index(f"def {function}(")
+    begin = solution.index("### BEGIN SOLUTION\n", start) + len("### BEGIN SOLUTION\n")
+    end = solution.rindex("\n", 0, solution.index("### END SOLUTION", begin)) + 1
+    return (
+        solution[:begin]
+        + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+        + solution[end:]
+    )
+
+
+def grade_text(text: str, tmp_path: Path, name: str, **kwargs) -> dict[str, dict]:
+    """Build ``text`` into ``tmp_path/name.ipynb`` and grade it: question -> row."""
+    path = tmp_path / f"{name}.ipynb"
+    path.write_text(build.notebook_text(text, "variant"))
+    return {row["question"]: row for row in cli.grade_notebook(path, **kwargs)}
+
+
+def rounds(wrong: Wrong) -> range:
+    return range(max(len(v) for v in wrong.values()))
+
+
+def check_round(
+    solution: str,
+    tmp_path: Path,
+    name: str,
+    points: dict[str, float],
+    wrong: Wrong,
+    round_index: int,
+    depends: dict[str, list[str]] | None = None,
+) -> None:
+    text, planted = solution, {}
+    for question, variants in wrong.items():
+        if round_index < len(variants):
+            mistake, body, hint = variants[round_index]
+            text = with_body(text, question, body)
+            planted[question] = (mistake, hint)
+    rows = grade_text(text, tmp_path, name)
+    assert {q: r["points"] for q, r in rows.items()} == points
+    dependents = {d for q in planted for d in (depends or {}).get(q, [])}
+    for question, full in points.items():
+        row = rows[question]
+        if question in planted:
+            mistake, hint = planted[question]
+            assert row["earned"] == 0, f"{question}: '{mistake}' was not caught"
+            assert hint in row["hint"], (question, mistake, row["hint"])
+        elif question in dependents:
+            assert row["earned"] == 0, f"{question} should fail: it builds on a planted mistake"
+        else:
+            assert row["earned"] == full, (question, row["hint"])
+
+
+def check_alternatives(
+    solution: str, tmp_path: Path, name: str, points: dict[str, float], alternatives: dict[str, str]
+) -> None:
+    text = solution
+    for question, body in alternatives.items():
+        text = with_body(text, question, body)
+    rows = grade_text(text, tmp_path, name)
+    assert {q: r["earned"] for q, r in rows.items()} == points, rows
