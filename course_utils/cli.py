@@ -8,105 +8,12 @@ course bench {loop,threads}       run a benchmark and print its table
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 
-import nbformat
-
+from course_utils import grader
 from course_utils.build import BuildError, build, find_root, stale
-from course_utils.grading import format_score_table, graded_question
-
-DEFAULT_CELL_TIMEOUT = 120  # seconds per cell
-DEFAULT_TOTAL_TIMEOUT = 900  # seconds per notebook
-
-
-class GradeInputError(ValueError):
-    """A file that cannot be graded: missing, not a notebook, or not valid notebook JSON."""
-
-
-def _read_notebook(path: Path) -> nbformat.NotebookNode:
-    if not path.exists():
-        raise GradeInputError(f"{path}: no such file")
-    if path.is_dir() or path.suffix != ".ipynb":
-        got = "a folder" if path.is_dir() else repr(path.suffix or "no suffix")
-        raise GradeInputError(f"{path}: expected a Jupyter notebook (.ipynb), got {got}")
-    try:
-        return nbformat.read(path, as_version=4)
-    except Exception as exc:  # json errors, nbformat validation errors, decoding errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GradeInputError(
-            f"{path}: not a valid notebook ({type(exc).__name__}: {first})"
-        ) from None
-
-
-def run_notebook(
-    path: Path,
-    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
-    total_timeout: int = DEFAULT_TOTAL_TIMEOUT,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Run ``pytest --nbval-lax`` on a copy of ``path`` (the original is never touched).
-
-    Returns one row per code cell that reported, ``{"cell", "question", "points",
-    "earned", "passed", "hint"}`` (``question`` is ``None`` for ungraded cells), and why the
-    run stopped early (``None`` if it did not).
-
-    Raises:
-        GradeInputError: the file is missing, not an ``.ipynb``, or not valid JSON.
-    """
-    _read_notebook(path)
-    with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
-        work = Path(tmp)
-        copy = work / path.name
-        shutil.copyfile(path, copy)
-        (work / "pytest.ini").write_text("[pytest]\naddopts =\n")
-        report = work / "report.json"
-        cmd = [
-            sys.executable, "-m", "pytest", str(copy), "-q", "-p", "no:cacheprovider",
-            "-c", str(work / "pytest.ini"), "--rootdir", str(work),
-            "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={cell_timeout}",
-            "--course-report", str(report),
-        ]  # fmt: skip
-        stopped = None
-        try:
-            subprocess.run(
-                cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                timeout=total_timeout, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            stopped = f"the notebook exceeded its total time limit of {total_timeout} s"
-        results = json.loads(report.read_text()) if report.is_file() else {}
-    cells = [row for rows in results.values() for row in rows]
-    return cells, stopped
-
-
-def grade_notebook(
-    path: Path,
-    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
-    total_timeout: int = DEFAULT_TOTAL_TIMEOUT,
-) -> list[dict[str, Any]]:
-    """Grade ``path``: one row per graded question, in notebook order,
-    ``{"question", "points", "earned", "passed", "hint"}``. A question whose cell never
-    reported (the kernel died, the run timed out) earns 0.
-
-    Raises:
-        GradeInputError: the file is missing, not an ``.ipynb``, or not valid JSON.
-    """
-    nb = _read_notebook(path)
-    questions = [q for q in (graded_question(c) for c in nb.cells if c.cell_type == "code") if q]
-    cells, stopped = run_notebook(path, cell_timeout, total_timeout)
-    reported = {c["question"]: c for c in cells if c["question"] is not None}
-    missing = stopped or "the cell did not run"
-    return [
-        reported.get(name)
-        or {"question": name, "points": points, "earned": 0.0, "passed": False, "hint": missing}
-        for name, points in questions
-    ]
+from course_utils.grading import format_score_table
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -127,22 +34,70 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_source() -> Path | None:
+    try:
+        folder = find_root(Path.cwd()) / "exercises"
+    except BuildError:
+        return None
+    return folder if folder.is_dir() else None
+
+
+def _print_result(result: grader.GradeResult) -> None:
+    status = "" if result.status == "ok" else f"  [{result.status}: {result.reason}]"
+    who = f"{result.student}: " if result.student else ""
+    print(f"== {who}{result.path}{status}")
+    if result.rows:
+        print("\n".join(format_score_table(result.rows)))
+    else:
+        print("no graded cells (cells tagged 'graded') in this notebook")
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
-    status = 0
-    for name in args.notebooks:
+    source = Path(args.source) if args.source else _default_source()
+    if source is not None and not source.is_dir():
+        print(
+            f"error: --source: expected a folder of exercise notebooks, got {source}",
+            file=sys.stderr,
+        )
+        return 2
+    status, results = 0, []
+    timeouts = {"cell_timeout": args.cell_timeout, "total_timeout": args.total_timeout}
+    for name in args.paths:
         path = Path(name)
         try:
-            rows = grade_notebook(path, args.cell_timeout, args.total_timeout)
-        except GradeInputError as exc:
+            if path.is_dir():
+                if source is None:
+                    raise grader.GradeInputError(
+                        f"{path}: grading a folder needs --source EXERCISES_DIR"
+                    )
+                graded, unmatched = grader.grade_folder(path, source, jobs=args.jobs, **timeouts)
+                for stray in unmatched:
+                    print(f"skipped: {stray} matches no exercise in {source}", file=sys.stderr)
+            else:
+                grader.read_notebook(path)
+                exercise = _matching_exercise(path, source)
+                graded = [grader.grade_notebook(path, exercise, **timeouts)]
+        except grader.GradeInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 2
             continue
-        print(f"== {path}")
-        if not rows:
-            print("no graded cells (cells tagged 'graded') in this notebook")
-            continue
-        print("\n".join(format_score_table(rows)))
+        for result in graded:
+            _print_result(result)
+        results += graded
+    if len(results) > 1:
+        print("\n== per question: submissions that passed")
+        print("\n".join(grader.question_summary(results)))
+    if args.csv and results:
+        grader.write_csv(results, Path(args.csv))
+        print(f"wrote {args.csv} ({len(results)} rows)")
     return status
+
+
+def _matching_exercise(path: Path, source: Path | None) -> Path | None:
+    if source is None:
+        return None
+    candidates = sorted(source.glob("*.ipynb"), key=lambda p: -len(p.stem))
+    return next((e for e in candidates if path.stem.endswith(e.stem)), None)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -163,13 +118,26 @@ def main(argv: list[str] | None = None) -> int:
     p_build.add_argument("--check", action="store_true", help="exit 1 if anything is stale")
     p_build.add_argument("--root", default=".", help="the course folder (default: search upward)")
     p_build.set_defaults(func=_cmd_build)
-    p_grade = sub.add_parser("grade", help="grade notebooks: question | points | earned | hint")
-    p_grade.add_argument("notebooks", nargs="+", help="the .ipynb files to grade")
+    p_grade = sub.add_parser(
+        "grade",
+        help="grade notebooks, or folders of submissions: question | points | earned | hint",
+        description="Each notebook runs in a fresh kernel on a copy; graded test cells are "
+        "replaced by the canonical cells of the matching exercise in --source.",
+    )
+    p_grade.add_argument("paths", nargs="+", help="notebooks (.ipynb) or folders of submissions")
     p_grade.add_argument(
-        "--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="seconds per cell"
+        "--source", help="folder of exercise notebooks (default: the course's exercises/)"
+    )
+    p_grade.add_argument("--csv", help="write one row per graded notebook to this CSV file")
+    p_grade.add_argument("--jobs", type=int, default=1, help="notebooks graded in parallel")
+    p_grade.add_argument(
+        "--cell-timeout", type=int, default=grader.DEFAULT_CELL_TIMEOUT, help="seconds per cell"
     )
     p_grade.add_argument(
-        "--total-timeout", type=int, default=DEFAULT_TOTAL_TIMEOUT, help="seconds per notebook"
+        "--total-timeout",
+        type=int,
+        default=grader.DEFAULT_TOTAL_TIMEOUT,
+        help="seconds per notebook",
     )
     p_grade.set_defaults(func=_cmd_grade)
     p_bench = sub.add_parser("bench", help="run a benchmark and print its table")

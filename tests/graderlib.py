@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from course_utils import build, cli
+from course_utils import build, grader
 
 Wrong = dict[str, list[tuple[str, str, str]]]
 
@@ -33,7 +33,7 @@ def grade_text(text: str, tmp_path: Path, name: str, **kwargs) -> dict[str, dict
     """Build ``text`` into ``tmp_path/name.ipynb`` and grade it: question -> row."""
     path = tmp_path / f"{name}.ipynb"
     path.write_text(build.notebook_text(text, "variant"))
-    return {row["question"]: row for row in cli.grade_notebook(path, **kwargs)}
+    return {row["question"]: row for row in grader.grade_notebook(path, **kwargs).rows}
 
 
 def rounds(wrong: Wrong) -> range:
