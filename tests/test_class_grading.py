@@ -224,3 +224,16 @@ def test_find_submissions_pairs_names_and_reports_strays(root, tmp_path):
         grader.find_submissions(tmp_path, tmp_path / "empty")
     with pytest.raises(ValueError, match="jobs"):
         grader.grade_folder(tmp_path, root / "exercises", jobs=0)
+
+
+def test_total_timeout_kills_the_run_and_keeps_what_was_earned(root, tmp_path):
+    text = (root / "solutions" / f"{NAME}.py").read_text()
+    slow = graderlib.with_body(text, "js_divergence", "import time\ntime.sleep(120)")
+    path = tmp_path / f"slow_{NAME}.ipynb"
+    path.write_text(build.notebook_text(slow, "slow"))
+    result = grader.grade_notebook(
+        path, root / "exercises" / f"{NAME}.ipynb", cell_timeout=120, total_timeout=40
+    )
+    assert result.status == "timeout" and "total time limit of 40 s" in result.reason
+    earned = {r["question"]: r["earned"] for r in result.rows}
+    assert earned == {"kl_divergence": 2, "gaussian_kl": 2, "monte_carlo_kl": 2, "js_divergence": 0}
