@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.metrics import log_mean_exp
+
 DIGITS_LEVELS = 17  # pixel values 0..16
 
 
@@ -121,5 +123,5 @@ def iwae_nll(model: nn.Module, x: torch.Tensor, k: int = 1000, chunk: int = 100)
     out = []
     for i in range(0, len(x), chunk):
         lw = log_weights(model, x[i : i + chunk], k)
-        out.append(-(torch.logsumexp(lw, dim=0) - math.log(k)))
+        out.append(-log_mean_exp(lw, dim=0))
     return torch.cat(out)

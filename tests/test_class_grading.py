@@ -156,6 +156,7 @@ def test_batch_finishes_and_reports_every_submission(graded_class):
 def test_each_submission_gets_its_exact_score_and_status(graded_class, student):
     status, total, per_question = EXPECTED[student]
     row = graded_class["rows"][student]
+    assert row["status"] in grader.STATUSES
     assert (row["status"], int(row["total"]), int(row["possible"])) == (status, total, 8), row
     for question, earned in (per_question or {}).items():
         assert row[f"{NAME}:{question} (2)"] == str(earned)
