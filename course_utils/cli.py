@@ -75,7 +75,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
                     print(f"skipped: {stray} matches no exercise in {source}", file=sys.stderr)
             else:
                 grader.read_notebook(path)
-                exercise = _matching_exercise(path, source)
+                exercise = grader.matching_exercise(path, source) if source else None
                 graded = [grader.grade_notebook(path, exercise, **timeouts)]
         except grader.GradeInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -91,13 +91,6 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         grader.write_csv(results, Path(args.csv))
         print(f"wrote {args.csv} ({len(results)} rows)")
     return status
-
-
-def _matching_exercise(path: Path, source: Path | None) -> Path | None:
-    if source is None:
-        return None
-    candidates = sorted(source.glob("*.ipynb"), key=lambda p: -len(p.stem))
-    return next((e for e in candidates if path.stem.endswith(e.stem)), None)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from typing import Any
 
 import nbformat
 
-from course_utils.grading import GRADED_TAG, graded_question, parse_test_header
+from course_utils.grading import GRADED_TAG, format_points, graded_question, parse_test_header
 
 DEFAULT_CELL_TIMEOUT = 60  # seconds per cell
 DEFAULT_TOTAL_TIMEOUT = 600  # seconds per notebook
@@ -287,6 +287,13 @@ def _zero_row(question: str, points: float, hint: str) -> dict[str, Any]:
 # ------------------------------------------------------------------ a folder of submissions
 
 
+def matching_exercise(path: Path, source: Path) -> Path | None:
+    """The exercise in ``source`` whose name ends ``path``'s name (the longest such name),
+    e.g. ``exercises/01_vae.ipynb`` for ``alice_01_vae.ipynb``; ``None`` if none does."""
+    candidates = sorted(source.glob("*.ipynb"), key=lambda p: -len(p.stem))
+    return next((e for e in candidates if path.stem.endswith(e.stem)), None)
+
+
 @dataclass(frozen=True)
 class Submission:
     path: Path
@@ -301,12 +308,11 @@ def find_submissions(folder: Path, source: Path) -> tuple[list[Submission], list
     ``<student>/<exercise>.ipynb``. Returns the pairs (sorted by path) and the notebooks
     that match no exercise.
     """
-    exercises = sorted(source.glob("*.ipynb"), key=lambda p: -len(p.stem))  # longest first
-    if not exercises:
+    if not any(source.glob("*.ipynb")):
         raise GradeInputError(f"{source}: no exercise notebooks (.ipynb) to grade against")
     found, unmatched = [], []
     for path in sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts):
-        exercise = next((e for e in exercises if path.stem.endswith(e.stem)), None)
+        exercise = matching_exercise(path, source)
         if exercise is None:
             unmatched.append(path)
             continue
@@ -342,7 +348,7 @@ def write_csv(results: Iterable[GradeResult], path: Path) -> None:
     columns: dict[str, None] = {}
     for r in results:
         for row in r.rows:
-            columns.setdefault(f"{r.notebook}:{row['question']} ({_num(row['points'])})")
+            columns.setdefault(f"{r.notebook}:{row['question']} ({format_points(row['points'])})")
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
@@ -350,7 +356,9 @@ def write_csv(results: Iterable[GradeResult], path: Path) -> None:
         )
         for r in results:
             earned = {
-                f"{r.notebook}:{row['question']} ({_num(row['points'])})": _num(row["earned"])
+                f"{r.notebook}:{row['question']} ({format_points(row['points'])})": format_points(
+                    row["earned"]
+                )
                 for row in r.rows
             }
             writer.writerow(
@@ -359,8 +367,8 @@ def write_csv(results: Iterable[GradeResult], path: Path) -> None:
                     r.notebook,
                     str(r.path),
                     r.status,
-                    _num(r.earned),
-                    _num(r.possible),
+                    format_points(r.earned),
+                    format_points(r.possible),
                     r.reason,
                 ]
                 + [earned.get(c, "") for c in columns]
@@ -380,7 +388,3 @@ def question_summary(results: Iterable[GradeResult]) -> list[str]:
     for (notebook, question), (passed, total) in counts.items():
         lines.append(f"{notebook + ':' + question:<{width}}{passed:>8}{total:>5}")
     return lines
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.1f}"

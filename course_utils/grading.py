@@ -324,14 +324,16 @@ def format_score_table(rows: Sequence[dict[str, Any]], hint_width: int = 90) -> 
         if len(hint) > MAX_HINT_CHARS:
             hint = hint[: MAX_HINT_CHARS - 3] + "..."
         wrapped = textwrap.wrap(hint, hint_width) or [""]
-        row = f"{r['question']:<{width}}{_num(r['points']):>7}{_num(r['earned']):>8}  {wrapped[0]}"
+        points, earned = format_points(r["points"]), format_points(r["earned"])
+        row = f"{r['question']:<{width}}{points:>7}{earned:>8}  {wrapped[0]}"
         lines.append(row.rstrip())
         lines.extend(indent + part for part in wrapped[1:])
     total = sum(r["points"] for r in rows)
     earned = sum(r["earned"] for r in rows)
-    lines.append(f"{'total':<{width}}{_num(total):>7}{_num(earned):>8}")
+    lines.append(f"{'total':<{width}}{format_points(total):>7}{format_points(earned):>8}")
     return lines
 
 
-def _num(x: float) -> str:
+def format_points(x: float) -> str:
+    """``2`` for whole points, ``1.5`` otherwise."""
     return str(int(x)) if math.isclose(x, round(x)) else f"{x:.1f}"
