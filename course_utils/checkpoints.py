@@ -24,6 +24,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "vae_mnist": ("course_utils.models", "MlpVae"),
     "vae_mnist_2d": ("course_utils.models", "MlpVae"),
     "vae_digits": ("course_utils.models", "ConvDigitsVae"),
+    "dcgan_mnist": ("course_utils.models", "DcganGenerator"),
+    "cgan_mnist": ("course_utils.models", "DcganGenerator"),
 }
 
 

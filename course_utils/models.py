@@ -125,3 +125,67 @@ def iwae_nll(model: nn.Module, x: torch.Tensor, k: int = 1000, chunk: int = 100)
         lw = log_weights(model, x[i : i + chunk], k)
         out.append(-log_mean_exp(lw, dim=0))
     return torch.cat(out)
+
+
+class DcganGenerator(nn.Module):
+    """DCGAN generator for 28x28 digits: ``z [B, latent_dim]`` (and optional class labels
+    ``y [B]``) -> images ``[B, 1, 28, 28]`` in [-1, 1] (tanh).
+
+    Linear to 7x7 feature maps, then two stride-2 transposed convolutions (7 -> 14 -> 28),
+    batch norm and ReLU in between (Radford et al., 2016). With ``num_classes > 0`` it is
+    a conditional GAN: the one-hot label is concatenated to ``z``.
+    """
+
+    def __init__(self, latent_dim: int = 64, width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim + num_classes, 2 * width * 7 * 7, bias=False),
+            nn.BatchNorm1d(2 * width * 7 * 7),
+            nn.ReLU(),
+            nn.Unflatten(1, (2 * width, 7, 7)),
+        )
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            if y is None:
+                raise ValueError("y: expected class labels [B] for a conditional generator")
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
+        return self.upsample(self.project(z))
+
+
+class DcganDiscriminator(nn.Module):
+    """DCGAN discriminator: images ``[B, 1, 28, 28]`` in [-1, 1] (and optional labels
+    ``y [B]``) -> logits ``[B]``.
+
+    Two stride-2 convolutions (28 -> 14 -> 7) with LeakyReLU(0.2), batch norm on the
+    second, then a linear layer. Conditional: one-hot label planes are stacked on the image.
+    """
+
+    def __init__(self, width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.body = nn.Sequential(
+            nn.Conv2d(1 + num_classes, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(2 * width * 7 * 7, 1),
+        )
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            if y is None:
+                raise ValueError("y: expected class labels [B] for a conditional discriminator")
+            planes = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
+        return self.body(x).squeeze(1)

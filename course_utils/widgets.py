@@ -11,14 +11,17 @@ Pattern::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from course_utils.gan import ToyGanRun
 
 
 def figure_widget(render: Callable[..., Figure], **controls: Any) -> ipywidgets.interactive:
@@ -239,5 +242,46 @@ def beta_figure(results: dict[float, dict[str, torch.Tensor | float]], beta: flo
     axes[2].set_xlabel("β")
     axes[2].set_ylabel("nats per image")
     axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------- lecture 02: GAN training snapshots
+
+
+def gan_snapshot_figure(
+    runs: Mapping[str, ToyGanRun], index: int, data_points: torch.Tensor
+) -> Figure:
+    """One panel per run: the critic's landscape at snapshot ``index`` as a heatmap, the
+    data ``[n, 2]`` in white and the generated points in red.
+
+    Args:
+        runs: name -> ``gan.ToyGanRun`` with the same number of snapshots.
+        index: which snapshot, ``0 <= index < len(run.snapshots)``.
+    """
+    if not runs:
+        raise ValueError("runs: expected at least one ToyGanRun, got none")
+    counts = {name: len(run.snapshots) for name, run in runs.items()}
+    if len(set(counts.values())) != 1 or 0 in counts.values():
+        raise ValueError(f"runs: expected equal, non-zero snapshot counts, got {counts}")
+    n = next(iter(counts.values()))
+    if not isinstance(index, int) or not 0 <= index < n:
+        raise ValueError(f"index: expected an int in [0, {n - 1}], got {index!r}")
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 4.2), squeeze=False)
+    for ax, (name, run) in zip(axes[0], runs.items(), strict=True):
+        snap = run.snapshots[index]
+        label = "D(x)" if run.config.landscape == "probability" else "critic f(x)"
+        im = ax.imshow(_np(snap.landscape), origin="lower", extent=run.extent, cmap="coolwarm")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+        pts = _np(data_points)
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, c="white", alpha=0.5, label="data")
+        fake = _np(snap.samples)
+        ax.scatter(fake[:, 0], fake[:, 1], s=2, c="red", alpha=0.5, label="generated")
+        ax.set_xlim(run.extent[0], run.extent[1])
+        ax.set_ylim(run.extent[2], run.extent[3])
+        ax.set_title(f"{name}: generator step {snap.step}")
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
+        ax.legend(loc="upper right", fontsize=7, markerscale=4)
     fig.tight_layout()
     return fig

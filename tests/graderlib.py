@@ -3,8 +3,9 @@
 A topic's grader test lists, per question, wrong implementations (the mistake, the body
 that replaces the function's solution region, and words its hint must contain). Round i
 plants the i-th mistake of every question at once; each planted question must score 0
-with its hint, questions that build on it (``depends``) score 0 too, and every other
-question keeps its points.
+with its hint, questions that build on it (``depends``) score 0 too, questions that may
+or may not survive it (``may_affect``: an end-to-end run that a harmless mistake still
+passes) score 0 or full marks, and every other question keeps its points.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def check_round(
     wrong: Wrong,
     round_index: int,
     depends: dict[str, list[str]] | None = None,
+    may_affect: dict[str, list[str]] | None = None,
 ) -> None:
     text, planted = solution, {}
     for question, variants in wrong.items():
@@ -58,6 +60,7 @@ def check_round(
     rows = grade_text(text, tmp_path, name)
     assert {q: r["points"] for q, r in rows.items()} == points
     dependents = {d for q in planted for d in (depends or {}).get(q, [])}
+    affected = {d for q in planted for d in (may_affect or {}).get(q, [])} - dependents
     for question, full in points.items():
         row = rows[question]
         if question in planted:
@@ -66,6 +69,8 @@ def check_round(
             assert hint in row["hint"], (question, mistake, row["hint"])
         elif question in dependents:
             assert row["earned"] == 0, f"{question} should fail: it builds on a planted mistake"
+        elif question in affected:
+            assert row["earned"] in (0, full), (question, row)
         else:
             assert row["earned"] == full, (question, row["hint"])
 

@@ -1,0 +1,484 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 02 — GANs and Wasserstein GANs
+#
+# Nine functions: the GAN losses, the optimal discriminator, the Jensen–Shannon divergence,
+# the WGAN losses, weight clipping and the gradient penalty. Then your WGAN-GP losses train
+# a generator on the 8-Gaussian ring. For each function: read the definition, replace
+# `# YOUR CODE HERE` / `raise NotImplementedError()` with your code, and run the test cell
+# below it. A failing test says what it expected, what it got, and the likely mistake.
+#
+# **Grade yourself** from a terminal in the course folder:
+#
+# ```
+# course grade exercises/02_gan.ipynb
+# ```
+#
+# Conventions (lecture 02): a discriminator returns **logits** $l$, with
+# $D(x) = \sigma(l)$; a WGAN critic returns **scores** $f(x)$. Both are tensors of shape
+# `[batch]`. "$\mathbb{E}$" is the mean over the batch. Natural logarithms.
+
+# %%
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils import data, gan, metrics
+from course_utils.grading import check, check_close, check_finite, check_grad
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. The discriminator loss (2 points)
+#
+# The discriminator maximizes $\mathbb{E}_{x}[\log D(x)] + \mathbb{E}_{z}[\log(1 - D(G(z)))]$,
+# so it **minimizes**
+#
+# $$\mathcal{L}_D = -\mathbb{E}_{x}[\log D(x)] - \mathbb{E}_{z}[\log(1 - D(G(z)))], \qquad D = \sigma(l).$$
+#
+# Compute it from the logits, stably: $\log\sigma(l) = -\operatorname{softplus}(-l)$ and
+# $\log(1-\sigma(l)) = -\operatorname{softplus}(l)$. Taking `torch.sigmoid` first and then a
+# `log` gives `-inf` once $\sigma(l)$ rounds to 0 or 1 (for $|l| \gtrsim 17$ in float32).
+
+
+# %%
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))] with D = sigmoid(logits); a scalar."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST discriminator_loss (2 points)
+real = torch.tensor([2.0, -1.0, 0.0, 0.5])
+fake = torch.tensor([-3.0, 0.5, 1.0])
+expected = math.log(1 + math.exp(-2)) / 4 + math.log(1 + math.exp(1)) / 4 + math.log(2) / 4
+expected += math.log(1 + math.exp(-0.5)) / 4
+expected += (
+    math.log(1 + math.exp(-3)) + math.log(1 + math.exp(0.5)) + math.log(1 + math.exp(1))
+) / 3
+check_close(
+    discriminator_loss(real, fake), expected, "discriminator_loss(real, fake)", atol=1e-5,
+    hint="-mean(log sigmoid(real)) - mean(log(1 - sigmoid(fake)))",
+    mistakes={
+        "sign: the discriminator *minimizes* the negative log-likelihood, -E[log D(x)] - E[log(1 - D(G(z)))]": -expected,
+        "the loss is the sum of the two expectations, not their average": expected / 2,
+    },
+)  # fmt: skip
+confident = discriminator_loss(torch.tensor([200.0, -200.0]), torch.tensor([-200.0, 200.0]))
+hint = (
+    "compute the loss from the logits (F.softplus, F.logsigmoid or "
+    "F.binary_cross_entropy_with_logits): sigmoid(200) rounds to 1, so log(1 - D) is -inf, "
+    "and F.binary_cross_entropy clamps log at -100"
+)
+check_finite(confident, "discriminator_loss with logits of +-200", hint=hint)
+check_close(confident, 200.0, "discriminator_loss with logits of +-200", atol=1e-3, hint=hint)
+
+# %% [markdown]
+# ## 2. Two generator losses (1 + 1 points)
+#
+# In the minimax game the generator minimizes $\mathbb{E}_z[\log(1 - D(G(z)))]$: the
+# **saturating** loss, whose gradient vanishes exactly when the discriminator confidently
+# rejects the fakes ($l \to -\infty$). Goodfellow et al. propose the **non-saturating**
+# loss $-\mathbb{E}_z[\log D(G(z))]$ instead: same fixed point, strong gradients early on.
+# Both stably from logits.
+
+
+# %%
+def generator_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The saturating generator loss E[log(1 - D(G(z)))]; a scalar."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss -E[log D(G(z))]; a scalar."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=1
+# TEST generator_loss_minimax (1 point)
+fake = torch.tensor([-3.0, 0.5, 1.0])
+minimax = -sum(math.log(1 + math.exp(v)) for v in (-3.0, 0.5, 1.0)) / 3
+nonsaturating = sum(math.log(1 + math.exp(-v)) for v in (-3.0, 0.5, 1.0)) / 3
+check_close(
+    generator_loss_minimax(fake), minimax, "generator_loss_minimax(fake)", atol=1e-5,
+    hint="E[log(1 - sigmoid(l))] = -mean(softplus(l))",
+    mistakes={
+        "that is the non-saturating loss -E[log D(G(z))]; the minimax generator minimizes E[log(1 - D(G(z)))]": nonsaturating,
+        "sign: the minimax generator minimizes E[log(1 - D(G(z)))], which is negative": -minimax,
+    },
+)  # fmt: skip
+logit = torch.tensor([-200.0, 200.0], requires_grad=True)
+value = generator_loss_minimax(logit)
+check_finite(
+    value,
+    "generator_loss_minimax at logits of +-200",
+    hint="use -F.softplus(l), not log(1 - sigmoid(l))",
+)
+value.backward()
+check_close(
+    logit.grad, torch.tensor([0.0, -0.5]), "d loss / d logit at l = -200 and l = 200", atol=1e-4,
+    hint="the saturating loss has (almost) no gradient where the discriminator rejects the fake (l = -200)",
+)  # fmt: skip
+
+# %% tags=["graded"] points=1
+# TEST generator_loss_nonsaturating (1 point)
+check_close(
+    generator_loss_nonsaturating(fake), nonsaturating, "generator_loss_nonsaturating(fake)", atol=1e-5,
+    hint="-E[log sigmoid(l)] = mean(softplus(-l))",
+    mistakes={
+        "that is the minimax (saturating) loss E[log(1 - D(G(z)))]; the non-saturating one is -E[log D(G(z))]": minimax,
+        "sign: the generator minimizes -E[log D(G(z))], which is positive": -nonsaturating,
+    },
+)  # fmt: skip
+logit = torch.tensor([-200.0, 200.0], requires_grad=True)
+value = generator_loss_nonsaturating(logit)
+check_close(
+    value,
+    100.0,
+    "generator_loss_nonsaturating at logits of +-200",
+    atol=1e-3,
+    hint="use F.softplus(-l), not -log(sigmoid(l))",
+)
+value.backward()
+check_close(
+    logit.grad, torch.tensor([-0.5, 0.0]), "d loss / d logit at l = -200 and l = 200", atol=1e-4,
+    hint="the non-saturating loss keeps a gradient of -1/B where the fake is rejected (l = -200)",
+)  # fmt: skip
+
+# %% [markdown]
+# ## 3. The optimal discriminator (1 point)
+#
+# For a fixed generator, the discriminator that maximizes the value function is
+# $D^*(x) = \dfrac{p_\text{data}(x)}{p_\text{data}(x) + p_g(x)}$ (Goodfellow et al.,
+# Prop. 1). Evaluate it elementwise for two densities given on a grid.
+
+
+# %%
+def optimal_discriminator(p_data: torch.Tensor, p_model: torch.Tensor) -> torch.Tensor:
+    """p_data / (p_data + p_model), elementwise; same shape as the inputs."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=1
+# TEST optimal_discriminator (1 point)
+p_data = torch.tensor([0.1, 0.4, 0.3, 0.0])
+p_model = torch.tensor([0.3, 0.4, 0.0, 0.2])
+expected = torch.tensor([0.25, 0.5, 1.0, 0.0])
+check_close(
+    optimal_discriminator(p_data, p_model), expected, "optimal_discriminator(p_data, p_model)",
+    hint="D*(x) = p_data(x) / (p_data(x) + p_model(x)): 1 where only the data has mass",
+    mistakes={"p_data and p_model are swapped: D* is high where the *data* is": 1 - expected},
+)  # fmt: skip
+grid = torch.linspace(-3, 3, 7)
+normal = torch.distributions.Normal
+d_star = optimal_discriminator(
+    normal(0.0, 1.0).log_prob(grid).exp(), normal(1.0, 1.0).log_prob(grid).exp()
+)
+check_close(d_star, torch.sigmoid(0.5 - grid), "D* for N(0,1) data vs an N(1,1) model", atol=1e-5)
+
+# %% [markdown]
+# ## 4. The Jensen–Shannon divergence (2 points)
+#
+# $$\mathrm{JS}(p\,\|\,q) = \tfrac12 \mathrm{KL}(p\,\|\,m) + \tfrac12 \mathrm{KL}(q\,\|\,m), \qquad m = \tfrac12(p + q),$$
+#
+# for probability vectors, with natural logs and the convention $0 \log 0 = 0$. It lies in
+# $[0, \log 2]$, and $C(G) = -\log 4 + 2\,\mathrm{JS}(p_\text{data}\,\|\,p_g)$ is the value
+# of the game at $D^*$. (`torch.xlogy(a, b)` computes $a\log b$ with $0\log 0 = 0$.)
+
+
+# %%
+def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence of two probability vectors (natural log); a scalar."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST js_divergence (2 points)
+p = torch.tensor([0.5, 0.3, 0.2, 0.0])
+q = torch.tensor([0.1, 0.1, 0.4, 0.4])
+m = (p + q) / 2
+
+
+def entropy(v: torch.Tensor) -> float:
+    return -sum(x * math.log(x) for x in v.tolist() if x > 0)
+
+
+expected = entropy(m) - (entropy(p) + entropy(q)) / 2  # JS = H(m) - (H(p) + H(q)) / 2
+check_close(
+    js_divergence(torch.tensor([0.2, 0.8]), torch.tensor([0.2, 0.8])), 0.0, "JS(p || p)", atol=1e-6
+)
+disjoint = js_divergence(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))
+hint = "0 log 0 counts as 0: use torch.xlogy, or sum only where the probability is positive"
+check_finite(disjoint, "JS of two disjoint distributions", hint=hint)
+check_close(
+    disjoint, math.log(2), "JS of two disjoint distributions (its maximum, log 2)", atol=1e-5, hint=hint,
+    mistakes={
+        "the 1/2 factors: JS = KL(p||m)/2 + KL(q||m)/2": 2 * math.log(2),
+        "natural logarithm: log 2 is the maximum in nats (you returned 1 bit)": 1.0,
+    },
+)  # fmt: skip
+check_close(
+    js_divergence(p, q), expected, "js_divergence(p, q)", atol=1e-5, hint=hint,
+    mistakes={
+        "the 1/2 factors: JS = KL(p||m)/2 + KL(q||m)/2": 2 * expected,
+        "natural logarithm, not log2": expected / math.log(2),
+    },
+)  # fmt: skip
+
+# %% [markdown]
+# ## 5. The WGAN losses (1 + 1 points)
+#
+# By Kantorovich–Rubinstein duality,
+# $W_1(p_\text{data}, p_g) = \sup_{\|f\|_L \le 1} \mathbb{E}_{x \sim p_\text{data}}[f(x)] - \mathbb{E}_{z}[f(G(z))]$.
+# The critic maximizes the difference, so it **minimizes**
+# $\mathbb{E}_z[f(G(z))] - \mathbb{E}_x[f(x)]$; the generator minimizes
+# $-\mathbb{E}_z[f(G(z))]$. No logs, no sigmoid: $f$ is a score, not a probability.
+
+
+# %%
+def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN critic loss to minimize, E[f(fake)] - E[f(real)]; a scalar."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN generator loss -E[f(G(z))]; a scalar."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=1
+# TEST critic_loss (1 point)
+real = torch.tensor([3.0, 1.0, 2.0])
+fake = torch.tensor([-1.0, 0.0, 0.5, 0.5])
+check_close(
+    critic_loss(real, fake), 0.0 - 2.0, "critic_loss(real, fake)",
+    hint="E[f(fake)] - E[f(real)]: the critic scores real data high",
+    mistakes={
+        "sign: the critic *maximizes* E[f(real)] - E[f(fake)], so it minimizes E[f(fake)] - E[f(real)]": 2.0,
+        "no logs or sigmoids in the WGAN losses: f is a score, not a probability":
+            F.softplus(-real).mean() + F.softplus(fake).mean(),
+    },
+)  # fmt: skip
+
+# %% tags=["graded"] points=1
+# TEST wgan_generator_loss (1 point)
+check_close(
+    wgan_generator_loss(torch.tensor([1.0, 2.0])), -1.5, "wgan_generator_loss([1, 2])",
+    hint="-E[f(G(z))]: the generator wants its samples scored high",
+    mistakes={"sign: the generator minimizes -E[f(G(z))]": 1.5},
+)  # fmt: skip
+
+# %% [markdown]
+# ## 6. Weight clipping (1 point)
+#
+# The original WGAN keeps the critic (roughly) Lipschitz by clamping every parameter to
+# $[-c, c]$ after each critic update. Do it **in place** (`p.clamp_` under
+# `torch.no_grad()`, or on `p.data`): the optimizer holds references to these tensors.
+
+
+# %%
+def clip_weights_(critic: nn.Module, c: float) -> None:
+    """Clamp every parameter of critic to [-c, c] in place; return None."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=1
+# TEST clip_weights_ (1 point)
+torch.manual_seed(0)
+critic = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+before = [p.detach().clone() for p in critic.parameters()]
+ids = [id(p) for p in critic.parameters()]
+try:
+    returned = clip_weights_(critic, 0.1)
+except RuntimeError as error:
+    returned = None
+    check(
+        False,
+        f"clip_weights_ raised {error}",
+        hint="clamp under torch.no_grad(): autograd refuses in-place changes to a leaf that requires grad",
+    )
+check(
+    returned is None,
+    f"clip_weights_ returned {type(returned).__name__}, expected None",
+    hint="clamp the critic's own parameters in place; returning clipped copies leaves the critic unchanged",
+)
+check(
+    [id(p) for p in critic.parameters()] == ids,
+    "clip_weights_ replaced the parameter objects",
+    hint="clamp in place: the optimizer keeps references to the original parameters",
+)
+for (name, p), old in zip(critic.named_parameters(), before, strict=True):
+    check_close(
+        p.detach(),
+        old.clamp(-0.1, 0.1),
+        f"{name} after clip_weights_(critic, 0.1)",
+        hint="every parameter (weights and biases) clamped in place to [-c, c]; a clamped copy changes nothing",
+    )
+check(
+    all(p.requires_grad for p in critic.parameters()),
+    "clip_weights_ turned off requires_grad",
+    hint="clamp the values, keep them trainable",
+)
+
+# %% [markdown]
+# ## 7. The gradient penalty (3 points)
+#
+# WGAN-GP (Gulrajani et al., 2017) enforces the Lipschitz constraint softly: with
+# $\hat x = \epsilon x + (1 - \epsilon)\tilde x$, **one** $\epsilon \sim U[0, 1]$ per example
+# (shape `[B, 1, ...]`, broadcast over the features),
+#
+# $$\mathrm{GP} = \mathbb{E}_{\hat x}\Big[\big(\|\nabla_{\hat x} f(\hat x)\|_2 - 1\big)^2\Big],$$
+#
+# with the norm over all non-batch dimensions. The penalty must train the critic, so the
+# gradient is itself differentiable: `torch.autograd.grad(..., create_graph=True)`.
+
+
+# %%
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """E[(||grad_x f(x_hat)||_2 - 1)^2] at x_hat = eps*real + (1-eps)*fake, eps ~ U[0,1]
+    per example; a scalar, differentiable w.r.t. the critic's parameters."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=3
+# TEST gradient_penalty (3 points)
+# A linear critic f(x) = w.x has gradient w everywhere: GP = (||w|| - 1)^2, exactly.
+linear = nn.Linear(3, 1, bias=False)
+with torch.no_grad():
+    linear.weight.copy_(torch.tensor([[2.0, 0.0, 0.0]]))
+real, fake = torch.randn(8, 3), torch.randn(8, 3)
+gp = gradient_penalty(linear, real, fake)
+check_close(
+    gp,
+    1.0,
+    "gradient_penalty for f(x) = 2 x_1",
+    atol=1e-5,
+    hint="(||grad f(x_hat)||_2 - 1)^2, averaged over the batch",
+)
+check(
+    gp.requires_grad,
+    "gradient_penalty: the penalty does not depend on the critic's parameters in the graph",
+    hint="pass create_graph=True to torch.autograd.grad, or the penalty cannot train the critic",
+)
+gp.backward()
+check_grad(
+    linear.weight, "the critic's weight", hint="pass create_graph=True to torch.autograd.grad"
+)
+check_close(
+    linear.weight.grad,
+    torch.tensor([[2.0, 0.0, 0.0]]),
+    "d GP / d w at w = (2, 0, 0)",
+    atol=1e-5,
+    hint="d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||",
+)
+
+
+# The quadratic critic f(x) = ||x||^2 / 2 has gradient x_hat. With fake = -real and
+# ||real|| = 3, x_hat = (2 eps - 1) real, so GP = E[(3 |2 eps - 1| - 1)^2] = 1 for eps ~ U[0, 1].
+class HalfSquaredNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x.square().flatten(1).sum(1)
+
+
+torch.manual_seed(0)
+direction = torch.randn(20_000, 100)
+real = 3 * direction / direction.norm(dim=1, keepdim=True)
+gp = gradient_penalty(HalfSquaredNorm(), real, -real)
+check_finite(gp, "gradient_penalty(critic, real, fake)")
+check(
+    float(gp) < 10,
+    f"GP of f(x) = ||x||^2/2 with fake = -real, ||real|| = 3: expected about 1, got {float(gp):.2f}",
+    hint="eps ~ U[0, 1] (torch.rand), not a standard normal (torch.randn)",
+)
+per_feature = (((2 * torch.rand_like(real) - 1) * real).norm(dim=1) - 1).square().mean()
+check_close(
+    gp, 1.0, "GP of f(x) = ||x||^2/2 with fake = -real, ||real|| = 3 (expected 1 for eps ~ U[0,1] per example)", atol=0.05,
+    hint="one eps ~ U[0, 1] per example, shape [B, 1]: torch.rand(B, 1)",
+    mistakes={
+        "one eps per *example*, shape [B, 1], not one per feature ([B, D])": per_feature,
+        "the penalty is taken at random interpolates x_hat = eps*real + (1-eps)*fake, not at the real (or fake) points": 4.0,
+    },
+)  # fmt: skip
+# The same test on images [B, 1, 4, 4], each of norm 3: eps is [B, 1, 1, 1] and the norm
+# runs over all non-batch dimensions, so the expected value is 1 again.
+images = torch.randn(20_000, 1, 4, 4)
+images = 3 * images / images.flatten(1).norm(dim=1)[:, None, None, None]
+try:
+    gp = gradient_penalty(HalfSquaredNorm(), images, -images)
+except RuntimeError as error:
+    gp = None
+    check(
+        False,
+        f"gradient_penalty on images [B, 1, 4, 4] raised {error}",
+        hint="eps must broadcast over all non-batch dims: shape [B, 1, 1, 1] for images",
+    )
+check(
+    gp.dim() == 0,
+    f"gradient_penalty on images returned shape {tuple(gp.shape)}, expected a scalar",
+    hint="take the norm over all non-batch dims: grad.flatten(1).norm(dim=1)",
+)
+check_close(
+    gp, 1.0, "GP on images [B, 1, 4, 4] of norm 3 (expected 1)", atol=0.05,
+    hint="the gradient norm is over all non-batch dims (grad.flatten(1).norm(dim=1)), with one eps per image",
+)  # fmt: skip
+
+
+# %% [markdown]
+# ## 8. Your WGAN-GP on the ring (2 points)
+#
+# Your `critic_loss`, `wgan_generator_loss` and `gradient_penalty` now train a WGAN-GP on the
+# 8-Gaussian ring: 5 critic steps per generator step, λ = 1, Adam(1e-3, β = (0.5, 0.9)),
+# 1000 generator steps (about 15 s). `course_utils.gan.train_toy_gan` is the loop of
+# lecture 02. The test asks for **all 8 modes** and at least 30% high-quality samples
+# (within 3 standard deviations of a mode centre) among 2500 samples.
+
+# %%
+ring = data.toy_2d("ring", 20_000, seed=0)
+config = gan.ToyGanConfig(
+    critic_loss=critic_loss,
+    generator_loss=wgan_generator_loss,
+    penalty=gradient_penalty,
+    gp_weight=1.0,
+)
+result = gan.train_toy_gan(ring, config, steps=1000, seed=0)
+coverage = metrics.mode_coverage(
+    result.sample(2500, seed=0), data.mode_centers("ring"), data.mode_std("ring")
+)
+print(
+    f"{coverage.modes_captured}/8 modes, {100 * coverage.high_quality_rate:.1f}% high-quality samples"
+)
+
+# %% tags=["graded"] points=2
+# TEST wgan_gp_ring (2 points)
+check(
+    coverage.modes_captured == 8 and coverage.high_quality_rate >= 0.3,
+    f"WGAN-GP on the ring: {coverage.modes_captured}/8 modes and "
+    f"{100 * coverage.high_quality_rate:.1f}% high-quality samples; expected 8/8 and >= 30%",
+    hint="check the signs of critic_loss and wgan_generator_loss, and that gradient_penalty "
+    "trains the critic (create_graph=True); run the cell above again after fixing them",
+)

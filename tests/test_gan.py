@@ -1,0 +1,144 @@
+"""course_utils.gan: the reference losses, the toy trainer, rejection sampling, the widget,
+and the DCGAN reference models."""
+
+import math
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from torch import nn
+
+from course_utils import data, gan, metrics, models, widgets
+
+
+def test_losses_match_their_definitions_and_stay_finite():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    d = torch.sigmoid
+    expected = -(d(real).log().mean() + (1 - d(fake)).log().mean())
+    assert gan.discriminator_loss(real, fake).item() == pytest.approx(expected.item(), abs=1e-6)
+    assert gan.generator_loss_minimax(fake).item() == pytest.approx(
+        (1 - d(fake)).log().mean().item(), abs=1e-6
+    )
+    assert gan.generator_loss_nonsaturating(fake).item() == pytest.approx(
+        -d(fake).log().mean().item(), abs=1e-6
+    )
+    big = torch.tensor([200.0, -200.0])
+    assert gan.discriminator_loss(big, -big).item() == pytest.approx(200.0)
+    assert gan.critic_loss(real, fake).item() == pytest.approx(-1.25 - 0.5)
+    assert gan.wgan_generator_loss(fake).item() == pytest.approx(1.25)
+    assert gan.lsgan_discriminator_loss(torch.ones(3), torch.zeros(3)).item() == 0
+    assert gan.lsgan_generator_loss(torch.zeros(3)).item() == pytest.approx(0.5)
+
+
+def test_gradient_penalty_is_exact_for_a_linear_critic_and_trains_it():
+    critic = nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[0.0, 3.0, 4.0]]))  # ||w|| = 5
+    gp = gan.gradient_penalty(critic, torch.randn(5, 3), torch.randn(5, 3))
+    assert gp.item() == pytest.approx(16.0)
+    gp.backward()
+    assert torch.allclose(critic.weight.grad, 2 * 4 * critic.weight.detach() / 5)
+    with pytest.raises(ValueError, match="real/fake"):
+        gan.gradient_penalty(critic, torch.randn(5, 3), torch.randn(4, 3))
+
+
+def test_clip_weights_clamps_in_place():
+    critic = nn.Linear(4, 4)
+    params = list(critic.parameters())
+    with torch.no_grad():
+        critic.weight.mul_(100)
+    assert gan.clip_weights_(critic, 0.01) is None
+    assert all(p is q for p, q in zip(params, critic.parameters(), strict=True))
+    assert max(p.abs().max().item() for p in critic.parameters()) <= 0.01
+
+
+def test_train_toy_gan_keeps_snapshots_and_is_reproducible():
+    x = data.toy_2d("ring", 2000, seed=0)
+    runs = [
+        gan.train_toy_gan(x, "gan", steps=30, seed=1, snapshot_steps=(0, 10, 30), resolution=8)
+        for _ in range(2)
+    ]
+    run = runs[0]
+    assert [s.step for s in run.snapshots] == [0, 10, 30]
+    assert run.snapshots[0].samples.shape == (1000, 2)
+    assert run.snapshots[0].landscape.shape == (8, 8)
+    assert 0 <= run.snapshots[-1].landscape.min() <= run.snapshots[-1].landscape.max() <= 1
+    assert len(run.history["critic_loss"]) == 30 and run.seconds > 0
+    assert torch.equal(run.sample(5, seed=0), runs[1].sample(5, seed=0))
+    assert not torch.equal(run.snapshots[0].samples, run.snapshots[-1].samples)
+
+
+def test_train_toy_gan_uses_the_configured_penalty_and_clipping():
+    calls = []
+
+    def penalty(critic, real, fake):
+        calls.append(real.shape)
+        return gan.gradient_penalty(critic, real, fake)
+
+    x = data.toy_2d("grid", 2000, seed=0)
+    config = gan.ToyGanConfig(gan.critic_loss, gan.wgan_generator_loss, penalty=penalty,
+                              gp_weight=1.0, n_critic=2)  # fmt: skip
+    gan.train_toy_gan(x, config, steps=3, batch_size=16)
+    assert calls == [(16, 2)] * 6
+    clipped = gan.train_toy_gan(x, "wgan", steps=3, batch_size=16)
+    assert max(p.abs().max().item() for p in clipped.critic.parameters()) <= 0.01
+
+
+def test_train_toy_gan_rejects_bad_input():
+    with pytest.raises(ValueError, match="config"):
+        gan.train_toy_gan(torch.zeros(2000, 2), "vanilla")
+    with pytest.raises(ValueError, match=r"x: expected a tensor \[N, 2\]"):
+        gan.train_toy_gan(torch.zeros(2000, 3), "gan")
+    with pytest.raises(ValueError, match="at least"):
+        gan.train_toy_gan(torch.zeros(100, 2), "wgan-gp")
+
+
+def test_rejection_sampling_removes_off_mode_samples():
+    # A "generator" that is half data, half uniform junk on [-5, 5]^2: DRS keeps the data.
+    ring = data.toy_2d("ring", 20_000, seed=0)
+    centers, std = data.mode_centers("ring"), data.mode_std("ring")
+
+    def sample(n: int) -> torch.Tensor:
+        junk = torch.rand(n - n // 2, 2) * 10 - 5
+        return torch.cat([data.toy_2d("ring", n // 2, seed=len(junk)), junk])[torch.randperm(n)]
+
+    before = metrics.mode_coverage(sample(2500), centers, std).high_quality_rate
+    kept, acceptance = gan.rejection_sample(sample, ring, 2500, steps=1500, candidates=20_000)
+    after = metrics.mode_coverage(kept, centers, std)
+    assert before == pytest.approx(0.5, abs=0.03)
+    assert after.modes_captured == 8 and after.high_quality_rate > 0.9
+    assert 0.05 < acceptance < 0.6  # at most the data half, less under the quantile bound
+    with pytest.raises(ValueError, match="accepted"):
+        gan.rejection_sample(sample, ring, 10**6, steps=1, candidates=1000, max_candidates=2000)
+
+
+def test_gan_snapshot_figure_shows_each_run_at_the_chosen_step():
+    x = data.toy_2d("ring", 1000, seed=0)
+    runs = {
+        name: gan.train_toy_gan(x, name, steps=4, batch_size=64, snapshot_steps=(0, 4),
+                                resolution=6)
+        for name in ("gan", "wgan-gp")
+    }  # fmt: skip
+    fig = widgets.gan_snapshot_figure(runs, 1, x)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["gan: generator step 4", "wgan-gp: generator step 4"]
+    labels = {ax.get_ylabel() for ax in fig.axes}
+    assert {"D(x)", "critic f(x)", "$x_2$"} <= labels
+    plt.close(fig)
+    with pytest.raises(ValueError, match="index"):
+        widgets.gan_snapshot_figure(runs, 2, x)
+    with pytest.raises(ValueError, match="runs"):
+        widgets.gan_snapshot_figure({}, 0, x)
+
+
+def test_dcgan_reference_models():
+    for classes in (0, 10):
+        g = models.DcganGenerator(latent_dim=8, width=8, num_classes=classes).eval()
+        d = models.DcganDiscriminator(width=8, num_classes=classes)
+        y = torch.arange(4) if classes else None
+        images = g(torch.randn(4, 8), y)
+        assert images.shape == (4, 1, 28, 28) and images.abs().max() <= 1
+        assert d(images, y).shape == (4,)
+    with pytest.raises(ValueError, match="y: expected class labels"):
+        models.DcganGenerator(latent_dim=8, width=8, num_classes=10)(torch.randn(2, 8))
+    assert math.isfinite(float(d(images, y).detach().sum()))

@@ -1,0 +1,146 @@
+"""Exercise set 02: each mistake the issue names loses its question's points with a hint
+that names it; alternative correct implementations pass. wgan_gp_ring trains with the
+student's critic_loss, wgan_generator_loss and gradient_penalty, so it builds on them."""
+
+from __future__ import annotations
+
+import graderlib
+import pytest
+
+SOLUTION = "solutions/02_gan.py"
+NAME = "02_gan"
+POINTS = {
+    "discriminator_loss": 2, "generator_loss_minimax": 1, "generator_loss_nonsaturating": 1,
+    "optimal_discriminator": 1, "js_divergence": 2, "critic_loss": 1, "wgan_generator_loss": 1,
+    "clip_weights_": 1, "gradient_penalty": 3, "wgan_gp_ring": 2,
+}  # fmt: skip
+# A sign error in either WGAN loss makes the ring run diverge: it must fail. (Both signs
+# flipped together is the same game with f -> -f, so the rounds never plant both.)
+DEPENDS = {"critic_loss": ["wgan_gp_ring"], "wgan_generator_loss": ["wgan_gp_ring"]}
+# A wrong penalty may or may not still cover the ring in 1000 steps: either is honest.
+MAY_AFFECT = {"gradient_penalty": ["wgan_gp_ring"]}
+
+WRONG = {
+    "discriminator_loss": [
+        ("BCE from probabilities", """
+            d_real, d_fake = torch.sigmoid(real_logits), torch.sigmoid(fake_logits)
+            return -(torch.log(d_real).mean() + torch.log(1 - d_fake).mean())""", "from the logits"),
+        ("sign flipped", "return -(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())", "sign"),
+        ("F.binary_cross_entropy on probabilities (clamps the log at -100)", """
+            d_real, d_fake = torch.sigmoid(real_logits), torch.sigmoid(fake_logits)
+            return F.binary_cross_entropy(d_real, torch.ones_like(d_real)) + F.binary_cross_entropy(d_fake, torch.zeros_like(d_fake))""",
+         "clamps log at -100"),
+        ("average of the two terms", "return (F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()) / 2", "not their average"),
+    ],
+    "generator_loss_minimax": [
+        ("swapped with the non-saturating loss", "return F.softplus(-fake_logits).mean()", "that is the non-saturating loss"),
+        ("sign flipped", "return F.softplus(fake_logits).mean()", "sign"),
+        ("log(1 - sigmoid) overflows", "return torch.log(1 - torch.sigmoid(fake_logits)).mean()", "not log(1 - sigmoid(l))"),
+    ],
+    "generator_loss_nonsaturating": [
+        ("swapped with the minimax loss", "return -F.softplus(fake_logits).mean()", "that is the minimax"),
+        ("sign flipped", "return -F.softplus(-fake_logits).mean()", "sign"),
+        ("-log(sigmoid) overflows", "return -torch.log(torch.sigmoid(fake_logits)).mean()", "not -log(sigmoid(l))"),
+    ],
+    "optimal_discriminator": [
+        ("data and model swapped", "return p_model / (p_data + p_model)", "swapped"),
+    ],
+    "js_divergence": [
+        ("NaN at zero probabilities", """
+            m = 0.5 * (p + q)
+            return 0.5 * (p * torch.log(p / m)).sum() + 0.5 * (q * torch.log(q / m)).sum()""", "0 log 0 counts as 0"),
+        ("missing 1/2", """
+            m = 0.5 * (p + q)
+            return (torch.xlogy(p, p) - torch.xlogy(p, m)).sum() + (torch.xlogy(q, q) - torch.xlogy(q, m)).sum()""",
+         "the 1/2 factors"),
+        ("log base 2", """
+            m = 0.5 * (p + q)
+            kl = lambda a: ((torch.xlogy(a, a) - torch.xlogy(a, m)) / math.log(2)).sum()
+            return 0.5 * kl(p) + 0.5 * kl(q)""", "natural log"),
+    ],
+    "critic_loss": [
+        ("GAN losses on critic scores", "return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()", "no logs or sigmoids"),
+        ("sign flipped", "return real_scores.mean() - fake_scores.mean()", "sign"),
+    ],
+    "wgan_generator_loss": [
+        ("sign flipped", "return fake_scores.mean()", "sign"),
+    ],
+    "clip_weights_": [
+        ("returns clipped copies", "return [p.clamp(-c, c) for p in critic.parameters()]", "returning clipped copies"),
+        ("clamps a copy", """
+            for p in critic.parameters():
+                p = p.clamp(-c, c)""", "a clamped copy changes nothing"),
+        ("in-place on a leaf outside no_grad", """
+            for p in critic.parameters():
+                p.clamp_(-c, c)""", "torch.no_grad()"),
+    ],
+    "gradient_penalty": [
+        ("no create_graph", """
+            eps = torch.rand(real.shape[0], *[1] * (real.dim() - 1))
+            x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat)
+            return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()""", "create_graph=True"),
+        ("eps per feature", """
+            eps = torch.rand_like(real)
+            x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+            return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()""", "not one per feature"),
+        ("eps from a normal", """
+            eps = torch.randn(real.shape[0], *[1] * (real.dim() - 1))
+            x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+            return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()""", "not a standard normal"),
+        ("penalty at the real points (eps = 1)", """
+            x_hat = real.clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+            return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()""", "not at the real"),
+        ("eps of shape [B, 1] breaks on images", """
+            eps = torch.rand(real.shape[0], 1)
+            x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+            return (grad.norm(dim=1) - 1).pow(2).mean()""", "[B, 1, 1, 1]"),
+        ("norm over dim 1 only", """
+            eps = torch.rand(real.shape[0], *[1] * (real.dim() - 1))
+            x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+            return (grad.norm(dim=1) - 1).pow(2).mean()""", "all non-batch dims"),
+    ],
+}  # fmt: skip
+
+ALTERNATIVE_CORRECT = {
+    "discriminator_loss": """
+        ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
+        return F.binary_cross_entropy_with_logits(real_logits, ones) + F.binary_cross_entropy_with_logits(fake_logits, zeros)""",
+    "generator_loss_minimax": "return F.logsigmoid(-fake_logits).mean()",
+    "generator_loss_nonsaturating": "return -F.logsigmoid(fake_logits).mean()",
+    "optimal_discriminator": "return torch.sigmoid(torch.log(p_data) - torch.log(p_model))",
+    "js_divergence": """
+        m = (p + q) / 2
+        def kl(a):
+            return torch.where(a > 0, a * torch.log(a / m), torch.zeros_like(a)).sum()
+        return (kl(p) + kl(q)) / 2""",
+    "critic_loss": "return -(real_scores.mean() - fake_scores.mean())",
+    "wgan_generator_loss": "return fake_scores.mean().neg()",
+    "clip_weights_": """
+        for p in critic.parameters():
+            p.data.clamp_(-c, c)""",
+    "gradient_penalty": """
+        eps = torch.rand(len(real), device=real.device).view(-1, *[1] * (real.dim() - 1))
+        x_hat = eps * real + (1 - eps) * fake
+        x_hat.requires_grad_()
+        out = critic(x_hat)
+        grad = torch.autograd.grad(out, x_hat, grad_outputs=torch.ones_like(out), create_graph=True)[0]
+        return ((grad.reshape(len(grad), -1).norm(2, dim=1) - 1) ** 2).mean()""",
+}
+
+
+@pytest.mark.parametrize("round_index", graderlib.rounds(WRONG))
+def test_each_known_mistake_loses_exactly_its_question(root, tmp_path, round_index):
+    solution = (root / SOLUTION).read_text()
+    graderlib.check_round(solution, tmp_path, NAME, POINTS, WRONG, round_index, DEPENDS, MAY_AFFECT)
+
+
+def test_alternative_correct_implementations_pass(root, tmp_path):
+    graderlib.check_alternatives(
+        (root / SOLUTION).read_text(), tmp_path, NAME, POINTS, ALTERNATIVE_CORRECT
+    )
