@@ -6,6 +6,7 @@
   core idle and busy, for the course's small models. It is why ``course_utils`` runs one
   thread by default.
 * ``vae-digits``: the digits VAE benchmark of lecture 01 (test nats per image).
+* ``flow-digits``: the digits flow benchmark of lecture 03 (test nats per image).
 * ``gan``: mode coverage on the ring and the grid (VEEGAN's protocol) for the vanilla GAN,
   WGAN, WGAN-GP and WGAN-GP with discriminator rejection sampling, over several seeds.
 
@@ -213,6 +214,25 @@ def bench_vae_digits(seconds: float = 50.0, seed: int = 0) -> dict[str, float]:
     return results
 
 
+def bench_flow_digits(seconds: float = 55.0, seed: int = 0) -> dict[str, float]:
+    """The digits flow benchmark (intro_dgm protocol, uniform dequantization, goal <= 105
+    nats): train a RealNVP, then print the test NLL bound, the time and the parameters."""
+    from course_utils.pretrain import flow_digits_benchmark
+
+    _, results = flow_digits_benchmark(seconds=seconds, seed=seed)
+    print(f"RealNVP on sklearn digits (train 1000 / val 350 / test 447); {_machine()}")
+    rows = [
+        ("test NLL bound -E_u log p(x+u) (nats/image)", f"{results['test_nll']:.2f}"),
+        ("test bits/dim", f"{results['test_bits_per_dim']:.3f}"),
+        ("training time (s)", f"{results['train_seconds']:.1f}"),
+        ("epochs (best on validation)", f"{results['epochs']} ({results['best_epoch']})"),
+        ("parameters", f"{int(results['parameters']):,}"),
+    ]
+    for name, value in rows:
+        print(f"{name:<46}{value:>12}")
+    return results
+
+
 GAN_VARIANTS = ("gan", "wgan", "wgan-gp", "wgan-gp + DRS")
 
 
@@ -245,10 +265,51 @@ def _gan_case(case: tuple[str, str, int, int]) -> dict[str, float | str | int]:
     return rows
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def _stdev(values: list[float]) -> float:
     import statistics
 
     return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def format_gan_bench(rows: list[dict]) -> list[str]:
+    """The table of ``bench_gan`` rows: per dataset and method, modes captured and % of
+    high-quality samples (mean ± std over seeds), CPU seconds per run, DRS acceptance."""
+    lines = [
+        f"{'data':<6}{'method':<16}{'modes':>14}{'high quality %':>18}{'CPU s/run':>11}"
+        f"{'DRS accept %':>14}"
+    ]
+    for dataset in ("ring", "grid"):
+        for variant in GAN_VARIANTS:
+            sel = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant]
+            if not sel:
+                continue
+            modes = [r["modes_captured"] for r in sel]
+            hq = [100 * r["high_quality_rate"] for r in sel]
+            mode_text = f"{_mean(modes):.1f} ± {_stdev(modes):.1f}/{sel[0]['num_modes']}"
+            hq_text = f"{_mean(hq):.1f} ± {_stdev(hq):.1f}"
+            seconds = _mean([r["cpu_seconds"] for r in sel])
+            accept = [100 * r["acceptance"] for r in sel if "acceptance" in r]
+            accept_text = f"{_mean(accept):.1f}" if accept else "-"
+            lines.append(
+                f"{dataset:<6}{variant:<16}{mode_text:>14}{hq_text:>18}{seconds:>11.1f}"
+                f"{accept_text:>14}"
+            )
+    return lines
+
+
+def load_gan_bench(path: str | None = None) -> dict:
+    """The shipped ``course bench gan`` results (``course_utils/weights/gan_bench.json``):
+    ``{"seeds", "steps", "machine", "rows"}``."""
+    import json
+
+    from course_utils.checkpoints import WEIGHTS_DIR
+
+    with open(path or WEIGHTS_DIR / "gan_bench.json") as f:
+        return json.load(f)
 
 
 def bench_gan(
@@ -258,7 +319,6 @@ def bench_gan(
     over ``seeds``, and CPU seconds per run (1 thread), on the 8-ring and the 25-grid."""
     import json
     import multiprocessing
-    import statistics
 
     cases = [
         (dataset, variant, seed, steps)
@@ -270,24 +330,7 @@ def bench_gan(
     with context.Pool(workers) as pool:
         rows = [row for rows in pool.map(_gan_case, cases) for row in rows]
     print(f"{seeds} seeds x {steps} generator steps, 2500 samples each; {_machine()}")
-    print(
-        f"{'data':<6}{'method':<16}{'modes':>14}{'high quality %':>18}{'CPU s/run':>11}"
-        f"{'DRS accept %':>14}"
-    )
-    for dataset in ("ring", "grid"):
-        for variant in GAN_VARIANTS:
-            sel = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant]
-            modes = [r["modes_captured"] for r in sel]
-            hq = [100 * r["high_quality_rate"] for r in sel]
-            mode_text = f"{statistics.mean(modes):.1f} ± {_stdev(modes):.1f}/{sel[0]['num_modes']}"
-            hq_text = f"{statistics.mean(hq):.1f} ± {_stdev(hq):.1f}"
-            seconds = statistics.mean(r["cpu_seconds"] for r in sel)
-            accept = [100 * r["acceptance"] for r in sel if "acceptance" in r]
-            accept_text = f"{statistics.mean(accept):.1f}" if accept else "-"
-            print(
-                f"{dataset:<6}{variant:<16}{mode_text:>14}{hq_text:>18}{seconds:>11.1f}"
-                f"{accept_text:>14}"
-            )
+    print("\n".join(format_gan_bench(rows)))
     if save:
         with open(save, "w") as f:
             json.dump({"seeds": seeds, "steps": steps, "machine": _machine(), "rows": rows}, f,
@@ -301,4 +344,5 @@ BENCHMARKS: dict[str, Callable[..., object]] = {
     "threads": bench_threads,
     "vae-digits": bench_vae_digits,
     "gan": bench_gan,
+    "flow-digits": bench_flow_digits,
 }

@@ -18,7 +18,7 @@ from torch import nn
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
-# name -> (module, class): the reference model class each shipped checkpoint loads into.
+# name -> (module, class or factory): what each shipped checkpoint's weights load into.
 REGISTRY: dict[str, tuple[str, str]] = {
     "classifier": ("course_utils.metrics", "MnistClassifier"),
     "vae_mnist": ("course_utils.models", "MlpVae"),
@@ -26,6 +26,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "vae_digits": ("course_utils.models", "ConvDigitsVae"),
     "dcgan_mnist": ("course_utils.models", "DcganGenerator"),
     "cgan_mnist": ("course_utils.models", "DcganGenerator"),
+    "flow_digits": ("course_utils.flows", "realnvp_digits"),
+    "flow_mnist": ("course_utils.flows", "glow_mnist"),
 }
 
 

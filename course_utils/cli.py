@@ -2,7 +2,7 @@
 
 course build [--check]            regenerate notebooks and exercises (or report stale ones)
 course grade NB [NB ...]          grade notebooks: question | points | earned | hint
-course bench {loop,threads}       run a benchmark and print its table
+course bench NAME [--seeds N --steps N --save F]  run a benchmark and print its table
 """
 
 from __future__ import annotations
@@ -96,7 +96,12 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from course_utils.bench import BENCHMARKS
 
-    BENCHMARKS[args.name]()
+    options = {"seeds": args.seeds, "steps": args.steps, "save": args.save}
+    given = {k: v for k, v in options.items() if v is not None}
+    if given and args.name != "gan":
+        print(f"course bench: --{', --'.join(given)} only apply to 'gan'", file=sys.stderr)
+        return 2
+    BENCHMARKS[args.name](**given)
     return 0
 
 
@@ -135,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     p_grade.set_defaults(func=_cmd_grade)
     p_bench = sub.add_parser("bench", help="run a benchmark and print its table")
     p_bench.add_argument("name", choices=sorted(BENCHMARKS))
+    p_bench.add_argument("--seeds", type=int, help="gan: seeds per method (default 5)")
+    p_bench.add_argument("--steps", type=int, help="gan: generator steps (default 5000)")
+    p_bench.add_argument("--save", help="gan: also write the rows as JSON to this path")
     p_bench.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
     try:

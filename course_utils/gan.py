@@ -293,11 +293,11 @@ def rejection_sample(
 ) -> tuple[torch.Tensor, float]:
     """Discriminator rejection sampling (Azadi et al., 2019) for a trained generator.
 
-    Trains a fresh discriminator (``Mlp``, logistic loss) to tell ``x [N, 2]`` from
-    ``sample(B) [B, 2]``. At its optimum ``D* = p_data / (p_data + p_g)``, so its logit is
-    ``log p_data/p_g``. A candidate is kept with probability ``min(1, exp(logit - M))``,
-    ``M`` the ``quantile`` of the first ``candidates`` logits (a robust stand-in for the
-    max); more candidates are drawn until ``n`` are kept.
+    Trains a fresh discriminator (``Mlp``, logistic loss, Adam 1e-3 decaying to 0) to tell
+    ``x [N, 2]`` from ``sample(B) [B, 2]``. At its optimum ``D* = p_data / (p_data + p_g)``,
+    so its logit is ``log p_data/p_g``. A candidate is kept with probability
+    ``min(1, exp(logit - M))``, ``M`` the ``quantile`` of the first ``candidates`` logits (a
+    robust stand-in for the max); more candidates are drawn until ``n`` are kept.
 
     Returns:
         ``(samples [n, 2], acceptance rate)``.
@@ -308,6 +308,9 @@ def rejection_sample(
     torch.manual_seed(seed)
     disc = Mlp(2, 1).to(x.device)
     opt = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    # The learning rate decays linearly to 0: the final discriminator is a converged
+    # estimate, not one noisy Adam iterate.
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / steps))
 
     def step_fn(real: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -316,6 +319,7 @@ def rejection_sample(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        schedule.step()
         return {"loss": loss}
 
     run(step_fn, x, batch_size=batch_size, steps=steps, seed=seed, progress=False)

@@ -21,6 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
+    from course_utils.flows import Flow
     from course_utils.gan import ToyGanRun
 
 
@@ -283,5 +284,51 @@ def gan_snapshot_figure(
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
         ax.legend(loc="upper right", fontsize=7, markerscale=4)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------- lecture 03: a flow layer by layer
+
+
+def flow_layers_figure(
+    flow: Flow, x: torch.Tensor, k: int, extent: tuple[float, float, float, float] = (-4, 4, -4, 4)
+) -> Figure:
+    """A 2D flow after its first ``k`` layers (``0 <= k <= len(flow.layers)``), three panels
+    in the space of ``h_k``:
+
+    1. the data ``x [n, 2]`` pushed through layers ``1..k``, coloured by the angle of its
+       final base point ``z`` (so colours show where each point ends up);
+    2. the model's density of ``h_k`` on a grid over ``extent``;
+    3. base samples ``z ~ N(0, I)`` pulled back through layers ``K..k+1``.
+    """
+    num_layers = len(flow.layers)
+    if not isinstance(k, int) or not 0 <= k <= num_layers:
+        raise ValueError(f"k: expected an int in [0, {num_layers}], got {k!r}")
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x: expected a tensor [n, 2], got {tuple(x.shape)}")
+    from course_utils.viz import grid_points
+
+    resolution = 120
+    with torch.no_grad():
+        pushed = flow.push(x, k)
+        hue = (torch.atan2(*flow(x)[0].T.flip(0)) + math.pi) / (2 * math.pi)
+        density = flow.log_prob_after(grid_points(extent, resolution), k).exp()
+        pulled = flow.pull(torch.randn(len(x), 2, generator=torch.Generator().manual_seed(0)), k)
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.3))
+    axes[0].scatter(*_np(pushed).T, s=3, c=_np(hue), cmap="hsv", vmin=0, vmax=1)
+    axes[0].set_title(f"data after {k} of {num_layers} layers")
+    im = axes[1].imshow(
+        _np(density).reshape(resolution, resolution), origin="lower", extent=extent, cmap="viridis"
+    )
+    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label="density")
+    axes[1].set_title(f"model density of $h_{{{k}}}$")
+    axes[2].scatter(*_np(pulled).T, s=3, c="tab:red")
+    axes[2].set_title(f"base samples pulled back to $h_{{{k}}}$")
+    for ax in axes:
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xlabel("$h_1$")
+        ax.set_ylabel("$h_2$")
     fig.tight_layout()
     return fig

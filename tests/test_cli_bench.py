@@ -49,3 +49,27 @@ def test_bench_loop_and_threads_print_their_tables(capsys):
 def test_unknown_bench_is_an_argparse_error():
     with pytest.raises(SystemExit):
         cli.main(["bench", "everything"])
+
+
+def test_gan_bench_case_scores_every_method_and_drs():
+    rows = bench._gan_case(("ring", "wgan-gp", 0, 10))
+    assert [r["variant"] for r in rows] == ["wgan-gp", "wgan-gp + DRS"]
+    assert all(r["num_modes"] == 8 and 0 <= r["high_quality_rate"] <= 1 for r in rows)
+    assert rows[1]["cpu_seconds"] > rows[0]["cpu_seconds"] and 0 < rows[1]["acceptance"] <= 1
+    lines = bench.format_gan_bench(rows)
+    assert lines[0].split()[:2] == ["data", "method"] and len(lines) == 3
+
+
+def test_shipped_gan_bench_is_complete_and_in_the_readme(root):
+    shipped = bench.load_gan_bench()
+    variants = {(r["dataset"], r["variant"]) for r in shipped["rows"]}
+    assert variants == {(d, v) for d in ("ring", "grid") for v in bench.GAN_VARIANTS}
+    assert len(shipped["rows"]) == 2 * len(bench.GAN_VARIANTS) * shipped["seeds"]
+    readme = (root / "README.md").read_text()
+    for line in bench.format_gan_bench(shipped["rows"]):
+        assert line in readme
+
+
+def test_bench_options_only_apply_to_gan(capsys):
+    assert cli.main(["bench", "loop", "--seeds", "2"]) == 2
+    assert "only apply to 'gan'" in capsys.readouterr().err

@@ -27,6 +27,9 @@ def test_classifier_recipe_writes_a_loadable_checkpoint_with_its_metrics(tmp_pat
         ("vae_mnist_2d", "test_neg_elbo", "{:.1f}"),
         ("vae_digits", "test_neg_elbo", "{:.2f}"),
         ("vae_digits", "test_iwae_nll_k1000", "{:.2f}"),
+        ("dcgan_mnist", "fid_samples", "{:.1f}"),
+        ("cgan_mnist", "fid_samples", "{:.1f}"),
+        ("cgan_mnist", "label_accuracy", "{:.1%}"),
     ],
 )
 def test_readme_states_the_shipped_checkpoints_numbers(root, name, key, fmt):

@@ -1,0 +1,308 @@
+"""Normalizing-flow layers for lecture 03, ``course bench flow-digits`` and the shipped flow.
+
+Convention (as in the 03_flows exercises): a layer's ``forward`` maps data towards the base
+distribution (the *normalizing* direction) and returns ``(output, log_det)`` with
+``log_det [B] = log |det d output / d input|``; ``inverse`` maps back. A ``Flow`` chains
+layers and puts a standard normal at the end:
+
+    log p(x) = log N(z; 0, I) + sum_i log_det_i,   z = f_K(...f_1(x)).
+
+Layers work on vectors ``[B, D]`` or images ``[B, C, H, W]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def _sum_per_example(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).sum(1)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """``log N(z; 0, I)`` per example: ``[B, ...] -> [B]``."""
+    return _sum_per_example(-0.5 * z.square() - 0.5 * math.log(2 * math.pi))
+
+
+# -- masks -----------------------------------------------------------------------------
+
+
+def checkerboard_mask(height: int, width: int, parity: int = 0) -> torch.Tensor:
+    """``[1, 1, H, W]`` mask with 1 where ``(row + col) % 2 == parity``."""
+    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    return ((rows + cols) % 2 == parity).float()[None, None]
+
+
+def channel_mask(channels: int, parity: int = 0) -> torch.Tensor:
+    """``[1, C, 1, 1]`` mask with 1 on the first (``parity=0``) or second half of channels."""
+    first = torch.arange(channels) < channels // 2
+    return (first if parity == 0 else ~first).float()[None, :, None, None]
+
+
+def half_mask(dim: int, parity: int = 0) -> torch.Tensor:
+    """``[1, D]`` mask with 1 on alternate coordinates: even ones (``parity=0``) or odd."""
+    return (torch.arange(dim) % 2 == parity).float()[None]
+
+
+# -- layers ----------------------------------------------------------------------------
+
+
+class AffineCoupling(nn.Module):
+    """RealNVP affine coupling (Dinh et al., 2017), normalizing direction.
+
+    ``s, t = net(mask * x)`` (the net outputs both, stacked on dim 1), ``s`` bounded by
+    ``tanh`` times a learned per-feature scale for stability, and
+
+        y = mask * x + (1 - mask) * (x * exp(s) + t),   log_det = sum((1 - mask) * s).
+
+    The masked part passes unchanged and alone determines ``s`` and ``t``, so the
+    Jacobian is triangular and the inverse is ``x = (y - t) * exp(-s)`` on the rest.
+    """
+
+    def __init__(self, mask: torch.Tensor, net: nn.Module) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask)
+        self.net = net
+        self.scale = nn.Parameter(torch.ones(1, mask.shape[1], *mask.shape[2:]))
+
+    def _scale_shift(self, x_masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw_s, t = self.net(x_masked).chunk(2, dim=1)
+        keep = 1 - self.mask
+        return keep * self.scale * torch.tanh(raw_s), keep * t
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s, t = self._scale_shift(self.mask * x)
+        y = self.mask * x + (1 - self.mask) * (x * torch.exp(s) + t)
+        return y, _sum_per_example(s)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        s, t = self._scale_shift(self.mask * y)
+        return self.mask * y + (1 - self.mask) * ((y - t) * torch.exp(-s))
+
+
+class ActNorm(nn.Module):
+    """Glow's activation normalization (Kingma & Dhariwal, 2018): ``y = x * exp(log_scale) +
+    bias`` per channel (dim 1). The first batch it sees initializes ``log_scale`` and
+    ``bias`` so that this batch's output has zero mean and unit variance per channel.
+    ``log_det = (H * W) * sum(log_scale)`` (``H * W = 1`` for vectors)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def _shape(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return p.view(1, -1, *[1] * (x.dim() - 2))
+
+    @torch.no_grad()
+    def _initialize(self, x: torch.Tensor) -> None:
+        per_channel = x.transpose(0, 1).flatten(1)  # [C, B*H*W]
+        self.log_scale.copy_(-torch.log(per_channel.std(1) + 1e-6))
+        self.bias.copy_(-per_channel.mean(1) * self.log_scale.exp())
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.initialized:
+            self._initialize(x)
+        y = x * self._shape(self.log_scale.exp(), x) + self._shape(self.bias, x)
+        positions = x[0, 0].numel()
+        return y, (positions * self.log_scale.sum()).expand(len(x))
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self._shape(self.bias, y)) * self._shape((-self.log_scale).exp(), y)
+
+
+class InvConv1x1(nn.Module):
+    """Glow's invertible 1x1 convolution: a learned ``C x C`` channel mixing ``W``, the
+    same at every position, so ``log_det = H * W * log|det W|``. Initialized to a random
+    rotation (``log_det = 0``)."""
+
+    def __init__(self, channels: int, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(channels, channels, generator=g))
+        self.weight = nn.Parameter(q)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.einsum("ij,bj...->bi...", self.weight, x)
+        positions = x[0, 0].numel()
+        log_det = positions * torch.linalg.slogdet(self.weight)[1]
+        return y, log_det.expand(len(x))
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ij,bj...->bi...", torch.linalg.inv(self.weight), y)
+
+
+class Squeeze(nn.Module):
+    """``[B, C, H, W] -> [B, 4C, H/2, W/2]``: each 2x2 patch becomes 4 channels (a
+    permutation, ``log_det = 0``)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, c, h, w = x.shape
+        y = x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        return y.reshape(b, 4 * c, h // 2, w // 2), x.new_zeros(b)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        b, c4, h, w = y.shape
+        x = y.view(b, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
+        return x.reshape(b, c4 // 4, 2 * h, 2 * w)
+
+
+class Dequantize(nn.Module):
+    """Maps ``levels``-valued pixels plus uniform noise ``u`` to logit space (RealNVP's
+    preprocessing): ``y = logit(a + (1 - 2a) (x + u) / levels)``, with its log-det, so the
+    flow's ``log p`` is a density on ``[0, levels)^D``. ``u`` is drawn in ``forward`` when
+    training or when ``noise=True``; in eval mode pass dequantized inputs yourself."""
+
+    def __init__(self, levels: int, alpha: float = 0.05) -> None:
+        super().__init__()
+        self.levels, self.alpha = levels, alpha
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.alpha + (1 - 2 * self.alpha) * x / self.levels
+        y = torch.log(p) - torch.log1p(-p)
+        # dy/dx = (1 - 2a) / levels / (p (1 - p))
+        log_det = math.log((1 - 2 * self.alpha) / self.levels) - torch.log(p) - torch.log1p(-p)
+        return y, _sum_per_example(log_det)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return (torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha) * self.levels
+
+
+class Flow(nn.Module):
+    """A composition of layers with a standard normal base distribution.
+
+    ``forward(x) -> (z, log_det [B])``; ``log_prob(x) [B]``; ``inverse(z)``; ``sample(n)``;
+    ``push``, ``pull`` and ``log_prob_after`` look at the variable between layers.
+    ``shape`` is the shape of one example (``(D,)`` or ``(C, H, W)``).
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], shape: Sequence[int]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_det = x.new_zeros(len(x))
+        for layer in self.layers:
+            x, ld = layer(x)
+            log_det = log_det + ld
+        return x, log_det
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        z, log_det = self(x)
+        return standard_normal_log_prob(z) + log_det
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        for layer in reversed(self.layers):
+            z = layer.inverse(z)
+        return z
+
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``x`` through the first ``k`` layers (``h_k``; ``k = 0`` is ``x``)."""
+        for layer in self.layers[:k]:
+            x = layer(x)[0]
+        return x
+
+    def pull(self, z: torch.Tensor, k: int) -> torch.Tensor:
+        """Base points ``z`` back through the last layers down to ``h_k`` (``k = 0`` is data
+        space, ``k = len(layers)`` is ``z``)."""
+        for layer in reversed(self.layers[k:]):
+            z = layer.inverse(z)
+        return z
+
+    def log_prob_after(self, h: torch.Tensor, k: int) -> torch.Tensor:
+        """The model's log-density of ``h_k``, the variable after ``k`` layers: the rest of
+        the flow maps it to the base, ``log N(z) + sum of the remaining log_dets``."""
+        log_det = h.new_zeros(len(h))
+        for layer in self.layers[k:]:
+            h, ld = layer(h)
+            log_det = log_det + ld
+        return standard_normal_log_prob(h) + log_det
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return self.inverse(temperature * torch.randn(n, *self.shape, device=device))
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 2) -> nn.Sequential:
+    """An MLP with ReLU hidden layers; the last layer starts at zero, so a coupling that
+    uses it starts as the identity."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    last = nn.Linear(width, out_dim)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(*layers, last)
+
+
+class ConvNet(nn.Module):
+    """The coupling network for images: 3x3 conv, ReLU, 1x1 conv, ReLU, zero-initialized
+    3x3 conv to ``2 * channels`` outputs (``s`` and ``t``)."""
+
+    def __init__(self, channels: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
+            nn.Conv2d(hidden, 2 * channels, 3, padding=1),
+        )  # fmt: skip
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def realnvp_2d(num_couplings: int = 8, hidden: int = 128) -> Flow:
+    """RealNVP for 2D data: couplings with alternating ``[1, 0]`` / ``[0, 1]`` masks."""
+    layers = [AffineCoupling(half_mask(2, k % 2), mlp(2, 4, hidden)) for k in range(num_couplings)]
+    return Flow(layers, (2,))
+
+
+def realnvp_digits(num_blocks: int = 4, hidden: int = 256) -> Flow:
+    """RealNVP for 8x8 digits as 64-vectors: dequantization to logit space, then blocks of
+    ActNorm and two couplings with complementary checkerboard masks."""
+    layers: list[nn.Module] = [Dequantize(17)]
+    for _ in range(num_blocks):
+        for parity in (0, 1):
+            mask = checkerboard_mask(8, 8, parity).flatten(1)
+            layers += [ActNorm(64), AffineCoupling(mask, mlp(64, 128, hidden))]
+    return Flow(layers, (64,))
+
+
+def glow_mnist(num_steps: int = 8, hidden: int = 64) -> Flow:
+    """A one-scale Glow for 28x28 MNIST: dequantization (256 levels) to logit space, a
+    squeeze to ``[4, 14, 14]``, then ``num_steps`` flow steps ActNorm -> 1x1 conv ->
+    affine coupling (channel mask, conv net)."""
+    layers: list[nn.Module] = [Dequantize(256), Squeeze()]
+    for k in range(num_steps):
+        layers += [
+            ActNorm(4),
+            InvConv1x1(4, seed=k),
+            AffineCoupling(channel_mask(4, k % 2), ConvNet(4, hidden)),
+        ]
+    return Flow(layers, (4, 14, 14))
+
+
+def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``x + u`` with ``u ~ U[0, 1)`` elementwise: integer pixel levels to a continuous
+    density's support."""
+    return x + torch.rand(x.shape, generator=generator).to(x.device)
+
+
+def discrete_nll_bound(flow: Flow, x: torch.Tensor, draws: int = 10) -> torch.Tensor:
+    """``-E_u[log p(x + u)]`` per example (nats), averaged over ``draws`` noise draws: an
+    upper bound on the discrete NLL ``-log P(x)`` of integer-valued ``x`` (Jensen)."""
+    with torch.no_grad():
+        values = [-flow.log_prob(dequantize(x)) for _ in range(draws)]
+    return torch.stack(values).mean(0)

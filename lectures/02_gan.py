@@ -1,0 +1,604 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lecture 02 — Generative adversarial networks and Wasserstein GANs
+#
+# A VAE writes down a likelihood and bounds it. A **GAN** gives that up: the generator
+# $G_\theta$ maps noise $z \sim p(z)$ to a sample $x = G_\theta(z)$, and nothing in the
+# model says how likely $x$ is. Such an **implicit model** is trained by comparison: a
+# second network, the **discriminator**, learns to tell real samples from generated ones,
+# and the generator learns to fool it. The discriminator is a learned two-sample test.
+#
+# This lecture:
+#
+# 1. the minimax game, the optimal discriminator and what the game minimizes (JS);
+# 2. the saturating and non-saturating generator losses;
+# 3. why JS is a poor training signal (the parallel-lines example), and mode collapse;
+# 4. the Wasserstein GAN: earth mover's distance, Kantorovich–Rubinstein duality, weight
+#    clipping and the gradient penalty (WGAN-GP), with a training-snapshot widget;
+# 5. the mode-coverage benchmark and discriminator rejection sampling;
+# 6. DCGAN and a conditional GAN on MNIST, and the table of loss variants.
+#
+# Run time on a laptop CPU: about 3 minutes. The MNIST GANs load shipped weights
+# (`python -m course_utils.pretrain dcgan` retrains them).
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+
+from course_utils import bench, checkpoints, data, gan, metrics, viz, widgets
+from course_utils.device import get_device
+
+device = get_device()
+torch.manual_seed(0)
+RETRAIN = False  # True: train the MNIST GANs here (about 8 and 3 minutes on a CPU)
+
+# %% [markdown]
+# ## 1. The minimax game
+#
+# Goodfellow et al. (2014) define the value function
+#
+# $$V(D, G) = \mathbb{E}_{x \sim p_\text{data}}[\log D(x)] + \mathbb{E}_{z \sim p(z)}[\log(1 - D(G(z)))],$$
+#
+# where $D(x) \in (0, 1)$ is the probability that $x$ is real. The discriminator
+# maximizes it (it is the log-likelihood of a binary classifier with labels real = 1,
+# fake = 0), the generator minimizes it: $\min_G \max_D V(D, G)$.
+#
+# **Algorithm 1** (Goodfellow et al.) alternates: for each generator step, take $k$
+# discriminator steps, each on a fresh batch of $m$ real and $m$ generated samples,
+# ascending $\nabla_{\theta_d} \frac1m\sum_i [\log D(x^{(i)}) + \log(1 - D(G(z^{(i)})))]$;
+# then one generator step descending $\nabla_{\theta_g}\frac1m \sum_i \log(1 - D(G(z^{(i)})))$.
+# (The paper used $k = 1$.)
+#
+# ### The optimal discriminator
+#
+# For a fixed $G$ with sample density $p_g$, $V = \int p_\text{data}(x)\log D(x) + p_g(x)\log(1 - D(x))\,dx$.
+# Pointwise, $a\log y + b\log(1-y)$ is maximized at $y = a/(a+b)$, so
+#
+# $$D^*_G(x) = \frac{p_\text{data}(x)}{p_\text{data}(x) + p_g(x)}.$$
+#
+# Let us check that a trained discriminator finds it. The "generator" here is fixed,
+# $p_g = \mathcal{N}(0, 1)$; the data is a mixture of two Gaussians. The discriminator is a
+# small MLP trained with the logistic loss on fresh samples of both.
+
+
+# %%
+def p_data_1d(x: torch.Tensor) -> torch.Tensor:
+    """Mixture 0.5 N(-1.5, 0.5^2) + 0.5 N(1.5, 0.5^2)."""
+    normal = torch.distributions.Normal
+    return 0.5 * normal(-1.5, 0.5).log_prob(x).exp() + 0.5 * normal(1.5, 0.5).log_prob(x).exp()
+
+
+def sample_data_1d(n: int) -> torch.Tensor:
+    return 1.5 * (2 * torch.randint(0, 2, (n, 1)) - 1) + 0.5 * torch.randn(n, 1)
+
+
+def p_g_1d(x: torch.Tensor) -> torch.Tensor:
+    return torch.distributions.Normal(0.0, 1.0).log_prob(x).exp()
+
+
+torch.manual_seed(0)
+D_1d = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+opt = torch.optim.Adam(D_1d.parameters(), lr=3e-3)
+for _ in range(2000):
+    real, fake = sample_data_1d(256), torch.randn(256, 1)
+    loss = gan.discriminator_loss(D_1d(real).squeeze(1), D_1d(fake).squeeze(1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+xs = torch.linspace(-4, 4, 801)
+d_star = p_data_1d(xs) / (p_data_1d(xs) + p_g_1d(xs))
+with torch.no_grad():
+    d_trained = torch.sigmoid(D_1d(xs[:, None]).squeeze(1))
+has_mass = (p_data_1d(xs) + p_g_1d(xs)) > 0.05  # where either distribution has samples
+print(f"max |D - D*| where p_data + p_g > 0.05: {(d_trained - d_star)[has_mass].abs().max():.3f}")
+print(f"max |D - D*| over [-4, 4]:              {(d_trained - d_star).abs().max():.3f}")
+
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.plot(xs.numpy(), p_data_1d(xs).numpy(), label="$p_{data}$", color="tab:blue")
+ax.plot(xs.numpy(), p_g_1d(xs).numpy(), label="$p_g$", color="tab:green")
+ax.plot(xs.numpy(), d_star.numpy(), "k--", label="$D^*$ (formula)")
+ax.plot(xs.numpy(), d_trained.numpy(), color="tab:red", label="trained $D$")
+ax.set_title("A trained discriminator approaches $D^* = p_{data} / (p_{data} + p_g)$")
+ax.set_xlabel("$x$")
+ax.set_ylabel("density / probability")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# Where samples fall, the trained discriminator matches $D^*$. In the tails neither
+# distribution sends samples, nothing constrains $D$, and it extrapolates: the formula
+# holds only on the support of $p_\text{data} + p_g$.
+#
+# ### What the generator minimizes
+#
+# Substituting $D^*$, with $m = \frac12(p_\text{data} + p_g)$:
+#
+# $$C(G) = \max_D V(D, G) = \mathbb{E}_{p_\text{data}}\Big[\log \frac{p_\text{data}}{2m}\Big] + \mathbb{E}_{p_g}\Big[\log \frac{p_g}{2m}\Big] = -\log 4 + \mathrm{KL}(p_\text{data}\,\|\,m) + \mathrm{KL}(p_g\,\|\,m) = -\log 4 + 2\,\mathrm{JS}(p_\text{data}\,\|\,p_g).$$
+#
+# So, with an optimal discriminator, the generator minimizes the Jensen–Shannon
+# divergence, whose minimum $0$ is reached only at $p_g = p_\text{data}$, where
+# $C(G) = -\log 4$ and $D^* \equiv \frac12$. Numerically, on the grid above:
+
+# %%
+dx = float(xs[1] - xs[0])
+p, q = p_data_1d(xs), p_g_1d(xs)
+m = (p + q) / 2
+value_at_d_star = ((p * torch.log(d_star) + q * torch.log(1 - d_star)).sum() * dx).item()
+js = (0.5 * (torch.xlogy(p, p / m) + torch.xlogy(q, q / m)).sum() * dx).item()
+print(f"V(D*, G)          = {value_at_d_star:.4f}")
+print(f"-log 4 + 2 JS     = {-math.log(4) + 2 * js:.4f}   (JS = {js:.4f} nats)")
+
+# %% [markdown]
+# ## 2. Saturating vs non-saturating generator loss
+#
+# Early in training the discriminator rejects the fakes easily: $D(G(z)) \approx 0$. The
+# minimax generator loss $\log(1 - D(G(z)))$ is flat there. Write $D = \sigma(l)$ with $l$
+# the logit; then
+#
+# $$\frac{\partial}{\partial l}\log(1 - \sigma(l)) = -\sigma(l) \xrightarrow{\;l \to -\infty\;} 0, \qquad \frac{\partial}{\partial l}\big[-\log \sigma(l)\big] = -(1 - \sigma(l)) \xrightarrow{\;l \to -\infty\;} -1.$$
+#
+# The **non-saturating** loss $-\log D(G(z))$ has the same fixed point but a strong
+# gradient exactly when the generator is bad. In practice everyone uses it. Both curves and
+# their gradients, computed by autograd:
+
+# %%
+logits = torch.linspace(-8, 8, 400, requires_grad=True)
+losses = {
+    "minimax  log(1 - D(G(z)))": gan.generator_loss_minimax,
+    "non-saturating  -log D(G(z))": gan.generator_loss_nonsaturating,
+}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for name, loss_fn in losses.items():
+    per_sample = torch.stack([loss_fn(logit[None]) for logit in logits])
+    (grad,) = torch.autograd.grad(per_sample.sum(), logits)
+    d = torch.sigmoid(logits).detach().numpy()
+    axes[0].plot(d, per_sample.detach().numpy(), label=name)
+    axes[1].plot(d, grad.numpy(), label=name)
+axes[0].set_title("Generator loss against $D(G(z))$")
+axes[1].set_title("Its gradient w.r.t. the logit $l$")
+for ax, ylabel in zip(axes, ["loss", "d loss / d l"], strict=True):
+    ax.set_xlabel("$D(G(z)) = \\sigma(l)$")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## 3. Why JS is a poor training signal
+#
+# **The parallel lines** (Arjovsky et al., 2017, Example 1). Let $Z \sim U[0, 1]$,
+# $P_0$ the law of $(0, Z)$ and $P_\theta$ the law of $(\theta, Z)$: two vertical segments
+# a distance $|\theta|$ apart. For $\theta \neq 0$ the supports are disjoint, so
+#
+# $$\mathrm{TV} = 1, \quad \mathrm{KL} = +\infty, \quad \mathrm{JS} = \log 2, \quad W_1 = |\theta|.$$
+#
+# Only the Wasserstein distance $W_1$ (next section) says "you are getting closer" as
+# $\theta \to 0$; the others are constant, so their gradient in $\theta$ is zero. We compute
+# all four: TV, KL and JS from histograms of 2000 samples per distribution on 0.05-wide
+# bins, and $W_1$ as the optimal matching between the two samples
+# (`scipy.optimize.linear_sum_assignment`, exact for equal-size empirical measures).
+
+# %%
+n_lines = 400
+z_line = (torch.arange(n_lines) + 0.5) / n_lines  # evenly spaced: the empirical law of Z
+thetas = np.round(np.linspace(-1, 1, 41), 2)
+bins = np.arange(-1.025, 1.05, 0.05), np.linspace(0, 1, 21)
+
+
+def histogram(points: np.ndarray) -> np.ndarray:
+    counts, _, _ = np.histogram2d(points[:, 0], points[:, 1], bins=bins)
+    return counts / counts.sum()
+
+
+def divergences(theta: float) -> dict[str, float]:
+    z = z_line.numpy()
+    p0 = np.stack([np.zeros_like(z), z], 1)
+    p1 = np.stack([np.full_like(z, theta), z], 1)
+    hp, hq = histogram(p0), histogram(p1)
+    hm = (hp + hq) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.sum(np.where(hp > 0, hp * np.log(hp / hq), 0.0))
+        js = 0.5 * np.sum(np.where(hp > 0, hp * np.log(hp / hm), 0.0)) + 0.5 * np.sum(
+            np.where(hq > 0, hq * np.log(hq / hm), 0.0)
+        )
+    cost = np.linalg.norm(p0[:, None, :] - p1[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    return {"TV": 0.5 * np.abs(hp - hq).sum(), "KL": kl, "JS": js, "W1": cost[rows, cols].mean()}
+
+
+table = {theta: divergences(theta) for theta in thetas}
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for key, style in [("TV", "-"), ("JS", "-"), ("W1", "-")]:
+    ax.plot(thetas, [table[t][key] for t in thetas], style, marker=".", label=key)
+ax.axhline(math.log(2), color="grey", ls=":", lw=1)
+ax.set_title(
+    "Parallel lines: only $W_1$ changes with $\\theta$ (KL = $\\infty$ for $\\theta \\neq 0$)"
+)
+ax.set_xlabel("$\\theta$")
+ax.set_ylabel("distance / divergence (nats)")
+ax.legend(fontsize=8)
+plt.show()
+for theta in (0.0, 0.1, 0.5):
+    print(f"theta = {theta:4}: " + ", ".join(f"{k} = {v:.3f}" for k, v in table[theta].items()))
+
+# %% [markdown]
+# This is not a curiosity. Images live near low-dimensional manifolds of pixel space, and
+# a generator with a $d$-dimensional latent produces samples on (at most) a
+# $d$-dimensional manifold: the two supports almost surely do not overlap (Arjovsky &
+# Bottou, 2017). Then a perfect discriminator exists, $\mathrm{JS} = \log 2$, and the
+# minimax generator's gradient vanishes.
+#
+# ### Mode collapse
+#
+# The other classic failure: the generator puts its mass on a few modes that currently
+# fool the discriminator, the discriminator adapts, the generator hops elsewhere, and some
+# modes are never (or no longer) produced. We train
+# the non-saturating GAN of Algorithm 1 ($k = 1$; two MLPs with 3 hidden layers of 128
+# units; `course_utils.gan.train_toy_gan` is that loop) on the two standard benchmarks of
+# the VEEGAN protocol: 8 Gaussians on a circle (std 0.01) and 25 on a grid (std 0.05). A
+# sample is *high quality* within 3 std of a centre; a mode is *captured* when it has a
+# high-quality sample. Look for missing modes, and for samples strung along the paths
+# between modes (a continuous generator cannot jump between islands).
+
+# %%
+ring, grid = data.toy_2d("ring", 20_000, seed=0), data.toy_2d("grid", 20_000, seed=0)
+mixtures = {"ring": ring, "grid": grid}
+
+
+def coverage_of(samples: torch.Tensor, name: str) -> metrics.ModeCoverage:
+    return metrics.mode_coverage(samples, data.mode_centers(name), data.mode_std(name))
+
+
+vanilla = {name: gan.train_toy_gan(x, "gan", steps=2000, seed=0) for name, x in mixtures.items()}
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+for ax, (name, result) in zip(axes, vanilla.items(), strict=True):
+    samples = result.sample(2500, seed=0)
+    cov = coverage_of(samples, name)
+    viz.scatter_2d(
+        samples, f"Vanilla GAN on the {name}: {cov.modes_captured}/{cov.num_modes} modes, "
+        f"{100 * cov.high_quality_rate:.0f}% HQ", ax=ax, centers=data.mode_centers(name), color="tab:red",
+    )  # fmt: skip
+plt.show()
+
+# %% [markdown]
+# ## 4. Wasserstein GANs
+#
+# The **earth mover's** (Wasserstein-1) distance is the cheapest way to move the mass of
+# $p_g$ onto $p_\text{data}$:
+#
+# $$W_1(p_\text{data}, p_g) = \inf_{\gamma \in \Pi(p_\text{data}, p_g)} \mathbb{E}_{(x, y) \sim \gamma}\big[\|x - y\|\big],$$
+#
+# the infimum over couplings $\gamma$ with marginals $p_\text{data}$ and $p_g$. It is
+# continuous in $\theta$ under mild conditions (Arjovsky et al., Theorem 1), as the
+# parallel lines showed. The infimum over couplings is intractable, but
+# **Kantorovich–Rubinstein duality** turns it into a supremum over 1-Lipschitz functions:
+#
+# $$W_1(p_\text{data}, p_g) = \sup_{\|f\|_L \le 1} \; \mathbb{E}_{x \sim p_\text{data}}[f(x)] - \mathbb{E}_{z \sim p(z)}[f(G(z))].$$
+#
+# A network $f_w$, the **critic**, plays the role of $f$: it outputs an unbounded score,
+# not a probability. The critic minimizes $\mathbb{E}[f(G(z))] - \mathbb{E}[f(x)]$, the
+# generator minimizes $-\mathbb{E}[f(G(z))]$, and the critic is trained to near-optimality
+# ($n_\text{critic} = 5$ steps per generator step) because its loss then estimates $W_1$.
+#
+# ### Weight clipping, and why it fails
+#
+# The WGAN paper keeps $f_w$ Lipschitz by clamping every weight to $[-c, c]$ ($c = 0.01$,
+# RMSProp, learning rate $5\cdot 10^{-5}$). Gulrajani et al. (2017) showed what this does:
+# the weights pile up at $\pm c$, and the critic collapses to very simple functions
+# (capacity underuse), or, with larger $c$, gradients explode.
+
+# %%
+clipped = gan.train_toy_gan(ring, "wgan", steps=1000, seed=0, snapshot_steps=(1000,))
+weights = torch.cat([p.detach().flatten() for p in clipped.critic.parameters() if p.ndim == 2])
+at_bound = (weights.abs() > 0.0099).float().mean().item()
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+axes[0].hist(weights.numpy(), bins=60, color="tab:purple")
+axes[0].set_title(f"WGAN critic weights after 1000 steps: {100 * at_bound:.0f}% at $\\pm c$")
+axes[0].set_xticks([-0.01, -0.005, 0.0, 0.005, 0.01])
+axes[0].set_xlabel("weight value")
+axes[0].set_ylabel("count")
+landscape = clipped.snapshots[-1].landscape.numpy()
+im = axes[1].imshow(landscape, origin="lower", extent=clipped.extent, cmap="coolwarm")
+fig.colorbar(im, ax=axes[1], label="critic f(x)")
+axes[1].scatter(*ring[:500].T.numpy(), s=2, c="k")
+axes[1].set_title(f"Clipped critic: scores span only {landscape.max() - landscape.min():.4f}")
+axes[1].set_xlabel("$x_1$")
+axes[1].set_ylabel("$x_2$")
+plt.show()
+
+# %% [markdown]
+# ### WGAN-GP: a gradient penalty
+#
+# A differentiable $f$ is 1-Lipschitz iff $\|\nabla f\| \le 1$ everywhere, and the optimal
+# critic has $\|\nabla f^*\| = 1$ on the lines between coupled points (Gulrajani et al.,
+# Prop. 1). So penalize the gradient norm at random points on lines between real and
+# generated samples:
+#
+# $$L = \underbrace{\mathbb{E}_{\tilde x \sim p_g}[f(\tilde x)] - \mathbb{E}_{x \sim p_\text{data}}[f(x)]}_{\text{critic loss}} + \lambda\,\mathbb{E}_{\hat x}\Big[\big(\|\nabla_{\hat x} f(\hat x)\|_2 - 1\big)^2\Big], \qquad \hat x = \epsilon x + (1 - \epsilon)\tilde x,\; \epsilon \sim U[0, 1].$$
+#
+# One $\epsilon$ per example; the gradient is taken with `create_graph=True` so the penalty
+# itself trains the critic (exercise 7). No batch norm in the critic: it would couple the
+# examples the penalty treats independently.
+#
+# **Our settings, and why.** The paper's $\lambda = 10$, $n_\text{critic} = 5$,
+# Adam($10^{-4}$, $\beta = (0, 0.9)$) are tuned for images. On these toys, with 2D data,
+# 5000 generator steps and a CPU budget, we use Adam($10^{-3}$, $\beta = (0.5, 0.9)$) with
+# the learning rate decaying linearly to 0, and $\lambda = 1$: the grid spans
+# $[-4, 4]^2$, and a unit-gradient constraint that strong keeps the critic from separating
+# 25 narrow modes in time. (The WGAN-GP authors' own toy script also lowers $\lambda$, to
+# 0.1.) The cell below compares $\lambda = 10$ and $\lambda = 1$ on the grid, same seed,
+# 2000 steps.
+
+# %%
+lambda_runs = {}
+for gp_weight in (10.0, 1.0):
+    config = gan.ToyGanConfig(gan.critic_loss, gan.wgan_generator_loss, gp_weight=gp_weight)
+    result = gan.train_toy_gan(grid, config, steps=2000, seed=0)
+    lambda_runs[gp_weight] = result
+    cov = coverage_of(result.sample(2500, seed=0), "grid")
+    print(f"lambda = {gp_weight:4}: {cov.modes_captured}/25 modes, "
+          f"{100 * cov.high_quality_rate:.1f}% high quality, {result.seconds:.0f} s")  # fmt: skip
+
+# %% [markdown]
+# ### Widget: vanilla GAN vs WGAN-GP, step by step
+#
+# Both trained on the ring from the same seed, with snapshots every 100 generator steps.
+# Left, the discriminator's probability $D(x)$; right, the WGAN-GP critic's score $f(x)$,
+# with the data in white and the generated samples in red. Move the slider and watch how
+# each landscape pulls the samples towards the data: the discriminator's output is
+# squashed between 0 and 1, while the critic's score keeps a slope wherever the penalty
+# lets it.
+
+# %%
+snapshot_steps = range(0, 2001, 100)
+duel = {
+    "vanilla GAN": gan.train_toy_gan(ring, "gan", steps=2000, seed=1, snapshot_steps=snapshot_steps,
+                                     extent=(-1.6, 1.6, -1.6, 1.6)),
+    "WGAN-GP": gan.train_toy_gan(ring, "wgan-gp", steps=2000, seed=1, snapshot_steps=snapshot_steps,
+                                 extent=(-1.6, 1.6, -1.6, 1.6)),
+}  # fmt: skip
+for name, result in duel.items():
+    cov = coverage_of(result.sample(2500, seed=0), "ring")
+    print(f"{name}: {cov.modes_captured}/8 modes, {100 * cov.high_quality_rate:.1f}% HQ")
+
+# %% tags=["nbval-ignore-output"]
+widgets.figure_widget(
+    lambda snapshot: widgets.gan_snapshot_figure(duel, snapshot, ring[:1000]),
+    snapshot=(0, len(snapshot_steps) - 1, 1),
+)
+
+# %% [markdown]
+# ## 5. The mode-coverage benchmark
+#
+# `course bench gan` trains each method for 5000 generator steps on both mixtures, 5 seeds
+# each, and scores 2500 samples. The table below is the shipped result of that command
+# (`course bench gan --save course_utils/weights/gan_bench.json`, about 20 minutes on 2
+# CPU cores); published numbers on the same protocol, for comparison (modes / % HQ, ring
+# then grid): VEEGAN 8 / 52.9 and 24.6 / 40; WGAN-GP 8 / 59.6 and 24.2 / 28.7; GDPP
+# 8 / 71.7 and 24.8 / 68.5; PacGAN4 7.8 / 95.9 and 24.8 / 93.6.
+
+# %%
+shipped = bench.load_gan_bench()
+print(f"{shipped['seeds']} seeds x {shipped['steps']} generator steps ({shipped['machine']})")
+print("\n".join(bench.format_gan_bench(shipped["rows"])))
+
+# %% [markdown]
+# ### Discriminator rejection sampling
+#
+# WGAN-GP captures every mode, but many samples fall on the "bridges" between modes: a
+# continuous generator fed with connected Gaussian noise cannot jump between 25 islands.
+# The last row of each block fixes that *after* training, with the result of section 1:
+# a discriminator trained to optimality satisfies
+#
+# $$D^*(x) = \frac{p_\text{data}(x)}{p_\text{data}(x) + p_g(x)} \quad\Longrightarrow\quad \frac{p_\text{data}(x)}{p_g(x)} = \frac{D^*(x)}{1 - D^*(x)} = e^{\,l^*(x)},$$
+#
+# with $l^*$ its logit. Rejection sampling from $p_g$ with acceptance probability
+# $e^{l(x)} / M$ then yields samples from $p_\text{data}$ (Azadi et al., 2019, DRS). The
+# benchmark trains a fresh logistic discriminator for 10000 steps against the frozen
+# generator (5000 below, to save time), with a learning rate decaying to 0 so that the
+# final discriminator is converged rather than one noisy iterate, and takes $M$ at the
+# 99.5% quantile of $e^{l}$ (the exact maximum is dominated by outliers,
+# which makes the acceptance rate tiny). The price is the acceptance rate in the table:
+# DRS spends many generator samples per kept sample, and it only reweights: modes the
+# generator never visits stay missing.
+
+# %%
+grid_run = lambda_runs[1.0]
+kept, acceptance = gan.rejection_sample(grid_run.sample, grid, 2500, steps=5000, seed=0)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+for ax, (title, samples) in zip(axes, [("WGAN-GP", grid_run.sample(2500, seed=0)),
+                                       ("WGAN-GP + DRS", kept)], strict=True):  # fmt: skip
+    cov = coverage_of(samples, "grid")
+    viz.scatter_2d(
+        samples, f"{title}: {cov.modes_captured}/25 modes, {100 * cov.high_quality_rate:.0f}% HQ",
+        ax=ax, centers=data.mode_centers("grid"), color="tab:red",
+    )  # fmt: skip
+plt.show()
+print(f"acceptance rate: {100 * acceptance:.1f}%")
+
+# %% [markdown]
+# ## 6. DCGAN on MNIST
+#
+# Radford et al. (2016) found an architecture that trains stably on images: strided
+# (transposed) convolutions instead of pooling, batch norm in both networks (not on the
+# generator's output or the discriminator's input), ReLU in the generator with a tanh
+# output, LeakyReLU(0.2) in the discriminator, Adam($2\cdot 10^{-4}$, $\beta_1 = 0.5$).
+# Ours, sized for 28×28 digits and a CPU:
+
+
+# %%
+class Generator(nn.Module):
+    """z [B, latent_dim] (+ labels y [B] when conditional) -> images [B, 1, 28, 28] in [-1, 1]."""
+
+    def __init__(self, latent_dim: int = 64, width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.project = nn.Sequential(  # z -> 2*width feature maps of 7x7
+            nn.Linear(latent_dim + num_classes, 2 * width * 7 * 7, bias=False),
+            nn.BatchNorm1d(2 * width * 7 * 7), nn.ReLU(), nn.Unflatten(1, (2 * width, 7, 7)),
+        )  # fmt: skip
+        self.upsample = nn.Sequential(  # 7x7 -> 14x14 -> 28x28
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1), nn.Tanh(),
+        )  # fmt: skip
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:  # conditional GAN: the label is part of the input
+            z = torch.cat([z, F.one_hot(y, self.num_classes).float()], dim=1)
+        return self.upsample(self.project(z))
+
+
+def load_generator(name: str, num_classes: int) -> Generator:
+    """The shipped weights of `name` in our class, or (RETRAIN) trained here."""
+    model = Generator(num_classes=num_classes).to(device)
+    if RETRAIN:
+        from course_utils.models import DcganDiscriminator
+        from course_utils.pretrain import train_dcgan
+
+        x_train, y_train = data.mnist("train", device=device)
+        critic = DcganDiscriminator(num_classes=num_classes).to(device)
+        epochs = int(checkpoints.shipped_state(name)[1]["metrics"]["epochs"])  # as shipped
+        train_dcgan(model, critic, x_train, y_train, epochs=epochs)
+    else:
+        model.load_state_dict(checkpoints.shipped_state(name)[0])
+    return model.eval()
+
+
+dcgan = load_generator("dcgan_mnist", num_classes=0)
+x_test, _ = data.mnist("test", device=device)
+torch.manual_seed(0)
+with torch.no_grad():
+    samples = (dcgan(torch.randn(1000, 64, device=device)) + 1) / 2  # back to [0, 1]
+coverage = metrics.class_coverage(samples)
+print(f"FID (1000 samples vs the 1000 test images): {metrics.fid(samples, x_test):.1f}")
+print(f"data floor (1000 train vs 1000 test images): "
+      f"{metrics.fid(data.mnist('train', device=device)[0][:1000], x_test):.1f}")  # fmt: skip
+print(f"classes present: {coverage.classes_present}/10, class entropy {coverage.entropy:.2f} "
+      f"(uniform: {math.log(10):.2f})")  # fmt: skip
+viz.show_images(samples[:64], "DCGAN samples (shipped weights)")
+plt.show()
+
+# %% [markdown]
+# ### Latent interpolation
+#
+# Walking in $z$ between two samples changes the digit smoothly: the generator has learned
+# a continuous map, not a lookup table of training images. We interpolate along the great
+# circle (slerp), which keeps $\|z\|$ typical for a Gaussian in 64 dimensions (lecture 01).
+
+# %%
+torch.manual_seed(3)
+z_pairs = torch.randn(4, 2, 64, device=device)
+rows = []
+with torch.no_grad():
+    for z0, z1 in z_pairs:
+        path = torch.stack(
+            [widgets.interpolate(z0, z1, t, method="slerp") for t in np.linspace(0, 1, 10)]
+        )
+        rows.append((dcgan(path) + 1) / 2)
+viz.show_images(torch.cat(rows), "DCGAN: slerp between two latent codes (one row each)", nrow=10)
+plt.show()
+
+# %% [markdown]
+# ### A conditional GAN
+#
+# Give both networks the label: the generator sees $[z, \text{one-hot}(y)]$, the
+# discriminator sees the image with 10 extra constant planes, one-hot in $y$ (Mirza &
+# Osindero, 2014). The game becomes $\min_G\max_D \mathbb{E}[\log D(x, y)] + \mathbb{E}[\log(1 - D(G(z, y), y))]$:
+# the discriminator rejects a good "3" labelled 7, so the generator must respect the
+# label. One row per class, one column per noise vector $z$ (shared across rows):
+
+# %%
+cgan = load_generator("cgan_mnist", num_classes=10)
+torch.manual_seed(0)
+with torch.no_grad():
+    z = torch.randn(8, 64, device=device).repeat(10, 1)
+    labels = torch.arange(10, device=device).repeat_interleave(8)
+    grid_images = (cgan(z, labels) + 1) / 2
+    z_eval = torch.randn(1000, 64, device=device)
+    y_eval = torch.arange(1000, device=device) % 10
+    eval_images = (cgan(z_eval, y_eval) + 1) / 2
+accuracy = (metrics.classifier_predict(eval_images) == y_eval).float().mean().item()
+print(f"conditional GAN: the classifier reads the requested digit in {100 * accuracy:.1f}% of "
+      f"1000 samples; FID {metrics.fid(eval_images, x_test):.1f}")  # fmt: skip
+viz.show_images(grid_images, "Conditional GAN: row = requested digit, column = shared z", nrow=8)
+plt.show()
+
+# %% [markdown]
+# ## 7. The loss variants, one line each
+#
+# | variant | critic / discriminator minimizes | generator minimizes |
+# |---|---|---|
+# | MM (Goodfellow et al.) | $-\mathbb{E}\log D(x) - \mathbb{E}\log(1 - D(G(z)))$ | $\mathbb{E}\log(1 - D(G(z)))$ |
+# | NS (Goodfellow et al.) | same | $-\mathbb{E}\log D(G(z))$ |
+# | WGAN (Arjovsky et al.) | $\mathbb{E}f(G(z)) - \mathbb{E}f(x)$, weights clipped to $[-c, c]$ | $-\mathbb{E}f(G(z))$ |
+# | WGAN-GP (Gulrajani et al.) | WGAN's $+\ \lambda\,\mathbb{E}(\|\nabla_{\hat x} f(\hat x)\|_2 - 1)^2$ | $-\mathbb{E}f(G(z))$ |
+# | LSGAN (Mao et al.) | $\tfrac12\mathbb{E}(D(x) - 1)^2 + \tfrac12\mathbb{E}D(G(z))^2$ | $\tfrac12\mathbb{E}(D(G(z)) - 1)^2$ |
+#
+# In code, with `r`, `f` the critic's outputs on real and fake batches (logits for MM and
+# NS, scores otherwise) and `gp` the penalty:
+
+# %%
+sp = F.softplus  # log sigma(l) = -softplus(-l), log(1 - sigma(l)) = -softplus(l)
+LOSSES = {  # name: (critic loss, generator loss)
+    "MM": (lambda r, f: sp(-r).mean() + sp(f).mean(), lambda f: -sp(f).mean()),
+    "NS": (lambda r, f: sp(-r).mean() + sp(f).mean(), lambda f: sp(-f).mean()),
+    "WGAN": (lambda r, f: f.mean() - r.mean(), lambda f: -f.mean()),
+    "WGAN-GP": (lambda r, f, gp, lam=10.0: f.mean() - r.mean() + lam * gp, lambda f: -f.mean()),
+    "LSGAN": (lambda r, f: 0.5 * (r - 1).pow(2).mean() + 0.5 * f.pow(2).mean(),
+              lambda f: 0.5 * (f - 1).pow(2).mean()),
+}  # fmt: skip
+r, f = torch.randn(5), torch.randn(5)
+references = {
+    "MM": (gan.discriminator_loss(r, f), gan.generator_loss_minimax(f)),
+    "NS": (gan.discriminator_loss(r, f), gan.generator_loss_nonsaturating(f)),
+    "WGAN": (gan.critic_loss(r, f), gan.wgan_generator_loss(f)),
+    "LSGAN": (gan.lsgan_discriminator_loss(r, f), gan.lsgan_generator_loss(f)),
+}
+for name, (critic_ref, generator_ref) in references.items():
+    critic_fn, generator_fn = LOSSES[name]
+    assert torch.allclose(critic_fn(r, f), critic_ref) and torch.allclose(
+        generator_fn(f), generator_ref
+    )
+print("each one-liner matches course_utils.gan's reference implementation")
+
+# %% [markdown]
+# ## Summary
+#
+# - A GAN trains an implicit model through a learned two-sample test. With the optimal
+#   discriminator $D^* = p_\text{data}/(p_\text{data} + p_g)$ the generator minimizes
+#   $-\log 4 + 2\,\mathrm{JS}$.
+# - JS is constant for disjoint supports, so it gives no gradient; the minimax loss
+#   saturates. Use the non-saturating loss, and watch for mode collapse.
+# - WGAN replaces JS with $W_1$ through Kantorovich–Rubinstein duality; the Lipschitz
+#   constraint is enforced badly by clipping, well by the gradient penalty.
+# - A trained discriminator estimates $p_\text{data}/p_g$: DRS uses it to reject bad
+#   samples after training.
+# - DCGAN's architecture makes image GANs train; a label input makes them conditional.
+#
+# GANs give sharp samples but no likelihood. The next lecture builds models with an
+# **exact** likelihood: normalizing flows.
+#
+# **Exercises:** `exercises/02_gan.ipynb` (the losses, the optimal discriminator, JS,
+# weight clipping, the gradient penalty, and your WGAN-GP on the ring). Grade yourself with
+# `course grade exercises/02_gan.ipynb`.
