@@ -280,18 +280,27 @@ def realnvp_digits(num_blocks: int = 4, hidden: int = 256) -> Flow:
     return Flow(layers, (64,))
 
 
-def glow_mnist(num_steps: int = 8, hidden: int = 64) -> Flow:
-    """A one-scale Glow for 28x28 MNIST: dequantization (256 levels) to logit space, a
-    squeeze to ``[4, 14, 14]``, then ``num_steps`` flow steps ActNorm -> 1x1 conv ->
-    affine coupling (channel mask, conv net)."""
-    layers: list[nn.Module] = [Dequantize(256), Squeeze()]
-    for k in range(num_steps):
-        layers += [
-            ActNorm(4),
-            InvConv1x1(4, seed=k),
-            AffineCoupling(channel_mask(4, k % 2), ConvNet(4, hidden)),
-        ]
-    return Flow(layers, (4, 14, 14))
+def glow_mnist(steps_per_scale: Sequence[int] = (4, 8), hidden: int = 64) -> Flow:
+    """A Glow-style flow for 28x28 MNIST at two scales: dequantization of the 256 grey
+    levels to logit space, a squeeze to ``[4, 14, 14]`` and ``steps_per_scale[0]`` flow
+    steps, another squeeze to ``[16, 7, 7]`` and ``steps_per_scale[1]`` steps. A flow step
+    is ActNorm -> invertible 1x1 conv -> affine coupling (channel mask, conv net). At 7x7
+    a few 3x3 convolutions see the whole digit. (Glow also factors out half the channels
+    at each scale to save compute; at 784 dimensions we keep them all.)"""
+    layers: list[nn.Module] = [Dequantize(256)]
+    channels, seed = 1, 0
+    for num_steps in steps_per_scale:
+        layers.append(Squeeze())
+        channels *= 4
+        for k in range(num_steps):
+            layers += [
+                ActNorm(channels),
+                InvConv1x1(channels, seed=seed),
+                AffineCoupling(channel_mask(channels, k % 2), ConvNet(channels, hidden)),
+            ]
+            seed += 1
+    side = 28 // 2 ** len(steps_per_scale)
+    return Flow(layers, (channels, side, side))
 
 
 def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

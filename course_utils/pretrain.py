@@ -384,7 +384,7 @@ def pretrain_flow_digits(out: Path, seconds: float = 55.0, seed: int = 0) -> dic
     return results
 
 
-FLOW_MNIST_CONFIG = {"num_steps": 8, "hidden": 64}
+FLOW_MNIST_CONFIG = {"steps_per_scale": [4, 8], "hidden": 64}
 
 
 def pretrain_flow_mnist(out: Path, epochs: int = 40, seed: int = 0) -> dict[str, float]:

@@ -30,6 +30,8 @@ def test_classifier_recipe_writes_a_loadable_checkpoint_with_its_metrics(tmp_pat
         ("dcgan_mnist", "fid_samples", "{:.1f}"),
         ("cgan_mnist", "fid_samples", "{:.1f}"),
         ("cgan_mnist", "label_accuracy", "{:.1%}"),
+        ("flow_digits", "test_nll", "{:.2f}"),
+        ("flow_mnist", "test_bits_per_dim", "{:.3f}"),
     ],
 )
 def test_readme_states_the_shipped_checkpoints_numbers(root, name, key, fmt):
@@ -71,3 +73,21 @@ def test_train_vae_keeps_the_best_validation_weights(tmp_path):
     assert not model.training
     after = models.negative_elbo(model, x[1000:1350]).mean().item()
     assert after < before and after == pytest.approx(info["best_val_neg_elbo"], abs=1.0)
+
+
+def test_train_flow_keeps_the_best_validation_weights_and_the_bench_prints_them(capsys):
+    import torch
+
+    from course_utils import bench, data, flows
+
+    torch.manual_seed(0)
+    x, _ = data.digits("all", device="cpu")
+    flow = flows.realnvp_digits(num_blocks=1, hidden=32)
+    info = pretrain.train_flow(flow, x[:1000], x[1000:1350], epochs=10, eval_every=5)
+    assert info["epochs"] == 10 and info["best_epoch"] in (5, 10) and not flow.training
+    assert flows.discrete_nll_bound(flow, x[1000:1350], draws=4).mean().item() == pytest.approx(
+        info["best_val_nll"], abs=2.0
+    )
+    results = bench.bench_flow_digits(seconds=0.5)
+    assert results["parameters"] > 0 and results["test_nll"] > 0
+    assert "test NLL bound" in capsys.readouterr().out
