@@ -1,0 +1,114 @@
+"""course_utils.diffusion: the closed form matches the chain, the posterior matches Monte
+Carlo, and both samplers recover x0 with a perfect noise predictor."""
+
+import math
+
+import pytest
+import torch
+
+from course_utils import diffusion
+
+
+def test_schedules():
+    betas = diffusion.linear_beta_schedule(1000)
+    assert betas.dtype == torch.float32 and betas.shape == (1000,)
+    assert betas[0].item() == pytest.approx(1e-4) and betas[-1].item() == pytest.approx(0.02)
+    ab = diffusion.cosine_alpha_bar(1000)
+    assert ab.shape == (1000,) and (ab[1:] <= ab[:-1]).all() and 0 < ab[-1] < 1e-3
+    assert diffusion.betas_of(ab).max().item() <= 0.999 + 1e-6
+    assert torch.allclose(diffusion.alpha_bar_of(diffusion.betas_of(ab)), ab, atol=1e-6)
+    with pytest.raises(ValueError, match="T: expected a positive int"):
+        diffusion.linear_beta_schedule(0)
+
+
+def test_q_sample_matches_the_chain_step_by_step():
+    torch.manual_seed(0)
+    betas = diffusion.linear_beta_schedule(200, 1e-3, 0.05)
+    ab = diffusion.alpha_bar_of(betas)
+    x0 = torch.tensor([1.5, -0.5])
+    n, t = 200_000, 60
+    x = x0.expand(n, 2).clone()
+    for s in range(t + 1):  # index t = the paper's step t + 1
+        x = (1 - betas[s]).sqrt() * x + betas[s].sqrt() * torch.randn_like(x)
+    closed = diffusion.q_sample(x0.expand(n, 2), torch.full((n,), t), torch.randn(n, 2), ab)
+    assert torch.allclose(x.mean(0), closed.mean(0), atol=0.01)
+    assert torch.allclose(x.var(0), closed.var(0), atol=0.01)
+    assert torch.allclose(closed.mean(0), ab[t].sqrt() * x0, atol=0.01)
+    assert torch.allclose(closed.var(0), (1 - ab[t]).expand(2), atol=0.01)
+
+
+def test_posterior_matches_monte_carlo():
+    # q(x_{t-1} | x_t, x0) by importance weighting: draw x_{t-1} ~ q(x_{t-1} | x0), weight
+    # by q(x_t | x_{t-1}) for the fixed x_t.
+    torch.manual_seed(0)
+    betas = diffusion.linear_beta_schedule(100, 1e-3, 0.1)
+    ab = diffusion.alpha_bar_of(betas)
+    x0, x_t, t = torch.tensor([0.8]), torch.tensor([0.3]), 40
+    prev = ab[t - 1].sqrt() * x0 + (1 - ab[t - 1]).sqrt() * torch.randn(2_000_000, 1)
+    log_w = torch.distributions.Normal((1 - betas[t]).sqrt() * prev, betas[t].sqrt()).log_prob(x_t)
+    w = torch.softmax(log_w.squeeze(1), 0)[:, None]
+    mc_mean = (w * prev).sum(0)
+    mc_var = (w * (prev - mc_mean) ** 2).sum(0)
+    mean, var = diffusion.posterior_mean_variance(x0[None], x_t[None], torch.tensor([t]), betas)
+    assert mean.item() == pytest.approx(mc_mean.item(), abs=0.005)
+    assert var.item() == pytest.approx(mc_var.item(), rel=0.02)
+    # at t = 0 the "previous" variable is x0 itself: the posterior has variance 0
+    _, var0 = diffusion.posterior_mean_variance(x0[None], x_t[None], torch.tensor([0]), betas)
+    assert var0.item() == 0
+
+
+def _perfect_eps(x_star: torch.Tensor, alpha_bar: torch.Tensor):
+    def eps_model(x_t, t):
+        ab = alpha_bar[t].view(-1, *[1] * (x_t.dim() - 1))
+        return (x_t - ab.sqrt() * x_star) / (1 - ab).sqrt()
+
+    return eps_model
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_samplers_recover_x0_with_a_perfect_noise_predictor(schedule):
+    torch.manual_seed(0)
+    if schedule == "linear":
+        betas = diffusion.linear_beta_schedule(1000).double()
+        ab = diffusion.alpha_bar_of(betas)
+    else:
+        ab = diffusion.cosine_alpha_bar(1000).double()
+        betas = diffusion.betas_of(ab)
+    x_star = torch.tensor([[0.7, -1.2, 0.1]], dtype=torch.float64)
+    eps_model = _perfect_eps(x_star, ab)
+    x_T = torch.randn(4, 3, dtype=torch.float64)
+    ddpm, trajectory = diffusion.sample_ddpm(eps_model, x_T, betas, keep=5)
+    assert torch.allclose(ddpm, x_star.expand(4, 3), atol=1e-4) and len(trajectory) == 5
+    for steps in (10, 50, 1000):
+        ddim, _ = diffusion.sample_ddim(eps_model, x_T, ab, steps)
+        assert torch.allclose(ddim, x_star.expand(4, 3), atol=1e-6)
+    noisy, _ = diffusion.sample_ddim(eps_model, x_T, ab, 50, eta=1.0)
+    assert torch.allclose(noisy, x_star.expand(4, 3), atol=1e-4)
+
+
+def test_p_sample_step_adds_no_noise_at_the_last_step_and_predict_x0_inverts_q_sample():
+    betas = diffusion.linear_beta_schedule(10)
+    ab = diffusion.alpha_bar_of(betas)
+    x = torch.randn(3, 2)
+
+    def zero(x_t, t):
+        return torch.zeros_like(x_t)
+
+    big = 100 * torch.ones(3, 2)
+    assert torch.allclose(
+        diffusion.p_sample_step(zero, x, 0, betas, big), x / (1 - betas[0]).sqrt()
+    )
+    assert not torch.allclose(
+        diffusion.p_sample_step(zero, x, 1, betas, big), x / (1 - betas[1]).sqrt()
+    )
+    t, noise = torch.tensor([0, 4, 9]), torch.randn(3, 2)
+    x_t = diffusion.q_sample(x, t, noise, ab)
+    assert torch.allclose(diffusion.predict_x0(x_t, t, noise, ab), x, atol=1e-4)
+
+
+def test_ddpm_loss_is_zero_for_the_perfect_predictor_of_one_point():
+    ab = diffusion.alpha_bar_of(diffusion.linear_beta_schedule(100))
+    x_star = torch.tensor([[0.5, 0.5]])
+    loss = diffusion.ddpm_loss(_perfect_eps(x_star, ab), x_star.expand(64, 2), ab)
+    assert loss.item() == pytest.approx(0.0, abs=1e-8)
+    assert math.isfinite(diffusion.ddpm_loss(lambda x, t: torch.zeros_like(x), x_star, ab).item())
