@@ -387,7 +387,7 @@ def pretrain_flow_digits(out: Path, seconds: float = 55.0, seed: int = 0) -> dic
 FLOW_MNIST_CONFIG = {"steps_per_scale": [4, 8], "hidden": 64}
 
 
-def pretrain_flow_mnist(out: Path, epochs: int = 40, seed: int = 0) -> dict[str, float]:
+def pretrain_flow_mnist(out: Path, epochs: int = 100, seed: int = 0) -> dict[str, float]:
     """The Glow-style flow on MNIST (256 grey levels): 3600 train images, 400 for
     selection; test bits/dim, and FID / class coverage of 1000 samples at temperature 1
     and 0.7."""

@@ -50,7 +50,7 @@ from course_utils.train import fit
 
 device = get_device()
 torch.manual_seed(0)
-RETRAIN = False  # True: train the digits flow (1 minute) and the MNIST flow (about 15) here
+RETRAIN = False  # True: train the digits flow (1 minute) and the MNIST flow (about 10) here
 
 # %% [markdown]
 # ## 1. Change of variables
