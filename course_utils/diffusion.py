@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -136,18 +137,35 @@ def ddim_step(
     return x_prev
 
 
+@dataclass
+class DenoisingStep:
+    """One kept step of a sampler: index ``t``, the current ``x_t`` and the model's
+    prediction of ``x0`` from it (``predict_x0``), both shaped like the samples."""
+
+    t: int
+    x_t: torch.Tensor
+    x0_hat: torch.Tensor
+
+
+def _kept(eps_model: EpsModel, x: torch.Tensor, t: int, alpha_bar: torch.Tensor) -> DenoisingStep:
+    t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
+    x0_hat = predict_x0(x, t_batch, eps_model(x, t_batch), alpha_bar)
+    return DenoisingStep(t, x.clone(), x0_hat)
+
+
 @torch.no_grad()
 def sample_ddpm(
     eps_model: EpsModel, x_T: torch.Tensor, betas: torch.Tensor, keep: int = 0
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
+) -> tuple[torch.Tensor, list[DenoisingStep]]:
     """Algorithm 2 from ``x_T`` down to ``x_0``. Returns ``(x_0, trajectory)``, the
-    trajectory holding ``x_t`` at ``keep`` evenly spaced steps (``[]`` if ``keep = 0``)."""
+    trajectory holding ``keep`` evenly spaced steps (``[]`` if ``keep = 0``)."""
     T = len(betas)
+    alpha_bar = alpha_bar_of(betas)
     marks = set(torch.linspace(T - 1, 0, keep).round().long().tolist()) if keep else set()
     x, trajectory = x_T, []
     for t in range(T - 1, -1, -1):
         if t in marks:
-            trajectory.append(x.clone())
+            trajectory.append(_kept(eps_model, x, t, alpha_bar))
         x = p_sample_step(eps_model, x, t, betas, torch.randn_like(x))
     return x, trajectory
 
@@ -155,15 +173,15 @@ def sample_ddpm(
 @torch.no_grad()
 def sample_ddim(
     eps_model: EpsModel, x_T: torch.Tensor, alpha_bar: torch.Tensor, steps: int, eta: float = 0.0
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
+) -> tuple[torch.Tensor, list[DenoisingStep]]:
     """DDIM with ``steps`` evenly spaced time indices from ``T - 1`` to ``0``, then to the
-    data. Returns ``(x_0, trajectory)`` with ``x_t`` before every update."""
+    data. Returns ``(x_0, trajectory)``, one ``DenoisingStep`` before every update."""
     T = len(alpha_bar)
     if not isinstance(steps, int) or not 1 <= steps <= T:
         raise ValueError(f"steps: expected an int in [1, {T}], got {steps!r}")
     times = torch.linspace(T - 1, 0, steps).round().long().tolist()
     x, trajectory = x_T, []
     for t, t_prev in zip(times, [*times[1:], -1], strict=True):
-        trajectory.append(x.clone())
+        trajectory.append(_kept(eps_model, x, t, alpha_bar))
         x = ddim_step(eps_model, x, t, t_prev, alpha_bar, eta)
     return x, trajectory

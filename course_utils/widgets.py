@@ -11,7 +11,7 @@ Pattern::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
@@ -21,6 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
+    from course_utils.diffusion import DenoisingStep
     from course_utils.flows import Flow
     from course_utils.gan import ToyGanRun
 
@@ -330,5 +331,76 @@ def flow_layers_figure(
         ax.set_ylim(extent[2], extent[3])
         ax.set_xlabel("$h_1$")
         ax.set_ylabel("$h_2$")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------- lecture 04: noising and denoising
+
+
+def noising_figure(x0: torch.Tensor, t: int, schedules: Mapping[str, torch.Tensor]) -> Figure:
+    """Forward process at index ``t``: one row per schedule (name -> ``alpha_bar [T]``) with
+    ``x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps`` for one image ``x0 [1, H, W]`` in [-1, 1]
+    (the same ``eps`` for every schedule), the histogram of its pixels, and ``alpha_bar``
+    with ``t`` marked."""
+    if not schedules:
+        raise ValueError("schedules: expected at least one name -> alpha_bar, got none")
+    lengths = {len(ab) for ab in schedules.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"schedules: expected equal lengths, got {sorted(lengths)}")
+    T = lengths.pop()
+    if not isinstance(t, int) or not 0 <= t < T:
+        raise ValueError(f"t: expected an int in [0, {T - 1}], got {t!r}")
+    if x0.dim() != 3:
+        raise ValueError(f"x0: expected one image [C, H, W], got {tuple(x0.shape)}")
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    fig, axes = plt.subplots(len(schedules), 3, figsize=(12, 3.4 * len(schedules)), squeeze=False)
+    for row, (name, alpha_bar) in zip(axes, schedules.items(), strict=True):
+        ab = float(alpha_bar[t])
+        x_t = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps
+        row[0].imshow(_np(x_t[0]), cmap="gray", vmin=-2.5, vmax=2.5)
+        row[0].set_title(f"{name}: $x_t$ at t = {t}")
+        row[0].set_xticks([])
+        row[0].set_yticks([])
+        row[1].hist(_np(x_t.flatten()), bins=50, range=(-4, 4), density=True, color="tab:blue")
+        row[1].set_title(f"pixel histogram; $\\bar\\alpha_t$ = {ab:.4f}")
+        row[1].set_xlabel("pixel value")
+        row[1].set_ylabel("density")
+        row[2].plot(_np(alpha_bar), color="tab:green")
+        row[2].axvline(t, color="k", ls="--")
+        row[2].set_title(f"{name} schedule")
+        row[2].set_xlabel("t")
+        row[2].set_ylabel("$\\bar\\alpha_t$")
+    fig.tight_layout()
+    return fig
+
+
+def denoising_figure(
+    trajectories: Mapping[str, Sequence[DenoisingStep]], index: int, nrow: int = 4
+) -> Figure:
+    """Reverse process: one row per sampler (name -> its kept ``DenoisingStep`` list, all of
+    the same length), showing step ``index``'s ``x_t`` and predicted ``x0`` as image grids
+    (samples ``[N, C, H, W]`` in about [-1, 1])."""
+    from course_utils.viz import show_images
+
+    if not trajectories:
+        raise ValueError("trajectories: expected at least one name -> steps, got none")
+    counts = {name: len(steps) for name, steps in trajectories.items()}
+    n = min(counts.values())
+    if len(set(counts.values())) != 1 or n == 0:
+        raise ValueError(f"trajectories: expected equal, non-zero lengths, got {counts}")
+    if not isinstance(index, int) or not 0 <= index < n:
+        raise ValueError(f"index: expected an int in [0, {n - 1}], got {index!r}")
+    fig, axes = plt.subplots(
+        len(trajectories), 2, figsize=(8, 4 * len(trajectories)), squeeze=False
+    )
+    for row, (name, steps) in zip(axes, trajectories.items(), strict=True):
+        step = steps[index]
+        for ax, images, what in (
+            (row[0], step.x_t, "$x_t$"),
+            (row[1], step.x0_hat, "predicted $x_0$"),
+        ):
+            grid = ((images + 1) / 2).clamp(0, 1)[: nrow * nrow]
+            show_images(grid, f"{name}, t = {step.t}: {what}", nrow=nrow, ax=ax)
     fig.tight_layout()
     return fig

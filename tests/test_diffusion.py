@@ -112,3 +112,51 @@ def test_ddpm_loss_is_zero_for_the_perfect_predictor_of_one_point():
     loss = diffusion.ddpm_loss(_perfect_eps(x_star, ab), x_star.expand(64, 2), ab)
     assert loss.item() == pytest.approx(0.0, abs=1e-8)
     assert math.isfinite(diffusion.ddpm_loss(lambda x, t: torch.zeros_like(x), x_star, ab).item())
+
+
+def test_samplers_keep_steps_with_the_predicted_x0():
+    ab = diffusion.alpha_bar_of(diffusion.linear_beta_schedule(50)).double()
+    x_star = torch.full((1, 1, 4, 4), 0.5, dtype=torch.float64)
+    eps_model = _perfect_eps(x_star, ab)
+    x_T = torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    _, ddpm = diffusion.sample_ddpm(eps_model, x_T, diffusion.betas_of(ab), keep=6)
+    _, ddim = diffusion.sample_ddim(eps_model, x_T, ab, steps=6)
+    for steps in (ddpm, ddim):
+        assert [s.t for s in steps] == [49, 39, 29, 20, 10, 0]
+        assert all(torch.allclose(s.x0_hat, x_star.expand(2, 1, 4, 4)) for s in steps)
+    assert torch.equal(ddim[0].x_t, x_T)
+
+
+def test_noising_and_denoising_figures():
+    import matplotlib.pyplot as plt
+
+    from course_utils import widgets
+
+    schedules = {
+        "linear": diffusion.alpha_bar_of(diffusion.linear_beta_schedule(100)),
+        "cosine": diffusion.cosine_alpha_bar(100),
+    }
+    fig = widgets.noising_figure(torch.zeros(1, 8, 8), 30, schedules)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "linear: $x_t$ at t = 30" in titles and "cosine schedule" in titles
+    ab30 = schedules["cosine"][30].item()
+    assert f"pixel histogram; $\\bar\\alpha_t$ = {ab30:.4f}" in titles
+    plt.close(fig)
+    with pytest.raises(ValueError, match="t: expected an int"):
+        widgets.noising_figure(torch.zeros(1, 8, 8), 100, schedules)
+    x_star = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    ab = schedules["linear"].double()
+    _, ddim = diffusion.sample_ddim(
+        _perfect_eps(x_star, ab), torch.randn(4, 1, 4, 4).double(), ab, 5
+    )
+    _, ddpm = diffusion.sample_ddpm(_perfect_eps(x_star, ab), torch.randn(4, 1, 4, 4).double(),
+                                    diffusion.betas_of(ab), keep=5)  # fmt: skip
+    fig = widgets.denoising_figure({"DDPM": ddpm, "DDIM": ddim}, 2, nrow=2)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [
+        f"DDPM, t = {ddpm[2].t}: $x_t$", f"DDPM, t = {ddpm[2].t}: predicted $x_0$",
+        f"DDIM, t = {ddim[2].t}: $x_t$", f"DDIM, t = {ddim[2].t}: predicted $x_0$",
+    ]  # fmt: skip
+    plt.close(fig)
+    with pytest.raises(ValueError, match="index"):
+        widgets.denoising_figure({"DDPM": ddpm}, 5)
