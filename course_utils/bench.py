@@ -195,6 +195,13 @@ def bench_threads(seconds_per_case: float = 2.0) -> dict[tuple[str, str, int], f
     return results
 
 
+def _print_rows(rows: list[tuple[str, str]]) -> None:
+    """A two-column table: names left-aligned, values right-aligned."""
+    width = max(len(name) for name, _ in rows) + 2
+    for name, value in rows:
+        print(f"{name:<{width}}{value:>12}")
+
+
 def bench_vae_digits(seconds: float = 50.0, seed: int = 0) -> dict[str, float]:
     """The digits VAE benchmark (intro_dgm protocol, goal <= 92 nats): train, then print the
     test negative ELBO, the IWAE (k=1000) NLL, the time and the parameter count."""
@@ -209,8 +216,7 @@ def bench_vae_digits(seconds: float = 50.0, seed: int = 0) -> dict[str, float]:
         ("epochs (best on validation)", f"{results['epochs']} ({results['best_epoch']})"),
         ("parameters", f"{int(results['parameters']):,}"),
     ]
-    for name, value in rows:
-        print(f"{name:<38}{value:>12}")
+    _print_rows(rows)
     return results
 
 
@@ -228,8 +234,7 @@ def bench_flow_digits(seconds: float = 55.0, seed: int = 0) -> dict[str, float]:
         ("epochs (best on validation)", f"{results['epochs']} ({results['best_epoch']})"),
         ("parameters", f"{int(results['parameters']):,}"),
     ]
-    for name, value in rows:
-        print(f"{name:<46}{value:>12}")
+    _print_rows(rows)
     return results
 
 

@@ -195,8 +195,7 @@ class Flow(nn.Module):
         return x, log_det
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        z, log_det = self(x)
-        return standard_normal_log_prob(z) + log_det
+        return self.log_prob_after(x, 0)
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         for layer in reversed(self.layers):

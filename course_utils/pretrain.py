@@ -72,6 +72,60 @@ def pretrain_classifier(out: Path, epochs: int = 15, seed: int = 0) -> dict[str,
     return results
 
 
+def _train_keeping_best(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    validate: Callable[[torch.nn.Module], float],
+    x_train: torch.Tensor,
+    *,
+    seconds: float | None,
+    epochs: int | None,
+    batch_size: int,
+    ema_decay: float,
+    eval_every: int,
+    seed: int,
+) -> dict[str, float]:
+    """Minimize ``loss_fn(batch)`` in rounds of ``eval_every`` epochs until the time or
+    epoch budget is spent, keeping an exponential moving average of the weights
+    (``ema_decay = 0``: the weights themselves). After each round ``validate(averaged)``
+    scores the average (lower is better); the best one is loaded into ``model`` (eval
+    mode). Returns ``{"best_val", "best_epoch", "epochs", "train_seconds"}``."""
+    averaged = copy.deepcopy(model)
+
+    def step(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = loss_fn(x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for avg, p in zip(averaged.parameters(), model.parameters(), strict=True):
+                avg.lerp_(p, 1 - ema_decay)
+        return {"loss": loss}
+
+    best, best_state, best_epoch, epoch = float("inf"), None, 0, 0
+    start = time.perf_counter()
+    while (seconds is None or time.perf_counter() - start < seconds) and (
+        epochs is None or epoch < epochs
+    ):
+        model.train()
+        run(step, x_train, batch_size=batch_size, epochs=eval_every, progress=False,
+            seed=seed + epoch)  # fmt: skip
+        epoch += eval_every
+        averaged.eval()
+        val = validate(averaged)
+        if val < best:
+            best, best_state, best_epoch = val, copy.deepcopy(averaged.state_dict()), epoch
+    model.load_state_dict(best_state)
+    model.eval()
+    return {
+        "best_val": best,
+        "best_epoch": best_epoch,
+        "epochs": epoch,
+        "train_seconds": time.perf_counter() - start,
+    }
+
+
 def train_vae(
     model: torch.nn.Module,
     x_train: torch.Tensor,
@@ -95,45 +149,13 @@ def train_vae(
     """
     seed_everything(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    averaged = copy.deepcopy(model)
-
-    def step(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = -models.log_weights(model, x, 1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for avg, p in zip(averaged.parameters(), model.parameters(), strict=True):
-                avg.lerp_(p, 1 - ema_decay)
-        return {"loss": loss}
-
-    best, best_state, best_epoch, epoch = float("inf"), None, 0, 0
-    start = time.perf_counter()
-    while (seconds is None or time.perf_counter() - start < seconds) and (
-        epochs is None or epoch < epochs
-    ):
-        model.train()
-        run(
-            step,
-            x_train,
-            batch_size=batch_size,
-            epochs=eval_every,
-            progress=False,
-            seed=seed + epoch,
-        )
-        epoch += eval_every
-        averaged.eval()
-        val = models.negative_elbo(averaged, x_val).mean().item()
-        if val < best:
-            best, best_state, best_epoch = val, copy.deepcopy(averaged.state_dict()), epoch
-    model.load_state_dict(best_state)
-    model.eval()
-    return {
-        "best_val_neg_elbo": best,
-        "best_epoch": best_epoch,
-        "epochs": epoch,
-        "train_seconds": time.perf_counter() - start,
-    }
+    info = _train_keeping_best(
+        model, opt, lambda x: -models.log_weights(model, x, 1).mean(),
+        lambda averaged: models.negative_elbo(averaged, x_val).mean().item(), x_train,
+        seconds=seconds, epochs=epochs, batch_size=batch_size, ema_decay=ema_decay,
+        eval_every=eval_every, seed=seed,
+    )  # fmt: skip
+    return {"best_val_neg_elbo": info.pop("best_val"), **info}
 
 
 DIGITS_VAE_CONFIG = {"latent_dim": 16, "channels": 16, "dropout": 0.2}
@@ -315,43 +337,13 @@ def train_flow(
     with torch.no_grad():  # ActNorm's data-dependent initialization, on a large batch
         flow(flows.dequantize(x_train[:512]))
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
-    averaged = copy.deepcopy(flow)
-
-    def step(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = -flow.log_prob(flows.dequantize(x)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for avg, p in zip(averaged.parameters(), flow.parameters(), strict=True):
-                avg.lerp_(p, 1 - ema_decay)
-        return {"loss": loss}
-
-    best, best_state, best_epoch, epoch = float("inf"), None, 0, 0
-    start = time.perf_counter()
-    while (seconds is None or time.perf_counter() - start < seconds) and (
-        epochs is None or epoch < epochs
-    ):
-        run(
-            step,
-            x_train,
-            batch_size=batch_size,
-            epochs=eval_every,
-            progress=False,
-            seed=seed + epoch,
-        )
-        epoch += eval_every
-        val = flows.discrete_nll_bound(averaged, x_val, draws=2).mean().item()
-        if val < best:
-            best, best_state, best_epoch = val, copy.deepcopy(averaged.state_dict()), epoch
-    flow.load_state_dict(best_state)
-    flow.eval()
-    return {
-        "best_val_nll": best,
-        "best_epoch": best_epoch,
-        "epochs": epoch,
-        "train_seconds": time.perf_counter() - start,
-    }
+    info = _train_keeping_best(
+        flow, opt, lambda x: -flow.log_prob(flows.dequantize(x)).mean(),
+        lambda averaged: flows.discrete_nll_bound(averaged, x_val, draws=2).mean().item(),
+        x_train, seconds=seconds, epochs=epochs, batch_size=batch_size, ema_decay=ema_decay,
+        eval_every=eval_every, seed=seed,
+    )  # fmt: skip
+    return {"best_val_nll": info.pop("best_val"), **info}
 
 
 FLOW_DIGITS_CONFIG = {"num_blocks": 4, "hidden": 256}
