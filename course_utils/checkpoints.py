@@ -28,6 +28,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "cgan_mnist": ("course_utils.models", "DcganGenerator"),
     "flow_digits": ("course_utils.flows", "realnvp_digits"),
     "flow_mnist": ("course_utils.flows", "glow_mnist"),
+    "ddpm_mnist": ("course_utils.models", "DiffusionUnet"),
 }
 
 

@@ -49,8 +49,9 @@ def betas_of(alpha_bar: torch.Tensor) -> torch.Tensor:
 
 
 def _per_example(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``values[t]`` reshaped to ``[B, 1, ...]`` to broadcast over ``like``'s non-batch dims."""
-    return values.to(like.device)[t].view(-1, *[1] * (like.dim() - 1))
+    """``values[t]`` reshaped to ``[B, 1, ...]`` to broadcast over ``like``'s non-batch dims,
+    on ``like``'s device and in its dtype."""
+    return values.to(like)[t].view(-1, *[1] * (like.dim() - 1))
 
 
 def q_sample(
@@ -135,6 +136,28 @@ def ddim_step(
             noise = torch.randn_like(x_t)
         x_prev = x_prev + sigma * noise
     return x_prev
+
+
+def guided(model: Callable[..., torch.Tensor], y: torch.Tensor, w: float) -> EpsModel:
+    """Classifier-free guidance (Ho & Salimans, 2021): the noise prediction
+    ``(1 + w) eps(x_t, t, y) - w eps(x_t, t, no label)`` as an ``eps_model(x_t, t)``.
+
+    Args:
+        model: ``model(x_t, t, y)``, where ``y = None`` means no label.
+        y: ``[B]`` requested labels, one per sample.
+        w: guidance weight; ``w = 0`` is the conditional model, larger trades diversity
+            for fidelity to ``y``.
+    """
+    if not isinstance(w, int | float) or w < 0:
+        raise ValueError(f"w: expected a non-negative number, got {w!r}")
+
+    def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if w == 0:
+            return model(x_t, t, y)
+        eps_cond = model(x_t, t, y)
+        return (1 + w) * eps_cond - w * model(x_t, t, None)
+
+    return eps_model
 
 
 @dataclass

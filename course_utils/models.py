@@ -189,3 +189,91 @@ class DcganDiscriminator(nn.Module):
             planes = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
             x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
         return self.body(x).squeeze(1)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer time steps ``t [B]`` -> ``[B, dim]`` (``dim`` even):
+    ``[sin(t w_k), cos(t w_k)]`` with ``w_k = max_period^(-k / (dim/2))`` (Vaswani et al.)."""
+    freqs = torch.exp(-math.log(max_period) * torch.arange(dim // 2, device=t.device) / (dim // 2))
+    angles = t.float()[:, None] * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, the embedding added in between, plus a skip (1x1 conv when
+    the width changes): ``x [B, c_in, H, W], emb [B, emb_dim] -> [B, c_out, H, W]``."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x))) + self.emb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class DiffusionUnet(nn.Module):
+    """A small DDPM U-Net for 28x28 digits: ``eps_model(x_t [B, 1, 28, 28], t [B], y [B])``
+    -> predicted noise ``[B, 1, 28, 28]``.
+
+    Three resolutions (28, 14, 7) with widths ``width * mults``, one residual block per
+    resolution on the way down and on the way up (fed the skip connection), two in the
+    middle. The time step enters through a sinusoidal embedding and an MLP; the class label
+    ``y`` through a learned embedding added to it. Label ``num_classes`` is the "no label"
+    token that classifier-free guidance trains with; ``y=None`` means no label.
+    """
+
+    def __init__(self, width: int = 32, mults: tuple[int, ...] = (1, 2, 2),
+                 num_classes: int = 10) -> None:  # fmt: skip
+        super().__init__()
+        self.width, self.num_classes = width, num_classes
+        emb_dim = 4 * width
+        self.time = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label = nn.Embedding(num_classes + 1, emb_dim)
+        chans = [width * m for m in mults]
+        self.stem = nn.Conv2d(1, chans[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        self.pool = nn.ModuleList()
+        c = chans[0]
+        for i, c_out in enumerate(chans):
+            self.down.append(ResBlock(c, c_out, emb_dim))
+            c = c_out
+            if i < len(chans) - 1:
+                self.pool.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.middle = nn.ModuleList([ResBlock(c, c, emb_dim), ResBlock(c, c, emb_dim)])
+        self.up = nn.ModuleList()
+        self.unpool = nn.ModuleList()
+        for i, c_skip in reversed(list(enumerate(chans))):
+            self.up.append(ResBlock(c + c_skip, c_skip, emb_dim))
+            c = c_skip
+            if i > 0:
+                self.unpool.append(nn.ConvTranspose2d(c, chans[i - 1], 4, stride=2, padding=1))
+                c = chans[i - 1]
+        self.head = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if y is None:
+            y = torch.full((len(x),), self.num_classes, dtype=torch.long, device=x.device)
+        emb = self.time(timestep_embedding(t, self.width)) + self.label(y)
+        h = self.stem(x)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h, emb)
+            skips.append(h)
+            if i < len(self.pool):
+                h = self.pool[i](h)
+        for block in self.middle:
+            h = block(h, emb)
+        for i, block in enumerate(self.up):
+            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+            if i < len(self.unpool):
+                h = self.unpool[i](h)
+        return self.head(h)

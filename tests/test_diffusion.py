@@ -160,3 +160,32 @@ def test_noising_and_denoising_figures():
     plt.close(fig)
     with pytest.raises(ValueError, match="index"):
         widgets.denoising_figure({"DDPM": ddpm}, 5)
+
+
+def test_diffusion_unet_shapes_labels_and_zero_init():
+    from course_utils.models import DiffusionUnet, timestep_embedding
+
+    emb = timestep_embedding(torch.tensor([0, 5]), 8)
+    assert emb.shape == (2, 8) and torch.equal(emb[0], torch.tensor([0.0] * 4 + [1.0] * 4))
+    torch.manual_seed(0)
+    model = DiffusionUnet(width=8, mults=(1, 2, 2), num_classes=10)
+    x, t = torch.randn(3, 1, 28, 28), torch.tensor([0, 500, 999])
+    assert torch.equal(model(x, t), torch.zeros(3, 1, 28, 28))  # zero-initialized head
+    torch.nn.init.normal_(model.head[-1].weight)
+    out = model(x, t)
+    assert out.shape == (3, 1, 28, 28) and torch.isfinite(out).all()
+    assert torch.equal(out, model(x, t, torch.full((3,), 10)))  # None is the "no label" token
+    assert not torch.allclose(out, model(x, t, torch.tensor([1, 2, 3])))
+    assert not torch.allclose(out, model(x, t.flip(0)))
+
+
+def test_classifier_free_guidance_combines_the_two_predictions():
+    def model(x_t, t, y):
+        return x_t * 0 + (0.0 if y is None else y.float()[:, None])
+
+    x, t, y = torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.tensor([1, 4])
+    assert torch.equal(diffusion.guided(model, y, 0.0)(x, t), model(x, t, y))
+    # (1 + w) eps(x, y) - w eps(x): with eps(x) = 0 it scales the conditional one by 1 + w
+    assert torch.allclose(diffusion.guided(model, y, 2.0)(x, t), 3 * model(x, t, y))
+    with pytest.raises(ValueError, match="w: expected a non-negative number"):
+        diffusion.guided(model, y, -1.0)

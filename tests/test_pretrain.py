@@ -91,3 +91,28 @@ def test_train_flow_keeps_the_best_validation_weights_and_the_bench_prints_them(
     results = bench.bench_flow_digits(seconds=0.5)
     assert results["parameters"] > 0 and results["test_nll"] > 0
     assert "test NLL bound" in capsys.readouterr().out
+
+
+def test_train_ddpm_learns_and_drops_labels_for_guidance():
+    import torch
+
+    from course_utils import data, diffusion, models
+
+    x, y = data.mnist("train", device="cpu")
+    x, y = x[:256], y[:256]
+    alpha_bar = diffusion.alpha_bar_of(diffusion.linear_beta_schedule(100))
+    labels_before = {}
+    for p_uncond in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = models.DiffusionUnet(width=8, mults=(1, 2), num_classes=10)
+        labels_before[p_uncond] = model.label.weight.detach().clone()
+        info = pretrain.train_ddpm(model, x, y, alpha_bar, epochs=3, batch_size=32, lr=2e-3,
+                                   ema_decay=0.0, p_uncond=p_uncond)  # fmt: skip
+        assert not model.training and info["epochs"] == 3
+        # the zero-initialized head starts at L_simple = E||eps||^2 / D = 1
+        assert info["final_loss"] < 0.9
+        changed = (model.label.weight != labels_before[p_uncond]).any(dim=1)
+        if p_uncond == 0.0:  # the "no label" row never trains
+            assert changed[:10].all() and not changed[10]
+        else:  # every label is dropped: only the "no label" row trains
+            assert not changed[:10].any() and changed[10]
