@@ -9,6 +9,8 @@
 * ``flow-digits``: the digits flow benchmark of lecture 03 (test nats per image).
 * ``gan``: mode coverage on the ring and the grid (VEEGAN's protocol) for the vanilla GAN,
   WGAN, WGAN-GP and WGAN-GP with discriminator rejection sampling, over several seeds.
+* ``diffusion``: steps vs quality for the shipped MNIST diffusion model, DDPM with 1000
+  steps against DDIM with 10 to 1000 (FID, class coverage, sampling time).
 
 Each prints a table; nothing here is asserted by the tests (timings vary by machine).
 """
@@ -306,15 +308,27 @@ def format_gan_bench(rows: list[dict]) -> list[str]:
     return lines
 
 
-def load_gan_bench(path: str | None = None) -> dict:
-    """The shipped ``course bench gan`` results (``course_utils/weights/gan_bench.json``):
-    ``{"seeds", "steps", "machine", "rows"}``."""
+def _load_json(filename: str, path: str | None) -> dict:
     import json
 
     from course_utils.checkpoints import WEIGHTS_DIR
 
-    with open(path or WEIGHTS_DIR / "gan_bench.json") as f:
+    with open(path or WEIGHTS_DIR / filename) as f:
         return json.load(f)
+
+
+def _save_json(result: dict, path: str) -> None:
+    import json
+
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {path}")
+
+
+def load_gan_bench(path: str | None = None) -> dict:
+    """The shipped ``course bench gan`` results (``course_utils/weights/gan_bench.json``):
+    ``{"seeds", "steps", "machine", "rows"}``."""
+    return _load_json("gan_bench.json", path)
 
 
 def bench_gan(
@@ -322,7 +336,6 @@ def bench_gan(
 ) -> list[dict]:
     """Modes captured and % high-quality samples (2500 samples, VEEGAN protocol), mean ± std
     over ``seeds``, and CPU seconds per run (1 thread), on the 8-ring and the 25-grid."""
-    import json
     import multiprocessing
 
     cases = [
@@ -337,11 +350,102 @@ def bench_gan(
     print(f"{seeds} seeds x {steps} generator steps, 2500 samples each; {_machine()}")
     print("\n".join(format_gan_bench(rows)))
     if save:
-        with open(save, "w") as f:
-            json.dump({"seeds": seeds, "steps": steps, "machine": _machine(), "rows": rows}, f,
-                      indent=1)  # fmt: skip
-        print(f"wrote {save}")
+        _save_json({"seeds": seeds, "steps": steps, "machine": _machine(), "rows": rows}, save)
     return rows
+
+
+# (sampler, steps, eta): DDPM is Algorithm 2; DDIM's eta = 0 is deterministic.
+DIFFUSION_SAMPLERS: list[tuple[str, int, float]] = [
+    ("DDPM", 1000, 1.0),
+    ("DDIM", 10, 0.0),
+    ("DDIM", 20, 0.0),
+    ("DDIM", 50, 0.0),
+    ("DDIM", 100, 0.0),
+    ("DDIM", 1000, 0.0),
+    ("DDIM", 50, 1.0),
+]
+
+
+def _diffusion_case(case: tuple[str, int, float, int]) -> dict[str, float | str | int]:
+    """Sample ``n`` images from the shipped ``ddpm_mnist`` model (no label) with one
+    sampler, from the same ``x_T`` for every sampler; FID against the MNIST test split,
+    class coverage, and wall seconds per 1000 images on one thread."""
+    from course_utils import checkpoints, diffusion, metrics
+    from course_utils.pretrain import DDPM_T
+
+    torch.set_num_threads(1)
+    sampler, steps, eta, n = case
+    model = checkpoints.load_pretrained("ddpm_mnist")
+    betas = diffusion.linear_beta_schedule(DDPM_T)
+    alpha_bar = diffusion.alpha_bar_of(betas)
+    x_T = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    start = time.perf_counter()
+    chunks = []
+    for x in x_T.split(250):
+        if sampler == "DDPM":
+            chunks.append(diffusion.sample_ddpm(model, x, betas)[0])
+        else:
+            chunks.append(diffusion.sample_ddim(model, x, alpha_bar, steps, eta)[0])
+    seconds = time.perf_counter() - start
+    images = ((torch.cat(chunks) + 1) / 2).clamp(0, 1)
+    x_test, _ = data.mnist("test")
+    coverage = metrics.class_coverage(images)
+    return {"sampler": sampler, "steps": steps, "eta": eta, "samples": n,
+            "fid": metrics.fid(images, x_test), "classes_present": coverage.classes_present,
+            "class_entropy": coverage.entropy, "seconds_per_1000": seconds * 1000 / n}  # fmt: skip
+
+
+def format_diffusion_bench(result: dict) -> list[str]:
+    """The table of ``bench_diffusion``: per sampler, FID (and its ratio to DDPM's),
+    classes present, class entropy and seconds per 1000 images; the data floor last."""
+    rows = result["rows"]
+    ddpm = next(r["fid"] for r in rows if r["sampler"] == "DDPM")
+    lines = [
+        f"{'sampler':<14}{'steps':>6}{'FID':>8}{'/ DDPM':>8}{'classes':>9}{'entropy':>9}"
+        f"{'s / 1000 images':>17}"
+    ]
+    for r in rows:
+        name = r["sampler"] if r["sampler"] == "DDPM" else f"DDIM eta={r['eta']:g}"
+        lines.append(
+            f"{name:<14}{r['steps']:>6}{r['fid']:>8.1f}{r['fid'] / ddpm:>8.2f}"
+            f"{r['classes_present']:>6}/10{r['class_entropy']:>9.2f}{r['seconds_per_1000']:>17.0f}"
+        )
+    lines.append(f"{'data floor: 1000 train vs test images':<45}{result['fid_floor']:>8.1f}")
+    return lines
+
+
+def load_diffusion_bench(path: str | None = None) -> dict:
+    """The shipped ``course bench diffusion`` results
+    (``course_utils/weights/diffusion_bench.json``): ``{"samples", "fid_floor", "machine",
+    "rows"}``."""
+    return _load_json("diffusion_bench.json", path)
+
+
+def bench_diffusion(samples: int = 1000, save: str | None = None, workers: int = 2) -> dict:
+    """Steps vs quality for the shipped MNIST diffusion model: ``samples`` unconditional
+    images per sampler (``DIFFUSION_SAMPLERS``), FID against the test split next to the data
+    floor (as many train images against the same split), class coverage and time."""
+    import multiprocessing
+
+    from course_utils import metrics
+
+    cases = [(sampler, steps, eta, samples) for sampler, steps, eta in DIFFUSION_SAMPLERS]
+    longest_first = sorted(cases, key=lambda case: -case[1])  # the 1000-step ones in parallel
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        done = dict(zip(longest_first, pool.map(_diffusion_case, longest_first, chunksize=1),
+                        strict=True))  # fmt: skip
+    rows = [done[case] for case in cases]
+    x_train, _ = data.mnist("train")
+    x_test, _ = data.mnist("test")
+    result = {"samples": samples, "fid_floor": metrics.fid(x_train[:samples], x_test),
+              "machine": _machine(), "rows": rows}  # fmt: skip
+    print(f"{samples} unconditional samples per sampler, 1 thread per sampler; {_machine()}")
+    print("\n".join(format_diffusion_bench(result)))
+    if save:
+        _save_json(result, save)
+    return result
 
 
 BENCHMARKS: dict[str, Callable[..., object]] = {
@@ -350,4 +454,5 @@ BENCHMARKS: dict[str, Callable[..., object]] = {
     "vae-digits": bench_vae_digits,
     "gan": bench_gan,
     "flow-digits": bench_flow_digits,
+    "diffusion": bench_diffusion,
 }

@@ -2,7 +2,7 @@
 
 course build [--check]            regenerate notebooks and exercises (or report stale ones)
 course grade NB [NB ...]          grade notebooks: question | points | earned | hint
-course bench NAME [--seeds N --steps N --save F]  run a benchmark and print its table
+course bench NAME [--seeds N --steps N] [--save F]  run a benchmark, print its table
 """
 
 from __future__ import annotations
@@ -93,14 +93,21 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return status
 
 
+# The options each benchmark takes (the others take none).
+BENCH_OPTIONS = {"gan": {"seeds", "steps", "save"}, "diffusion": {"save"}}
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from course_utils.bench import BENCHMARKS
 
     options = {"seeds": args.seeds, "steps": args.steps, "save": args.save}
     given = {k: v for k, v in options.items() if v is not None}
-    if given and args.name != "gan":
-        print(f"course bench: --{', --'.join(given)} only apply to 'gan'", file=sys.stderr)
-        return 2
+    allowed = BENCH_OPTIONS.get(args.name, set())
+    for option in given:
+        if option not in allowed:
+            users = " and ".join(repr(n) for n, opts in BENCH_OPTIONS.items() if option in opts)
+            print(f"course bench: --{option} only applies to {users}", file=sys.stderr)
+            return 2
     BENCHMARKS[args.name](**given)
     return 0
 
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("name", choices=sorted(BENCHMARKS))
     p_bench.add_argument("--seeds", type=int, help="gan: seeds per method (default 5)")
     p_bench.add_argument("--steps", type=int, help="gan: generator steps (default 5000)")
-    p_bench.add_argument("--save", help="gan: also write the rows as JSON to this path")
+    p_bench.add_argument("--save", help="gan, diffusion: also write the results as JSON here")
     p_bench.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
     try:

@@ -40,3 +40,10 @@ def test_load_pretrained_classifier_and_errors(monkeypatch, tmp_path):
     monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="pretrain classifier"):
         checkpoints.load_pretrained("classifier")
+
+
+def test_every_registered_checkpoint_ships_and_loads():
+    assert set(checkpoints.available()) == set(checkpoints.REGISTRY)
+    for name in checkpoints.REGISTRY:
+        model = checkpoints.load_pretrained(name)
+        assert not model.training and model.meta["name"] == name and model.meta["metrics"]

@@ -70,6 +70,33 @@ def test_shipped_gan_bench_is_complete_and_in_the_readme(root):
         assert line in readme
 
 
-def test_bench_options_only_apply_to_gan(capsys):
+def test_bench_options_only_apply_where_they_mean_something(capsys):
     assert cli.main(["bench", "loop", "--seeds", "2"]) == 2
-    assert "only apply to 'gan'" in capsys.readouterr().err
+    assert "--seeds only applies to 'gan'" in capsys.readouterr().err
+    assert cli.main(["bench", "diffusion", "--steps", "20"]) == 2
+    assert "--steps only applies to 'gan'" in capsys.readouterr().err
+    assert cli.main(["bench", "vae-digits", "--save", "x.json"]) == 2
+    assert "--save only applies to 'gan' and 'diffusion'" in capsys.readouterr().err
+
+
+def test_diffusion_bench_case_samples_scores_and_times():
+    row = bench._diffusion_case(("DDIM", 3, 0.0, 20))
+    assert (row["sampler"], row["steps"], row["eta"], row["samples"]) == ("DDIM", 3, 0.0, 20)
+    assert row["fid"] > 0 and row["seconds_per_1000"] > 0
+    assert 1 <= row["classes_present"] <= 10 and 0 <= row["class_entropy"] <= 2.31
+    ddpm = {**row, "sampler": "DDPM", "steps": 1000, "eta": 1.0, "fid": 2 * row["fid"]}
+    lines = bench.format_diffusion_bench({"fid_floor": 7.0, "rows": [ddpm, row]})
+    assert lines[0].split()[:3] == ["sampler", "steps", "FID"] and len(lines) == 4
+    assert lines[1].split()[:4] == ["DDPM", "1000", f"{ddpm['fid']:.1f}", "1.00"]
+    assert lines[2].split()[:5] == ["DDIM", "eta=0", "3", f"{row['fid']:.1f}", "0.50"]
+    assert lines[3].startswith("data floor") and lines[3].endswith("7.0")
+
+
+def test_shipped_diffusion_bench_is_complete_and_in_the_readme(root):
+    shipped = bench.load_diffusion_bench()
+    assert shipped["samples"] == 1000
+    ran = [(r["sampler"], r["steps"], r["eta"]) for r in shipped["rows"]]
+    assert ran == bench.DIFFUSION_SAMPLERS
+    readme = (root / "README.md").read_text()
+    for line in bench.format_diffusion_bench(shipped):
+        assert line in readme
