@@ -32,6 +32,9 @@ def test_classifier_recipe_writes_a_loadable_checkpoint_with_its_metrics(tmp_pat
         ("cgan_mnist", "label_accuracy", "{:.1%}"),
         ("flow_digits", "test_nll", "{:.2f}"),
         ("flow_mnist", "test_bits_per_dim", "{:.3f}"),
+        ("ddpm_mnist", "fid_ddim50", "{:.1f}"),
+        ("ddpm_mnist", "fid_guided_w2", "{:.1f}"),
+        ("ddpm_mnist", "label_accuracy_w2", "{:.1%}"),
     ],
 )
 def test_readme_states_the_shipped_checkpoints_numbers(root, name, key, fmt):
