@@ -41,7 +41,7 @@
 # 8. DDIM: sampling in fewer steps, and the steps-vs-quality benchmark;
 # 9. conditioning with classifier-free guidance, and latent diffusion.
 #
-# Run time on a laptop CPU: about 3 minutes; the MNIST model is a shipped checkpoint
+# Run time on a laptop CPU: about 2 minutes; the MNIST model is a shipped checkpoint
 # (`python -m course_utils.pretrain ddpm` retrains it in about 25 minutes on 2 cores).
 #
 # **Notation.** We follow Ho et al.: steps $t = 1, \dots, T$, $\alpha_t = 1 - \beta_t$,
