@@ -139,7 +139,7 @@ def ddim_step(
 
 
 def guided(model: Callable[..., torch.Tensor], y: torch.Tensor, w: float) -> EpsModel:
-    """Classifier-free guidance (Ho & Salimans, 2021): the noise prediction
+    """Classifier-free guidance (Ho & Salimans, 2022): the noise prediction
     ``(1 + w) eps(x_t, t, y) - w eps(x_t, t, no label)`` as an ``eps_model(x_t, t)``.
 
     Args:
