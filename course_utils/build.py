@@ -8,11 +8,14 @@
 
 Scripts are rewritten in jupytext's canonical form, notebooks are stored without outputs
 and with deterministic cell ids (``test-<question>`` for graded cells, ``cell-<n>``
-otherwise), so that ``course build --check`` can compare byte for byte.
+otherwise), so that ``course build --check`` can compare byte for byte. What running a
+notebook adds (outputs, execution counts, the kernel's ``language_info``, widget state) is
+not compared and not overwritten: a lecture run and saved in JupyterLab is not stale.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,10 @@ from course_utils.grading import GRADED_TAG, parse_test_header
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 NOTEBOOK_DIRS = ("lectures", "solutions")
+# The kernel `make lab` registers (ipykernel's default name and display name, which Colab
+# and a plain `pip install ipykernel` share): a notebook that names it exactly opens
+# unmodified, and saving it does not rewrite the paired script's header.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (?:BEGIN|END) SOLUTION)\s*$")
 
 
@@ -62,6 +69,7 @@ def solution_to_exercise(text: str, source: str = "<text>") -> str:
 
 def _notebook(py_text: str, source: str) -> jupytext.jupytext.NotebookNode:
     nb = jupytext.reads(py_text, fmt="py:percent")
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     seen: set[str] = set()
     for index, cell in enumerate(nb.cells):
         cell.pop("id", None)
@@ -153,20 +161,50 @@ def _orphans(root: Path, planned: list[Planned]) -> list[Path]:
     return [f for f in found if f not in owned]
 
 
+# What running a notebook writes into it; the build neither compares nor removes it.
+RUN_METADATA = ("language_info", "widgets")
+
+
+def _without_run_state(ipynb_text: str) -> dict | None:
+    """The notebook JSON less outputs, execution counts and ``RUN_METADATA``; ``None`` if
+    the text is not a notebook."""
+    try:
+        nb = json.loads(ipynb_text)
+        for key in RUN_METADATA:
+            nb["metadata"].pop(key, None)
+        for cell in nb["cells"]:
+            if cell.get("cell_type") == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return nb
+
+
+def _up_to_date(planned: Planned) -> bool:
+    if not planned.path.is_file():
+        return False
+    text = planned.path.read_text()
+    if text == planned.text or planned.path.suffix != ".ipynb":
+        return text == planned.text
+    ran = _without_run_state(text)
+    return ran is not None and ran == _without_run_state(planned.text)
+
+
 def stale(root: Path) -> list[Path]:
-    """Files whose content differs from what the build would write, plus orphans."""
+    """Files whose content differs from what the build would write (for notebooks: apart
+    from what running them adds), plus orphans."""
     planned = plan(root)
-    changed = [p.path for p in planned if not p.path.is_file() or p.path.read_text() != p.text]
-    return changed + _orphans(root, planned)
+    return [p.path for p in planned if not _up_to_date(p)] + _orphans(root, planned)
 
 
 def build(root: Path) -> list[Path]:
     """Write every planned file that changed and delete orphaned exercises; return the
-    paths written or deleted. Orphans elsewhere are left for a person to look at."""
+    paths written or deleted. A notebook that differs only by what running it added is
+    left as it is. Orphans elsewhere are left for a person to look at."""
     planned = plan(root)
     changed = []
     for p in planned:
-        if not p.path.is_file() or p.path.read_text() != p.text:
+        if not _up_to_date(p):
             p.path.parent.mkdir(parents=True, exist_ok=True)
             p.path.write_text(p.text)
             changed.append(p.path)

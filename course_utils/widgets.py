@@ -1,16 +1,23 @@
-"""The sliders. Each widget is a thin ipywidgets wrapper around a pure function that
-returns the figure (or array) it shows; the tests call that function directly, because an
-exception inside an ``interact`` callback is swallowed by ipywidgets.
+"""The sliders. Each widget is a thin ipywidgets control around a pure function that
+returns the matplotlib figure it shows; the tests call that function directly, and
+``tests/test_widgets_kernel.py`` checks in a real kernel that every lecture's widget draws.
 
 Pattern::
 
     fig = kl_fit_figure(mu=0.0, sigma=1.0)          # pure: test this
-    figure_widget(kl_fit_figure, mu=(-4, 4, 0.1))   # wrapper: show this
+    figure_widget(kl_fit_figure, mu=(-4, 4, 0.1))   # control: show this
+
+``figure_widget`` renders the figure to a PNG and displays it in an ``Output`` below the
+controls: on first display and after every change, on ipywidgets 7.7 (Colab) and 8.
+(``ipywidgets.interactive`` alone stores the returned figure in ``.result`` and shows
+nothing.)
 """
 
 from __future__ import annotations
 
+import io
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +25,8 @@ import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython import get_ipython
+from IPython.display import Image, clear_output, display
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
@@ -25,21 +34,126 @@ if TYPE_CHECKING:
     from course_utils.flows import Flow
     from course_utils.gan import ToyGanRun
 
+# A redraw slower than this is only made when a slider is released, so that redraws do not
+# queue up behind a drag (the issue's threshold; the browser suite measures the latency).
+SLOW_REDRAW_S = 0.2
+# Widget figures are drawn at most this wide (pixels), so the output area never scales
+# them down and their text stays readable.
+MAX_WIDTH_PX = 1000
 
-def figure_widget(render: Callable[..., Figure], **controls: Any) -> ipywidgets.interactive:
-    """Wrap ``render(**values) -> Figure`` in sliders (``ipywidgets.interactive``).
 
-    ``controls`` are ipywidgets abbreviations (``(min, max, step)``, a list of options, a
-    bool) or widgets. The latest figure is in ``widget.result``; set ``widget.children[i]
-    .value`` to move a control from code.
+def figure_png(fig: Figure) -> bytes:
+    """The PNG bytes of ``fig`` at its own dpi, cropped to what it draws."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+class FigureWidget(ipywidgets.VBox):
+    """Controls above an ``Output`` that shows ``render(**values)`` as a PNG.
+
+    Attributes:
+        controls: name -> the control widget (set ``.value`` to move it from code).
+        output: the ``Output`` that holds the current image.
+        png: the PNG bytes shown now.
+        figure: the (closed) figure they were drawn from, for tests to inspect.
+        render_seconds: how long the latest render took.
     """
 
-    def show(**values: Any) -> Figure:
-        fig = render(**values)
-        plt.close(fig)  # interactive displays the returned figure; pyplot must not again
-        return fig
+    def __init__(
+        self,
+        render: Callable[..., Figure],
+        controls: Mapping[str, Any],
+        continuous_update: bool | None = None,
+    ) -> None:
+        if not callable(render):
+            raise TypeError(f"render: expected a callable returning a Figure, got {render!r}")
+        if not controls:
+            raise ValueError("controls: expected at least one name=control, got none")
+        self.render = render
+        self.controls = {name: _control(name, abbrev) for name, abbrev in controls.items()}
+        self.output = ipywidgets.Output()
+        super().__init__([*self.controls.values(), self.output])
+        self.add_class("course-figure-widget")  # how the browser tests find it
+        self.continuous_update = continuous_update
+        self.png = b""
+        self.figure: Figure | None = None
+        self.render_seconds = 0.0
+        self._draw()  # errors here fail the cell, as any error in a lecture should
+        for control in self.controls.values():
+            control.observe(self._redraw, names="value")
 
-    return ipywidgets.interactive(show, **controls)
+    def values(self) -> dict[str, Any]:
+        """The controls' current values, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _draw(self) -> None:
+        start = time.perf_counter()
+        fig = self.render(**self.values())
+        if not isinstance(fig, Figure):
+            plt.close("all")
+            raise TypeError(f"render: expected it to return a Figure, got {type(fig).__name__}")
+        try:
+            png = figure_png(fig)
+        finally:
+            plt.close(fig)  # pyplot must not show it again below the cell
+        self.figure, self.png = fig, png
+        with self.output:
+            clear_output(wait=True)  # replace the old image when the new one arrives
+            display(Image(data=png, format="png"))
+        self.render_seconds = time.perf_counter() - start
+        self._set_continuous_update()
+
+    def _set_continuous_update(self) -> None:
+        """Redraw while dragging only when a redraw is cheap (unless told either way)."""
+        continuous = self.continuous_update
+        if continuous is None:
+            continuous = self.render_seconds <= SLOW_REDRAW_S
+        for control in self.controls.values():
+            if "continuous_update" in control.trait_names():
+                control.continuous_update = continuous
+
+    def _redraw(self, _change: Any = None) -> None:
+        try:
+            self._draw()
+        except Exception:  # a callback's error would vanish: show it where the image was
+            shell = get_ipython()
+            if shell is None:
+                raise
+            with self.output:
+                clear_output()
+                shell.showtraceback()
+
+
+def _control(name: str, abbrev: Any) -> ipywidgets.ValueWidget:
+    """A control from an ipywidgets abbreviation (``(min, max, step)``, a list of options,
+    a bool) or a ready widget, described by ``name`` (``_`` read as a space) unless it has
+    a description."""
+    control = ipywidgets.interactive.widget_from_abbrev(abbrev)
+    if not isinstance(control, ipywidgets.ValueWidget):
+        raise TypeError(
+            f"{name}: expected (min, max, step), a list of options, a bool or a control "
+            f"widget, got {abbrev!r}"
+        )
+    if not control.description:
+        control.description = name.replace("_", " ")
+    control.style.description_width = "initial"  # never cut a description short
+    return control
+
+
+def figure_widget(
+    render: Callable[..., Figure], continuous_update: bool | None = None, **controls: Any
+) -> FigureWidget:
+    """Controls for ``render``'s keyword arguments above the figure it returns.
+
+    Args:
+        render: ``render(**values) -> Figure``, a pure function of the controls' values.
+        continuous_update: redraw while a slider is dragged (True) or when it is released
+            (False). Default: while the latest render took at most ``SLOW_REDRAW_S``.
+        **controls: name -> ipywidgets abbreviation (``(min, max, step)``, a list of
+            options, a bool) or a control widget.
+    """
+    return FigureWidget(render, controls, continuous_update)
 
 
 # ------------------------------------------------------------- lecture 00: forward vs reverse KL
@@ -76,7 +190,7 @@ def kl_fit_values(mu: float, sigma: float) -> tuple[float, float]:
 def kl_fit_figure(mu: float, sigma: float) -> Figure:
     """The bimodal ``p`` and a Gaussian ``q = N(mu, sigma²)``, titled with both KLs."""
     forward, reverse = kl_fit_values(mu, sigma)
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(8.5, 3.2))
     x = KL_GRID.numpy()
     ax.fill_between(x, bimodal_density(KL_GRID).numpy(), alpha=0.3, label="p (data)")
     ax.plot(
@@ -89,7 +203,8 @@ def kl_fit_figure(mu: float, sigma: float) -> Figure:
     ax.set_title(f"KL(p‖q) = {forward:.3f} nats (forward),  KL(q‖p) = {reverse:.3f} nats (reverse)")
     ax.set_xlabel("x")
     ax.set_ylabel("density")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # hides no mode
+    fig.tight_layout()
     return fig
 
 
@@ -152,19 +267,18 @@ def interpolation_figure(
     path = torch.stack([interpolate(z0, z1, s, method) for s in ts])
     current = interpolate(z0, z1, t, method)
     images = decode(torch.cat([current[None], path]))
-    fig = plt.figure(figsize=(12, 3.6))
+    fig = plt.figure(figsize=(10, 3.2))
     grid = fig.add_gridspec(1, 3, width_ratios=[1, 2.6, 1.3])
     ax_img, ax_strip, ax_path = (fig.add_subplot(grid[0, i]) for i in range(3))
     side = int(math.isqrt(images.shape[1]))
     ax_img.imshow(_np(images[0].reshape(side, side)), cmap="gray_r", vmin=0, vmax=1)
     ax_img.set_title(f"{method}, t = {t:.2f}")
     ax_strip.imshow(image_grid(images[1:], nrow=steps), cmap="gray_r", vmin=0, vmax=1)
-    ax_strip.set_title(f"decodes along the {method} path, t = 0 … 1")
+    ax_strip.set_title(f"decodes along the {method} path")
+    ax_strip.set_xlabel(f"t = 0 (first digit) … 1 (second), {steps} steps")
     for ax in (ax_img, ax_strip):
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_xlabel("pixel column")
-        ax.set_ylabel("pixel row")
     dense = torch.linspace(0, 1, 50).tolist()
     for name, style in (("linear", "--"), ("slerp", "-")):
         pts = _plane_coordinates(torch.stack([interpolate(z0, z1, s, name) for s in dense]), z0, z1)
@@ -226,20 +340,20 @@ def beta_figure(results: dict[float, dict[str, torch.Tensor | float]], beta: flo
         )
     betas = sorted(results)
     chosen = results[beta]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
     for ax, key in zip(axes[:2], ("samples", "reconstructions"), strict=True):
         ax.imshow(image_grid(chosen[key], nrow=8), cmap="gray_r")
         ax.set_title(f"β = {beta:g}: {key}")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_xlabel("pixel column")
-        ax.set_ylabel("pixel row")
     axes[2].plot(betas, [results[b]["kl"] for b in betas], "o-", label="KL(q(z|x) || p(z))")
     axes[2].plot(
         betas, [results[b]["reconstruction"] for b in betas], "s-", label="−E_q[log p(x|z)]"
     )
     axes[2].axvline(beta, color="gray", ls=":", label="chosen β")
     axes[2].set_xscale("log")
+    axes[2].set_xticks(betas, [f"{b:g}" for b in betas])  # one label per trained β
+    axes[2].minorticks_off()
     axes[2].set_title("the two ELBO terms vs β (test set)")
     axes[2].set_xlabel("β")
     axes[2].set_ylabel("nats per image")
@@ -269,7 +383,8 @@ def gan_snapshot_figure(
     n = next(iter(counts.values()))
     if not isinstance(index, int) or not 0 <= index < n:
         raise ValueError(f"index: expected an int in [0, {n - 1}], got {index!r}")
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 4.2), squeeze=False)
+    width = min(4.6 * len(runs), MAX_WIDTH_PX / 100)
+    fig, axes = plt.subplots(1, len(runs), figsize=(width, 4.2), squeeze=False)
     for ax, (name, run) in zip(axes[0], runs.items(), strict=True):
         snap = run.snapshots[index]
         label = "D(x)" if run.config.landscape == "probability" else "critic f(x)"
@@ -316,7 +431,7 @@ def flow_layers_figure(
         hue = (torch.atan2(*flow(x)[0].T.flip(0)) + math.pi) / (2 * math.pi)
         density = flow.log_prob_after(grid_points(extent, resolution), k).exp()
         pulled = flow.pull(torch.randn(len(x), 2, generator=torch.Generator().manual_seed(0)), k)
-    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.3))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
     axes[0].scatter(*_np(pushed).T, s=3, c=_np(hue), cmap="hsv", vmin=0, vmax=1)
     axes[0].set_title(f"data after {k} of {num_layers} layers")
     im = axes[1].imshow(
@@ -339,24 +454,26 @@ def flow_layers_figure(
 
 
 def noising_figure(x0: torch.Tensor, t: int, schedules: Mapping[str, torch.Tensor]) -> Figure:
-    """Forward process at index ``t``: one row per schedule (name -> ``alpha_bar [T]``) with
+    """Forward process at the paper's step ``t`` in ``1 … T`` (``alpha_bar[t - 1]`` in the
+    course's 0-based arrays): one row per schedule (name -> ``alpha_bar [T]``) with
     ``x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps`` for one image ``x0 [1, H, W]`` in [-1, 1]
     (the same ``eps`` for every schedule), the histogram of its pixels, and ``alpha_bar``
-    with ``t`` marked."""
+    against ``t`` with ``t`` marked."""
     if not schedules:
         raise ValueError("schedules: expected at least one name -> alpha_bar, got none")
     lengths = {len(ab) for ab in schedules.values()}
     if len(lengths) != 1:
         raise ValueError(f"schedules: expected equal lengths, got {sorted(lengths)}")
     T = lengths.pop()
-    if not isinstance(t, int) or not 0 <= t < T:
-        raise ValueError(f"t: expected an int in [0, {T - 1}], got {t!r}")
+    if not isinstance(t, int) or not 1 <= t <= T:
+        raise ValueError(f"t: expected an int in [1, {T}] (the paper's step), got {t!r}")
     if x0.dim() != 3:
         raise ValueError(f"x0: expected one image [C, H, W], got {tuple(x0.shape)}")
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
-    fig, axes = plt.subplots(len(schedules), 3, figsize=(12, 3.4 * len(schedules)), squeeze=False)
+    fig, axes = plt.subplots(len(schedules), 3, figsize=(10, 3 * len(schedules)), squeeze=False)
+    steps = np.arange(1, T + 1)  # the paper's t
     for row, (name, alpha_bar) in zip(axes, schedules.items(), strict=True):
-        ab = float(alpha_bar[t])
+        ab = float(alpha_bar[t - 1])
         x_t = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps
         row[0].imshow(_np(x_t[0]), cmap="gray", vmin=-2.5, vmax=2.5)
         row[0].set_title(f"{name}: $x_t$ at t = {t}")
@@ -366,9 +483,9 @@ def noising_figure(x0: torch.Tensor, t: int, schedules: Mapping[str, torch.Tenso
         row[1].set_title(f"pixel histogram; $\\bar\\alpha_t$ = {ab:.4f}")
         row[1].set_xlabel("pixel value")
         row[1].set_ylabel("density")
-        row[2].plot(_np(alpha_bar), color="tab:green")
+        row[2].plot(steps, _np(alpha_bar), color="tab:green")
         row[2].axvline(t, color="k", ls="--")
-        row[2].set_title(f"{name} schedule")
+        row[2].set_title(f"{name} schedule, t = {t} of {T}")
         row[2].set_xlabel("t")
         row[2].set_ylabel("$\\bar\\alpha_t$")
     fig.tight_layout()
@@ -379,8 +496,9 @@ def denoising_figure(
     trajectories: Mapping[str, Sequence[DenoisingStep]], index: int, nrow: int = 4
 ) -> Figure:
     """Reverse process: one row per sampler (name -> its kept ``DenoisingStep`` list, all of
-    the same length), showing step ``index``'s ``x_t`` and predicted ``x0`` as image grids
-    (samples ``[N, C, H, W]`` in about [-1, 1])."""
+    the same length), showing kept step ``index``'s ``x_t`` and predicted ``x0`` as image
+    grids (samples ``[N, C, H, W]`` in about [-1, 1]). Titles give the paper's ``t``
+    (``DenoisingStep.t + 1``)."""
     from course_utils.viz import show_images
 
     if not trajectories:
@@ -392,7 +510,7 @@ def denoising_figure(
     if not isinstance(index, int) or not 0 <= index < n:
         raise ValueError(f"index: expected an int in [0, {n - 1}], got {index!r}")
     fig, axes = plt.subplots(
-        len(trajectories), 2, figsize=(8, 4 * len(trajectories)), squeeze=False
+        len(trajectories), 2, figsize=(7, 3.6 * len(trajectories)), squeeze=False
     )
     for row, (name, steps) in zip(axes, trajectories.items(), strict=True):
         step = steps[index]
@@ -401,6 +519,6 @@ def denoising_figure(
             (row[1], step.x0_hat, "predicted $x_0$"),
         ):
             grid = ((images + 1) / 2).clamp(0, 1)[: nrow * nrow]
-            show_images(grid, f"{name}, t = {step.t}: {what}", nrow=nrow, ax=ax)
+            show_images(grid, f"{name}, t = {step.t + 1}: {what}", nrow=nrow, ax=ax)
     fig.tight_layout()
     return fig

@@ -8,7 +8,7 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -483,11 +483,11 @@ for method in ("linear", "slerp"):
 # %% tags=["nbval-ignore-output"]
 decode16 = lambda z: torch.sigmoid(vae.decoder(z))  # noqa: E731
 widgets.figure_widget(
-    lambda first, second, t, method: widgets.interpolation_figure(
-        decode16, code_of(first), code_of(second), t, method
+    lambda first_digit, second_digit, t, method: widgets.interpolation_figure(
+        decode16, code_of(first_digit), code_of(second_digit), t, method
     ),
-    first=list(range(10)),
-    second=[8, *range(8), 9],
+    first_digit=list(range(10)),
+    second_digit=[8, *range(8), 9],
     t=(0.0, 1.0, 0.05),
     method=["slerp", "linear"],
 )

@@ -8,7 +8,7 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -179,8 +179,9 @@ plt.show()
 # ### Widget: noising a digit
 #
 # Move $t$: the digit $x_t$ under both schedules (the same noise $\epsilon$), the
-# histogram of its pixels and $\bar\alpha_t$. Pixels are scaled to $[-1, 1]$, as the
-# model sees them. Watch the histogram go from two spikes (background and ink) to one
+# histogram of its pixels and $\bar\alpha_t$. The slider and the titles count as the
+# paper does, $t = 1, \dots, T$ (the arrays' index is $t - 1$). Pixels are scaled to
+# $[-1, 1]$, as the model sees them. Watch the histogram go from two spikes (background and ink) to one
 # standard normal.
 
 # %%
@@ -189,7 +190,7 @@ x_mnist_test, _ = data.mnist("test", device=device)
 digit = 2 * x_mnist[0].cpu() - 1  # [1, 28, 28] in [-1, 1]
 
 # %% tags=["nbval-ignore-output"]
-widgets.figure_widget(lambda t: widgets.noising_figure(digit, t - 1, schedules), t=(1, T, 1))
+widgets.figure_widget(lambda t: widgets.noising_figure(digit, t, schedules), t=(1, T, 1))
 
 # %% [markdown]
 # ## 3. The reverse process and the ELBO
@@ -546,21 +547,25 @@ plt.show()
 # invert the closed form, $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta(x_t,
 # t)) / \sqrt{\bar\alpha_t}$. Move the slider along a stored trajectory of 8 digits: $x_t$
 # and $\hat x_0$ for DDPM (1000 steps, 25 of them shown) and for DDIM (25 steps, next
-# section) from the same $x_T$. Early guesses are blurry averages of digits; the identity
-# of each digit is settled long before its strokes are sharp.
+# section) from the same $x_T$. The slider counts the 25 shown steps, from pure noise (1)
+# to the final sample (25); the titles give the paper's $t$. Early guesses are blurry
+# averages of digits; the identity of each digit is settled long before its strokes are
+# sharp.
 
 # %%
 torch.manual_seed(2)
 x_T = torch.randn(8, 1, 28, 28, device=device)
 _, ddpm_path = diffusion.sample_ddpm(eps_unet, x_T, betas, keep=25)
 _, ddim_path = diffusion.sample_ddim(eps_unet, x_T, alpha_bar, steps=25)
-print("DDPM kept steps (index t - 1):", [s.t for s in ddpm_path][:6], "...")
-print("DDIM steps      (index t - 1):", [s.t for s in ddim_path][:6], "...")
+print("DDPM kept steps (paper's t):", [s.t + 1 for s in ddpm_path][:6], "...")
+print("DDIM steps      (paper's t):", [s.t + 1 for s in ddim_path][:6], "...")
 
 # %% tags=["nbval-ignore-output"]
 widgets.figure_widget(
-    lambda k: widgets.denoising_figure({"DDPM": ddpm_path, "DDIM": ddim_path}, k, nrow=4),
-    k=(0, len(ddim_path) - 1, 1),
+    lambda reverse_step: widgets.denoising_figure(
+        {"DDPM": ddpm_path, "DDIM": ddim_path}, reverse_step - 1, nrow=4
+    ),
+    reverse_step=(1, len(ddim_path), 1),
 )
 
 # %% [markdown]

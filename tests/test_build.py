@@ -105,6 +105,77 @@ def test_check_detects_every_kind_of_staleness_and_build_repairs_it(root, tmp_pa
     assert not (course / "exercises" / "99_orphan.ipynb").exists()
 
 
+def test_a_lecture_run_and_saved_in_the_lab_is_not_stale(root, tmp_path):
+    import json
+
+    from course_utils import lab
+
+    course = _course_copy(root, tmp_path)
+    path = course / "lectures" / "00_foundations.ipynb"
+    built = path.read_text()
+    nb = json.loads(built)
+    nb["metadata"]["language_info"] = {"name": "python", "version": "3.11.7"}
+    nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for count, cell in enumerate(code, start=1):
+        cell["execution_count"] = count
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ran\n"]}]
+    code[0]["outputs"].append(
+        {
+            "output_type": "execute_result",
+            "execution_count": 1,
+            "metadata": {},
+            "data": {lab.WIDGET_VIEW: {"model_id": "x"}},
+        }
+    )
+    assert lab.without_live_widgets(nb) == 1 and "widgets" not in nb["metadata"]
+    assert code[0]["outputs"][1]["data"] == {"text/plain": lab.RERUN_NOTE}
+    path.write_text(json.dumps(nb))
+    assert build.stale(course) == [] and build.build(course) == []
+    assert json.loads(path.read_text())["cells"] == nb["cells"]  # the student's outputs stay
+    code[0]["source"] = ["edited in the lab\n"]
+    path.write_text(json.dumps(nb))
+    assert build.stale(course) == [path]
+    build.build(course)
+    assert path.read_text() == built
+
+
+def test_the_lab_saves_notebooks_without_live_widgets():
+    from course_utils import lab
+
+    nb = {
+        "metadata": {"widgets": {}},
+        "cells": [
+            {
+                "cell_type": "code",
+                "outputs": [
+                    {"output_type": "display_data", "metadata": {}, "data": {lab.WIDGET_VIEW: {}}}
+                ],
+            }
+        ],
+    }
+    model = {"type": "notebook", "content": nb}
+    lab.pre_save_hook(model=model, path="lectures/x.ipynb", contents_manager=None)
+    assert nb == {
+        "metadata": {},
+        "cells": [
+            {
+                "cell_type": "code",
+                "outputs": [
+                    {
+                        "output_type": "display_data",
+                        "metadata": {},
+                        "data": {"text/plain": lab.RERUN_NOTE},
+                    }
+                ],
+            }
+        ],
+    }
+    text = {"type": "file", "content": "plain text"}
+    lab.pre_save_hook(model=text, path="notes.txt")
+    assert text == {"type": "file", "content": "plain text"}
+
+
 def test_solutions_need_a_graded_cell(root, tmp_path):
     course = _course_copy(root, tmp_path)
     (course / "solutions" / "01_empty.py").write_text("# %%\nx = 1\n")

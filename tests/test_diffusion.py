@@ -138,12 +138,13 @@ def test_noising_and_denoising_figures():
     }
     fig = widgets.noising_figure(torch.zeros(1, 8, 8), 30, schedules)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "linear: $x_t$ at t = 30" in titles and "cosine schedule" in titles
-    ab30 = schedules["cosine"][30].item()
+    assert "linear: $x_t$ at t = 30" in titles and "cosine schedule, t = 30 of 100" in titles
+    ab30 = schedules["cosine"][29].item()  # the paper's t = 30 is index 29
     assert f"pixel histogram; $\\bar\\alpha_t$ = {ab30:.4f}" in titles
     plt.close(fig)
-    with pytest.raises(ValueError, match="t: expected an int"):
-        widgets.noising_figure(torch.zeros(1, 8, 8), 100, schedules)
+    for t in (0, 101):  # the paper's t runs 1 ... T
+        with pytest.raises(ValueError, match="t: expected an int"):
+            widgets.noising_figure(torch.zeros(1, 8, 8), t, schedules)
     x_star = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
     ab = schedules["linear"].double()
     _, ddim = diffusion.sample_ddim(
@@ -153,9 +154,10 @@ def test_noising_and_denoising_figures():
                                     diffusion.betas_of(ab), keep=5)  # fmt: skip
     fig = widgets.denoising_figure({"DDPM": ddpm, "DDIM": ddim}, 2, nrow=2)
     titles = [ax.get_title() for ax in fig.axes]
+    t_ddpm, t_ddim = ddpm[2].t + 1, ddim[2].t + 1  # titles give the paper's t
     assert titles == [
-        f"DDPM, t = {ddpm[2].t}: $x_t$", f"DDPM, t = {ddpm[2].t}: predicted $x_0$",
-        f"DDIM, t = {ddim[2].t}: $x_t$", f"DDIM, t = {ddim[2].t}: predicted $x_0$",
+        f"DDPM, t = {t_ddpm}: $x_t$", f"DDPM, t = {t_ddpm}: predicted $x_0$",
+        f"DDIM, t = {t_ddim}: $x_t$", f"DDIM, t = {t_ddim}: predicted $x_0$",
     ]  # fmt: skip
     plt.close(fig)
     with pytest.raises(ValueError, match="index"):

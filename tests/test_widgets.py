@@ -38,13 +38,54 @@ def test_kl_fit_figure_title_shows_both_values():
     assert fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()
 
 
-def test_figure_widget_updates_its_figure_when_a_slider_moves():
+def test_figure_widget_draws_a_png_and_redraws_when_a_control_moves():
     w = widgets.figure_widget(widgets.kl_fit_figure, mu=(-4.0, 4.0, 0.1), sigma=(0.2, 4.0, 0.05))
-    mu_slider, sigma_slider = w.children[0], w.children[1]
+    mu_slider, sigma_slider, output = w.children
     assert (mu_slider.description, sigma_slider.description) == ("mu", "sigma")
+    assert output is w.output and w.controls == {"mu": mu_slider, "sigma": sigma_slider}
+    first = w.png
+    assert first.startswith(b"\x89PNG")
     mu_slider.value, sigma_slider.value = 2.0, 0.6
     _, reverse = widgets.kl_fit_values(2.0, 0.6)
-    assert f"{reverse:.3f}" in w.result.axes[0].get_title()
+    assert f"{reverse:.3f}" in w.figure.axes[0].get_title()
+    assert w.png != first and w.values() == {"mu": 2.0, "sigma": 0.6}
+
+
+def test_figure_widget_controls_and_bad_input():
+    import ipywidgets
+    import matplotlib.pyplot as plt
+
+    def render(shown_step: int, method: str):
+        return plt.figure()
+
+    w = widgets.figure_widget(render, shown_step=(1, 5, 1), method=["a", "b"])
+    step, method = w.controls.values()
+    assert step.description == "shown step" and isinstance(method, ipywidgets.Dropdown)
+    slider = ipywidgets.IntSlider(min=0, max=3, description="kept as given")
+    assert widgets.figure_widget(render, shown_step=slider, method=["a"]).children[0] is slider
+    assert slider.description == "kept as given"
+    with pytest.raises(ValueError, match="controls"):
+        widgets.figure_widget(lambda: plt.figure())
+    with pytest.raises(TypeError, match="render: expected it to return a Figure"):
+        widgets.figure_widget(lambda x: None, x=(0, 1, 1))
+    with pytest.raises(TypeError, match="x: expected"):
+        widgets.figure_widget(render, x=object())
+
+
+def test_slow_redraws_wait_for_the_slider_to_be_released():
+    import time
+
+    import matplotlib.pyplot as plt
+
+    def slow(x: int):
+        time.sleep(widgets.SLOW_REDRAW_S + 0.1)
+        return plt.figure()
+
+    assert widgets.figure_widget(slow, x=(0, 3, 1)).controls["x"].continuous_update is False
+    forced = widgets.figure_widget(slow, continuous_update=True, x=(0, 3, 1))
+    assert forced.controls["x"].continuous_update is True
+    assert widgets.figure_widget(lambda x: plt.figure(), continuous_update=False, x=(0, 3, 1)
+                                 ).controls["x"].continuous_update is False  # fmt: skip
 
 
 def test_interpolate_linear_and_slerp():
