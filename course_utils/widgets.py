@@ -431,7 +431,7 @@ def flow_layers_figure(
         hue = (torch.atan2(*flow(x)[0].T.flip(0)) + math.pi) / (2 * math.pi)
         density = flow.log_prob_after(grid_points(extent, resolution), k).exp()
         pulled = flow.pull(torch.randn(len(x), 2, generator=torch.Generator().manual_seed(0)), k)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4))
     axes[0].scatter(*_np(pushed).T, s=3, c=_np(hue), cmap="hsv", vmin=0, vmax=1)
     axes[0].set_title(f"data after {k} of {num_layers} layers")
     im = axes[1].imshow(

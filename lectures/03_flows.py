@@ -331,7 +331,8 @@ plt.show()
 #
 # ### Widget: the flow layer by layer
 #
-# $k = 0$ is data space, $k = 8$ the base space. Left: the data pushed through the first
+# The slider sets $k$, the number of layers applied: $k = 0$ is data space, $k = 8$ the
+# base space. Left: the data pushed through the first
 # $k$ layers, coloured by where each point ends up in base space (its angle). Middle: the
 # model's density of the intermediate variable $h_k$. Right: base samples pulled back
 # through layers $8, 7, \dots, k+1$.
@@ -339,8 +340,10 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 moons_flow = toys["moons"]
 widgets.figure_widget(
-    lambda k: widgets.flow_layers_figure(moons_flow, moons_test[:1500], k),
-    k=(0, len(moons_flow.layers), 1),
+    lambda layers_applied: widgets.flow_layers_figure(
+        moons_flow, moons_test[:1500], layers_applied
+    ),
+    layers_applied=(0, len(moons_flow.layers), 1),
 )
 
 # %% [markdown]
