@@ -3,7 +3,8 @@
 The course's models are small (MLPs and tiny CNNs on 2D points, 8x8 digits and 28x28
 MNIST). For them, more intra-op threads do not help on a laptop, and on a busy machine
 they hurt badly: `course bench threads` measures it. So on the CPU we run one thread by
-default; set ``COURSE_NUM_THREADS`` to override.
+default; set ``COURSE_NUM_THREADS`` to override. ``COURSE_DEVICE`` (cpu, cuda, mps)
+overrides the automatic choice of device.
 """
 
 from __future__ import annotations
@@ -16,25 +17,31 @@ import torch
 
 DEFAULT_CPU_THREADS = 1
 THREADS_ENV = "COURSE_NUM_THREADS"
+DEVICE_ENV = "COURSE_DEVICE"
+DEVICE_TYPES = ("cuda", "mps", "cpu")
 
 
 def get_device(prefer: str | None = None) -> torch.device:
     """Return the best available device: CUDA, then Apple MPS, then the CPU.
 
     Args:
-        prefer: force a device type ("cuda", "mps" or "cpu"); ``None`` picks the best.
+        prefer: force a device type ("cuda", "mps" or "cpu"); ``None`` reads
+            ``COURSE_DEVICE`` and, when it is unset or empty, picks the best.
 
     Raises:
-        ValueError: ``prefer`` is not one of the three names, or names a device that is
-            not available here.
+        ValueError: ``prefer`` (or ``COURSE_DEVICE``) is not one of the three names, or
+            names a device that is not available here.
     """
+    arg = "prefer"
+    if prefer is None and os.environ.get(DEVICE_ENV):
+        arg, prefer = DEVICE_ENV, os.environ[DEVICE_ENV]
     if prefer is not None:
-        if prefer not in ("cuda", "mps", "cpu"):
-            raise ValueError(f"prefer: expected 'cuda', 'mps', 'cpu' or None, got {prefer!r}")
+        if prefer not in DEVICE_TYPES:
+            raise ValueError(f"{arg}: expected 'cuda', 'mps' or 'cpu', got {prefer!r}")
         if prefer == "cuda" and not torch.cuda.is_available():
-            raise ValueError("prefer: 'cuda' was asked for but no CUDA device is available")
+            raise ValueError(f"{arg}: 'cuda' was asked for but no CUDA device is available")
         if prefer == "mps" and not _mps_available():
-            raise ValueError("prefer: 'mps' was asked for but no Apple MPS device is available")
+            raise ValueError(f"{arg}: 'mps' was asked for but no Apple MPS device is available")
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")

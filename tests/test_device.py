@@ -20,6 +20,21 @@ def test_get_device_rejects_unknown_and_unavailable():
             device.get_device("cuda")
 
 
+def test_course_device_overrides_the_choice(monkeypatch):
+    monkeypatch.setenv(device.DEVICE_ENV, "cpu")
+    assert device.get_device() == torch.device("cpu")
+    assert device.get_device("cpu") == torch.device("cpu")  # an argument wins
+    monkeypatch.setenv(device.DEVICE_ENV, "gpu")
+    with pytest.raises(ValueError, match="COURSE_DEVICE: expected 'cuda', 'mps' or 'cpu'"):
+        device.get_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv(device.DEVICE_ENV, "cuda")
+        with pytest.raises(ValueError, match="COURSE_DEVICE: 'cuda' was asked for but no CUDA"):
+            device.get_device()
+    monkeypatch.setenv(device.DEVICE_ENV, "")
+    assert device.get_device().type in device.DEVICE_TYPES
+
+
 def test_seed_everything_reproduces_torch_and_returns_generator():
     g = device.seed_everything(3)
     a = torch.randn(4)
