@@ -51,7 +51,8 @@ def betas_of(alpha_bar: torch.Tensor) -> torch.Tensor:
 def _per_example(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``values[t]`` reshaped to ``[B, 1, ...]`` to broadcast over ``like``'s non-batch dims,
     on ``like``'s device and in its dtype."""
-    return values.to(like)[t].view(-1, *[1] * (like.dim() - 1))
+    # dtype first, on the schedule's device: a float64 schedule cannot move to MPS
+    return values.to(like.dtype).to(like.device)[t].view(-1, *[1] * (like.dim() - 1))
 
 
 def q_sample(

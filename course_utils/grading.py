@@ -81,7 +81,7 @@ def _close(a: torch.Tensor, e: torch.Tensor, atol: float, rtol: float) -> bool:
 
 def _as_float64(value: Any, name: str, hint: str | None) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        return value.detach().double().cpu()
+        return value.detach().cpu().double()  # MPS has no float64
     if isinstance(value, int | float) and not isinstance(value, bool):
         return torch.tensor(float(value), dtype=torch.float64)
     _fail(f"{name}: expected a tensor or a number, got {type(value).__name__}", hint)

@@ -155,8 +155,8 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     computed in float64 with symmetric eigendecompositions (no ``sqrtm`` of a
     non-symmetric product, so no complex round-off).
     """
-    a = _check_tensor("features_a", features_a, 2).double().cpu()
-    b = _check_tensor("features_b", features_b, 2).double().cpu()
+    a = _check_tensor("features_a", features_a, 2).cpu().double()  # MPS has no float64
+    b = _check_tensor("features_b", features_b, 2).cpu().double()
     if a.shape[1] != b.shape[1]:
         raise ValueError(
             f"features_b: expected {a.shape[1]} features like features_a, got {b.shape[1]}"

@@ -71,27 +71,30 @@ x_test, y_test = data.mnist("test", device=device, flatten=True)  # [1000, 784]
 D = x_train.shape[1]
 LAMBDA = 0.05  # variance added to every pixel: keeps Sigma_y invertible
 
+# float64 for the Cholesky factors of 784 x 784 covariances, on the CPU (Apple's MPS
+# has no float64).
+x_cpu, y_cpu = x_train.cpu(), y_train.cpu()
 means, scale_trils = [], []
 for c in range(10):
-    x_c = x_train[y_train == c].double()
-    sigma_c = torch.cov(x_c.T) + LAMBDA * torch.eye(D, dtype=torch.float64, device=device)
+    x_c = x_cpu[y_cpu == c].double()
+    sigma_c = torch.cov(x_c.T) + LAMBDA * torch.eye(D, dtype=torch.float64)
     means.append(x_c.mean(0))
     scale_trils.append(torch.linalg.cholesky(sigma_c))  # Sigma_y = L L^T
 p_x_given_y = torch.distributions.MultivariateNormal(
     torch.stack(means), scale_tril=torch.stack(scale_trils)
 )  # a batch of 10 Gaussians over R^784
-log_p_y = (torch.bincount(y_train, minlength=10).double() / len(y_train)).log()  # log p(y)
+log_p_y = (torch.bincount(y_cpu, minlength=10).double() / len(y_cpu)).log()  # log p(y)
 
 
 def log_joint(x: torch.Tensor) -> torch.Tensor:
     """log p(x, y) = log p(x|y) + log p(y) for every class: [N, 784] -> [N, 10]."""
-    return p_x_given_y.log_prob(x.double()[:, None, :]) + log_p_y
+    return p_x_given_y.log_prob(x.cpu().double()[:, None, :]) + log_p_y
 
 
 log_p_xy = log_joint(x_test)
 log_p_x = torch.logsumexp(log_p_xy, dim=1)  # marginalize y: log sum_y p(x, y)
 posterior = (log_p_xy - log_p_x[:, None]).exp()  # Bayes: p(y|x)
-bayes_accuracy = (posterior.argmax(1) == y_test).double().mean().item()
+bayes_accuracy = (posterior.argmax(1) == y_test.cpu()).double().mean().item()
 print(f"Bayes classifier from the generative model: test accuracy {bayes_accuracy:.1%}")
 print(f"posterior rows sum to 1: max |sum - 1| = {(posterior.sum(1) - 1).abs().max():.1e}")
 

@@ -509,7 +509,11 @@ if RETRAIN:
     from course_utils.pretrain import train_ddpm
 
     train_ddpm(
-        unet, x_mnist, y_mnist, alpha_bar.to(device), epochs=int(ddpm_meta["metrics"]["epochs"])
+        unet,
+        x_mnist,
+        y_mnist,
+        alpha_bar.float().to(device),
+        epochs=int(ddpm_meta["metrics"]["epochs"]),
     )
 else:
     unet.load_state_dict(ddpm_state)
