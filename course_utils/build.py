@@ -5,6 +5,9 @@
   ``exercises/X.py`` + ``exercises/X.ipynb``, where each ``### BEGIN SOLUTION`` /
   ``### END SOLUTION`` region becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()``
   at the region's indentation.
+* Every notebook starts with the Colab setup cell (``setup_cell``) and its title cell
+  carries an "Open in Colab" badge, both made from the repository URL in
+  ``pyproject.toml`` (``[project.urls] Repository``).
 
 Scripts are rewritten in jupytext's canonical form, notebooks are stored without outputs
 and with deterministic cell ids (``test-<question>`` for graded cells, ``cell-<n>``
@@ -17,10 +20,12 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import jupytext
+import nbformat
 
 from course_utils.grading import GRADED_TAG, parse_test_header
 
@@ -36,6 +41,91 @@ _MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (?:BEGIN|END) SOLUTION)
 
 class BuildError(ValueError):
     """A source script that cannot be built (bad markers, malformed graded cells)."""
+
+
+# ------------------------------------------------------------- the Colab entry
+
+SETUP_TAG = "colab-setup"
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+_BADGE_LINE = re.compile(r"^\[!\[Open In Colab\]\(.*\n?", re.M)
+SETUP_CELL = """\
+# Colab setup (written by `course build`). In Google Colab: clone the course, install it
+# without touching Colab's torch, numpy and ipywidgets, and import it in this kernel.
+# Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib.metadata
+    import os
+    import subprocess
+
+    # COURSE_REPO (optional): clone a fork, or a local copy, instead
+    repo = os.environ.get("COURSE_REPO", "{url}")
+    if not os.path.isdir("/content/course"):
+        subprocess.run(["git", "clone", "--depth=1", repo, "/content/course"], check=True)
+    keep = []  # pip must keep these exactly as Colab has them
+    for name in ("torch", "numpy", "ipywidgets"):
+        try:
+            keep.append(f"{{name}}=={{importlib.metadata.version(name)}}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    with open("/tmp/course-keep.txt", "w") as constraints:
+        constraints.write("\\n".join(keep) + "\\n")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/course-keep.txt"]
+    subprocess.run([*pip, "-e", "/content/course"], check=True)
+    sys.path.insert(0, "/content/course")  # this kernel started before the install
+"""
+
+
+@dataclass(frozen=True)
+class ColabEntry:
+    """The repository a notebook is opened from in Colab, and the notebook's path in it."""
+
+    repository: str  # https://github.com/OWNER/NAME
+    path: str  # e.g. "lectures/00_foundations.ipynb"
+
+    @property
+    def open_url(self) -> str:
+        owner_name = self.repository.removeprefix("https://github.com/").removesuffix(".git")
+        return f"https://colab.research.google.com/github/{owner_name}/blob/main/{self.path}"
+
+    @property
+    def badge(self) -> str:
+        return f"[![Open In Colab]({COLAB_BADGE})]({self.open_url})"
+
+    @property
+    def setup_source(self) -> str:
+        return SETUP_CELL.format(url=self.repository).rstrip("\n")
+
+
+def repository_url(root: Path) -> str:
+    """``[project.urls] Repository`` of ``root/pyproject.toml``, a GitHub URL.
+
+    Raises:
+        BuildError: missing, or not ``https://github.com/OWNER/NAME``.
+    """
+    try:
+        urls = tomllib.loads((root / "pyproject.toml").read_text())["project"]["urls"]
+        url = urls["Repository"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise BuildError(f"pyproject.toml: [project.urls] Repository is missing ({exc})") from None
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
+        raise BuildError(
+            f"pyproject.toml: [project.urls] Repository: expected https://github.com/OWNER/NAME "
+            f"(Colab opens notebooks from GitHub), got {url!r}"
+        )
+    return url
+
+
+def _add_colab_entry(nb: nbformat.NotebookNode, entry: ColabEntry) -> None:
+    """Make the setup cell the first cell and put the badge under the title (idempotent)."""
+    nb.cells = [c for c in nb.cells if SETUP_TAG not in c.metadata.get("tags", [])]
+    title = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if title is not None:
+        lines = _BADGE_LINE.sub("", title.source).split("\n")
+        title.source = "\n".join([lines[0], "", entry.badge, *lines[1:]]).replace("\n\n\n", "\n\n")
+    setup = nbformat.v4.new_code_cell(entry.setup_source, metadata={"tags": [SETUP_TAG]})
+    nb.cells.insert(0, setup)
 
 
 def solution_to_exercise(text: str, source: str = "<text>") -> str:
@@ -67,9 +157,13 @@ def solution_to_exercise(text: str, source: str = "<text>") -> str:
     return "".join(out)
 
 
-def _notebook(py_text: str, source: str) -> jupytext.jupytext.NotebookNode:
+def _notebook(
+    py_text: str, source: str, entry: ColabEntry | None = None
+) -> jupytext.jupytext.NotebookNode:
     nb = jupytext.reads(py_text, fmt="py:percent")
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    if entry is not None:
+        _add_colab_entry(nb, entry)
     seen: set[str] = set()
     for index, cell in enumerate(nb.cells):
         cell.pop("id", None)
@@ -98,14 +192,15 @@ def _notebook(py_text: str, source: str) -> jupytext.jupytext.NotebookNode:
     return nb
 
 
-def canonical_script(py_text: str, source: str) -> str:
-    """The script as jupytext writes it (normalized header and cell markers)."""
-    return jupytext.writes(_notebook(py_text, source), fmt="py:percent")
+def canonical_script(py_text: str, source: str, entry: ColabEntry | None = None) -> str:
+    """The script as jupytext writes it (normalized header and cell markers), with the
+    Colab entry of ``entry`` when given."""
+    return jupytext.writes(_notebook(py_text, source, entry), fmt="py:percent")
 
 
-def notebook_text(py_text: str, source: str) -> str:
+def notebook_text(py_text: str, source: str, entry: ColabEntry | None = None) -> str:
     """The ``.ipynb`` JSON for a percent script: no outputs, deterministic ids."""
-    return jupytext.writes(_notebook(py_text, source), fmt="ipynb")
+    return jupytext.writes(_notebook(py_text, source, entry), fmt="ipynb")
 
 
 def graded_questions(py_text: str, source: str = "<text>") -> list[tuple[str, int]]:
@@ -133,10 +228,12 @@ def plan(root: Path) -> list[Planned]:
         BuildError: a script cannot be built, or an exercise set has no graded cell.
     """
     planned: list[Planned] = []
+    url = repository_url(root)
     for folder in NOTEBOOK_DIRS:
         for py in sorted((root / folder).glob("*.py")):
             rel = py.relative_to(root)
-            text = canonical_script(py.read_text(), str(rel))
+            entry = ColabEntry(url, rel.with_suffix(".ipynb").as_posix())
+            text = canonical_script(py.read_text(), str(rel), entry)
             planned += [
                 Planned(py, text),
                 Planned(py.with_suffix(".ipynb"), notebook_text(text, str(rel))),
@@ -144,7 +241,8 @@ def plan(root: Path) -> list[Planned]:
             if folder == "solutions":
                 if not graded_questions(text, str(rel)):
                     raise BuildError(f"{rel}: an exercise set needs at least one graded cell")
-                exercise = canonical_script(solution_to_exercise(text, str(rel)), str(rel))
+                entry = ColabEntry(url, f"exercises/{py.stem}.ipynb")
+                exercise = canonical_script(solution_to_exercise(text, str(rel)), str(rel), entry)
                 target = root / "exercises" / py.name
                 planned += [
                     Planned(target, exercise),

@@ -35,11 +35,17 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _default_source() -> Path | None:
-    try:
-        folder = find_root(Path.cwd()) / "exercises"
-    except BuildError:
-        return None
-    return folder if folder.is_dir() else None
+    """The course's ``exercises/``: above the working directory, else above the installed
+    package (a clone installed with ``pip install -e``, as in Colab), so a student's copy
+    anywhere is graded against the canonical test cells."""
+    for start in (Path.cwd(), Path(__file__).parent):
+        try:
+            folder = find_root(start) / "exercises"
+        except BuildError:
+            continue
+        if folder.is_dir():
+            return folder
+    return None
 
 
 def _print_result(result: grader.GradeResult) -> None:

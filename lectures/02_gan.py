@@ -13,8 +13,37 @@
 #     name: python3
 # ---
 
+# %% tags=["colab-setup"]
+# Colab setup (written by `course build`). In Google Colab: clone the course, install it
+# without touching Colab's torch, numpy and ipywidgets, and import it in this kernel.
+# Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib.metadata
+    import os
+    import subprocess
+
+    # COURSE_REPO (optional): clone a fork, or a local copy, instead
+    repo = os.environ.get("COURSE_REPO", "https://github.com/dgm-course/deep-generative-models")
+    if not os.path.isdir("/content/course"):
+        subprocess.run(["git", "clone", "--depth=1", repo, "/content/course"], check=True)
+    keep = []  # pip must keep these exactly as Colab has them
+    for name in ("torch", "numpy", "ipywidgets"):
+        try:
+            keep.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    with open("/tmp/course-keep.txt", "w") as constraints:
+        constraints.write("\n".join(keep) + "\n")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/course-keep.txt"]
+    subprocess.run([*pip, "-e", "/content/course"], check=True)
+    sys.path.insert(0, "/content/course")  # this kernel started before the install
+
 # %% [markdown]
 # # Lecture 02 — Generative adversarial networks and Wasserstein GANs
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgm-course/deep-generative-models/blob/main/lectures/02_gan.ipynb)
 #
 # A VAE writes down a likelihood and bounds it. A **GAN** gives that up: the generator
 # $G_\theta$ maps noise $z \sim p(z)$ to a sample $x = G_\theta(z)$, and nothing in the

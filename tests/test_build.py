@@ -1,6 +1,7 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +78,7 @@ def _course_copy(root, tmp_path):
     for folder in ("lectures", "solutions", "exercises"):
         shutil.copytree(root / folder, tmp_path / folder)
     shutil.copy(root / "jupytext.toml", tmp_path)
+    shutil.copy(root / "pyproject.toml", tmp_path)
     return tmp_path
 
 
@@ -174,6 +176,63 @@ def test_the_lab_saves_notebooks_without_live_widgets():
     text = {"type": "file", "content": "plain text"}
     lab.pre_save_hook(model=text, path="notes.txt")
     assert text == {"type": "file", "content": "plain text"}
+
+
+NOTEBOOKS = sorted(f"{d}/{p.name}" for d in ("lectures", "solutions", "exercises")
+                   for p in (build.find_root(Path(__file__)) / d).glob("*.ipynb"))  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_notebook_starts_with_the_colab_setup_and_has_its_badge(root, name):
+    nb = json.loads((root / name).read_text())
+    entry = build.ColabEntry(build.repository_url(root), name)
+    setup, title = nb["cells"][0], nb["cells"][1]
+    assert setup["metadata"]["tags"] == [build.SETUP_TAG]
+    assert "".join(setup["source"]) == entry.setup_source
+    assert "".join(title["source"]).startswith("# ") and entry.badge in "".join(title["source"])
+    assert entry.open_url.endswith(f"/blob/main/{name}")
+    assert sum(build.SETUP_TAG in c["metadata"].get("tags", []) for c in nb["cells"]) == 1
+
+
+def test_the_colab_entry_is_rebuilt_not_repeated_and_follows_the_url(root, tmp_path):
+    course = _course_copy(root, tmp_path)
+    pyproject = course / "pyproject.toml"
+    url = build.repository_url(course)
+    pyproject.write_text(pyproject.read_text().replace(url, "https://github.com/a-fork/dgm"))
+    assert "lectures/00_foundations.py" in {p.relative_to(course).as_posix()
+                                            for p in build.stale(course)}  # fmt: skip
+    build.build(course)
+    text = (course / "lectures" / "00_foundations.py").read_text()
+    assert text.count("colab-setup") == 1 and text.count("Open In Colab") == 1
+    assert url not in text and "github.com/a-fork/dgm" in text and build.stale(course) == []
+    pyproject.write_text(pyproject.read_text().replace("https://github.com/a-fork/dgm", "dgm"))
+    with pytest.raises(build.BuildError, match="Repository: expected https://github.com/"):
+        build.plan(course)
+
+
+def test_the_setup_cell_installs_in_colab_only_keeping_colabs_packages(monkeypatch):
+    import importlib.metadata
+    import subprocess
+    import sys
+    import types
+
+    entry = build.ColabEntry("https://github.com/o/n", "lectures/x.ipynb")
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+    monkeypatch.setattr("os.path.isdir", lambda p: False)
+    exec(entry.setup_source, {})
+    assert calls == []  # outside Colab: nothing
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    exec(entry.setup_source, {})
+    (clone, kw1), (pip, kw2) = calls
+    assert clone == ["git", "clone", "--depth=1", "https://github.com/o/n", "/content/course"]
+    assert pip[:3] == [sys.executable, "-m", "pip"] and pip[-2:] == ["-e", "/content/course"]
+    assert kw1 == kw2 == {"check": True} and sys.path[0] == "/content/course"
+    kept = Path(pip[pip.index("-c") + 1]).read_text().split()
+    assert kept == [
+        f"{n}=={importlib.metadata.version(n)}" for n in ("torch", "numpy", "ipywidgets")
+    ]
 
 
 def test_solutions_need_a_graded_cell(root, tmp_path):

@@ -13,6 +13,7 @@ def test_build_check_exit_codes(root, tmp_path, capsys):
     for folder in ("lectures", "solutions", "exercises"):
         shutil.copytree(root / folder, tmp_path / folder)
     shutil.copy(root / "jupytext.toml", tmp_path)
+    shutil.copy(root / "pyproject.toml", tmp_path)  # the repository URL of the Colab entry
     (tmp_path / "exercises" / "00_foundations.ipynb").write_text("{}")
     capsys.readouterr()
     assert cli.main(["build", "--check", "--root", str(tmp_path)]) == 1
@@ -25,6 +26,7 @@ def test_build_reports_broken_sources_without_traceback(root, tmp_path, capsys):
     for folder in ("lectures", "solutions", "exercises"):
         (tmp_path / folder).mkdir()
     shutil.copy(root / "jupytext.toml", tmp_path)
+    shutil.copy(root / "pyproject.toml", tmp_path)  # the repository URL of the Colab entry
     (tmp_path / "solutions" / "01_bad.py").write_text(
         '# %%\n### BEGIN SOLUTION\nx = 1\n\n# %% tags=["graded"] points=1\n# TEST x (1 point)\n'
     )
@@ -100,3 +102,8 @@ def test_shipped_diffusion_bench_is_complete_and_in_the_readme(root):
     readme = (root / "README.md").read_text()
     for line in bench.format_diffusion_bench(shipped):
         assert line in readme
+
+
+def test_grade_finds_the_course_exercises_from_any_directory(root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a student's copy outside the course, as in Colab
+    assert cli._default_source() == root / "exercises"
