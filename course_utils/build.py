@@ -117,6 +117,30 @@ def repository_url(root: Path) -> str:
     return url
 
 
+BADGES_BEGIN = "<!-- colab badges: written by `course build` -->"
+BADGES_END = "<!-- end of colab badges -->"
+
+
+def readme_with_badges(readme: str, root: Path, url: str) -> str:
+    """``readme`` with the table between ``BADGES_BEGIN`` and ``BADGES_END`` rewritten: an
+    "Open in Colab" badge for every lecture, exercise and solution notebook."""
+    if BADGES_BEGIN not in readme or BADGES_END not in readme:
+        return readme
+    rows = ["| # | lecture | exercises | solutions |", "|---|---|---|---|"]
+    numbers = sorted({p.stem for d in NOTEBOOK_DIRS for p in (root / d).glob("*.py")})
+    for stem in numbers:
+        lecture = (root / "lectures" / f"{stem}.py").is_file()
+        exercise = (root / "solutions" / f"{stem}.py").is_file()
+        folders = [("lectures", lecture), ("exercises", exercise), ("solutions", exercise)]
+        cells = [
+            ColabEntry(url, f"{d}/{stem}.ipynb").badge if there else "" for d, there in folders
+        ]
+        rows.append(f"| `{stem}` | " + " | ".join(cells) + " |")
+    head, rest = readme.split(BADGES_BEGIN, 1)
+    tail = rest.split(BADGES_END, 1)[1]
+    return f"{head}{BADGES_BEGIN}\n" + "\n".join(rows) + f"\n{BADGES_END}{tail}"
+
+
 def _add_colab_entry(nb: nbformat.NotebookNode, entry: ColabEntry) -> None:
     """Make the setup cell the first cell and put the badge under the title (idempotent)."""
     nb.cells = [c for c in nb.cells if SETUP_TAG not in c.metadata.get("tags", [])]
@@ -248,6 +272,9 @@ def plan(root: Path) -> list[Planned]:
                     Planned(target, exercise),
                     Planned(target.with_suffix(".ipynb"), notebook_text(exercise, str(rel))),
                 ]
+    readme = root / "README.md"
+    if readme.is_file():
+        planned.append(Planned(readme, readme_with_badges(readme.read_text(), root, url)))
     return planned
 
 

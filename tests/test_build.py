@@ -210,6 +210,17 @@ def test_the_colab_entry_is_rebuilt_not_repeated_and_follows_the_url(root, tmp_p
         build.plan(course)
 
 
+def test_readme_badges_are_written_between_the_markers(root):
+    url = build.repository_url(root)
+    readme = f"intro\n{build.BADGES_BEGIN}\nstale row\n{build.BADGES_END}\nrest\n"
+    text = build.readme_with_badges(readme, root, url)
+    assert text.startswith("intro\n") and text.endswith(f"{build.BADGES_END}\nrest\n")
+    assert "stale row" not in text
+    for name in NOTEBOOKS:
+        assert build.ColabEntry(url, name).badge in text
+    assert build.readme_with_badges("no markers", root, url) == "no markers"
+
+
 def test_the_setup_cell_installs_in_colab_only_keeping_colabs_packages(monkeypatch):
     import importlib.metadata
     import subprocess
