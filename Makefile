@@ -20,7 +20,7 @@ JUPYTER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 # Two pytest workers on the 2-core machine; loadscope keeps a notebook's cells in order.
 PYTEST_ARGS ?= -n 2 --dist loadscope
 
-.PHONY: lab test test-oldest build lint install clean
+.PHONY: lab test test-oldest compat build lint install clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "make: no Python 3.11 or newer found; install one, or run make PYTHON=/path/to/python3"; exit 1; }
@@ -75,6 +75,15 @@ test-oldest: $(STAMP)
 	$(OLDEST_VENV)/bin/python -m pip install -q -c $(OLDEST_VENV)/constraints.txt -e '.[test]'
 	$(OLDEST_VENV)/bin/python -m pip list 2>/dev/null | grep -i -E '^(torch|$(OLDEST_FREED)) '
 	$(OLDEST_VENV)/bin/python -m pytest $(PYTEST_ARGS) $(OLDEST_TESTS)
+
+# Colab-like environments (newest torch from PyPI, numpy 2.0, matplotlib 3.10, ipywidgets
+# 7.7.1, ipykernel 6) on each Python, the course installed by its own Colab setup cell from
+# this clone's HEAD, then every lecture, solution and `course grade`: tools/compat.py. It
+# downloads gigabytes (PyPI's Linux torch is a CUDA build), so it is not in `make test`.
+# With pyenv: PYENV_VERSION=3.12.1:3.13.0 make compat
+COMPAT_PYTHONS ?= python3.12 python3.13
+compat: $(STAMP)
+	$(BIN)/python tools/compat.py $(COMPAT_PYTHONS)
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) *.egg-info

@@ -24,10 +24,11 @@ if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    # COURSE_REPO (optional): clone a fork, or a local copy, instead
+    # COURSE_REPO, COURSE_DIR (optional): clone a fork, or a local copy, elsewhere
     repo = os.environ.get("COURSE_REPO", "https://github.com/dgm-course/deep-generative-models")
-    if not os.path.isdir("/content/course"):
-        subprocess.run(["git", "clone", "--depth=1", repo, "/content/course"], check=True)
+    course = os.environ.get("COURSE_DIR", "/content/course")
+    if not os.path.isdir(course):
+        subprocess.run(["git", "clone", "--depth=1", repo, course], check=True)
     keep = []  # pip must keep these exactly as Colab has them
     for name in ("torch", "numpy", "ipywidgets"):
         try:
@@ -37,8 +38,8 @@ if "google.colab" in sys.modules:
     with open("/tmp/course-keep.txt", "w") as constraints:
         constraints.write("\n".join(keep) + "\n")
     pip = [sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/course-keep.txt"]
-    subprocess.run([*pip, "-e", "/content/course"], check=True)
-    sys.path.insert(0, "/content/course")  # this kernel started before the install
+    subprocess.run([*pip, "-e", course], check=True)
+    sys.path.insert(0, course)  # this kernel started before the install
 
 # %% [markdown]
 # # Exercises 04 — Diffusion models (DDPM, DDIM)
