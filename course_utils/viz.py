@@ -84,6 +84,7 @@ def show_images(
     """Show a batch of grey images as one grid (shapes as in ``image_grid``)."""
     grid = image_grid(images, nrow)
     height, width = grid.shape  # about 60 pixels per inch, within a sensible page size
+    own_figure = ax is None
     fig, ax = _axes(ax, (min(max(width / 60, 3), 10), min(max(height / 60, 1.5), 10) + 0.5))
     ax.imshow(grid, cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_title(title)
@@ -91,6 +92,8 @@ def show_images(
     ax.set_ylabel("image row")
     ax.set_xticks([])
     ax.set_yticks([])
+    if own_figure:
+        fig.tight_layout()  # keep the title and labels inside the figure
     return fig
 
 

@@ -43,9 +43,9 @@ MAX_WIDTH_PX = 1000
 
 
 def figure_png(fig: Figure) -> bytes:
-    """The PNG bytes of ``fig`` at its own dpi, cropped to what it draws."""
+    """The PNG bytes of ``fig`` at its own dpi and size (its function lays it out)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
+    fig.savefig(buffer, format="png")  # no bbox_inches="tight": it draws the figure twice
     return buffer.getvalue()
 
 

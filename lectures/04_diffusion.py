@@ -782,9 +782,7 @@ with torch.no_grad():
 # %% tags=["nbval-ignore-output"]
 widgets.figure_widget(
     lambda w: viz.show_images(
-        guided[w][:40].view(4, 10, 1, 28, 28).transpose(0, 1).reshape(40, 1, 28, 28),
-        f"classifier-free guidance, w = {w:g}: one row per digit",
-        nrow=4,
+        guided[w][:40], f"guidance w = {w:g}: one column per digit 0 … 9", nrow=10
     ),
     w=sorted(guided),
 )
