@@ -440,7 +440,7 @@ def flow_layers_figure(
     fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label="density")
     axes[1].set_title(f"model density of $h_{{{k}}}$")
     axes[2].scatter(*_np(pulled).T, s=3, c="tab:red")
-    axes[2].set_title(f"base samples pulled back to $h_{{{k}}}$")
+    axes[2].set_title(f"base samples $z$ pulled to $h_{{{k}}}$")
     for ax in axes:
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
@@ -510,7 +510,7 @@ def denoising_figure(
     if not isinstance(index, int) or not 0 <= index < n:
         raise ValueError(f"index: expected an int in [0, {n - 1}], got {index!r}")
     fig, axes = plt.subplots(
-        len(trajectories), 2, figsize=(7, 3.6 * len(trajectories)), squeeze=False
+        len(trajectories), 2, figsize=(7, 2.4 * len(trajectories)), squeeze=False
     )
     for row, (name, steps) in zip(axes, trajectories.items(), strict=True):
         step = steps[index]

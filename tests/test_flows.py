@@ -113,7 +113,7 @@ def test_flow_layers_figure_panels(moons_flow):
     assert titles == [
         "data after 3 of 6 layers",
         "model density of $h_{3}$",
-        "base samples pulled back to $h_{3}$",
+        "base samples $z$ pulled to $h_{3}$",
     ]
     plt.close(fig)
     with pytest.raises(ValueError, match="k: expected an int in"):
