@@ -5,7 +5,7 @@
   ``exercises/X.py`` + ``exercises/X.ipynb``, where each ``### BEGIN SOLUTION`` /
   ``### END SOLUTION`` region becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()``
   at the region's indentation.
-* Every notebook starts with the Colab setup cell (``setup_cell``) and its title cell
+* Every notebook starts with the Colab setup cell (``SETUP_CELL``) and its title cell
   carries an "Open in Colab" badge, both made from the repository URL in
   ``pyproject.toml`` (``[project.urls] Repository``).
 
@@ -147,8 +147,9 @@ def _add_colab_entry(nb: nbformat.NotebookNode, entry: ColabEntry) -> None:
     nb.cells = [c for c in nb.cells if SETUP_TAG not in c.metadata.get("tags", [])]
     title = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if title is not None:
-        lines = _BADGE_LINE.sub("", title.source).split("\n")
-        title.source = "\n".join([lines[0], "", entry.badge, *lines[1:]]).replace("\n\n\n", "\n\n")
+        heading, _, rest = _BADGE_LINE.sub("", title.source).partition("\n")
+        rest = rest.lstrip("\n")
+        title.source = f"{heading}\n\n{entry.badge}" + (f"\n\n{rest}" if rest else "")
     setup = nbformat.v4.new_code_cell(entry.setup_source, metadata={"tags": [SETUP_TAG]})
     nb.cells.insert(0, setup)
 
@@ -310,8 +311,10 @@ def _up_to_date(planned: Planned) -> bool:
     if not planned.path.is_file():
         return False
     text = planned.path.read_text()
-    if text == planned.text or planned.path.suffix != ".ipynb":
-        return text == planned.text
+    if text == planned.text:
+        return True
+    if planned.path.suffix != ".ipynb":
+        return False
     ran = _without_run_state(text)
     return ran is not None and ran == _without_run_state(planned.text)
 

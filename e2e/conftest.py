@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, sync_playwright
 
+from course_utils import build
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "e2e"
 CHROMIUM = "/usr/bin/chromium"
@@ -35,7 +37,7 @@ CHROMIUM_FLAGS = [
 # The one outside request allowed: the Open-in-Colab badge under each lecture's title is a
 # remote image in the markdown. Offline it cannot load ("Failed to load resource"), which
 # only leaves the badge blank; JupyterLab and the course make no other outside request.
-COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+COLAB_BADGE = build.COLAB_BADGE
 # (lecture, widget index, control label, moves, median s, max s), filled by the tests.
 LATENCY_ROWS: list[tuple[str, int, str, int, float, float]] = []
 

@@ -26,11 +26,11 @@ from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
+from course_utils.lab import WIDGET_VIEW
 from course_utils.widgets import MAX_WIDTH_PX
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = sorted((ROOT / "lectures").glob("*.ipynb"))
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CELL_TIMEOUT_S = 900
 
 # Runs in the kernel right after a widget cell: move control `i` one step (a slider) or to
