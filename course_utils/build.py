@@ -4,7 +4,8 @@
 * ``solutions/X.py`` -> ``solutions/X.ipynb``, and the student version
   ``exercises/X.py`` + ``exercises/X.ipynb``, where each ``### BEGIN SOLUTION`` /
   ``### END SOLUTION`` region becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()``
-  at the region's indentation.
+  at the region's indentation, and every hidden test cell (tag ``hidden``, the
+  instructor-only tests class grading adds) is left out.
 * Every notebook starts with the Colab setup cell (``SETUP_CELL``) and its title cell
   carries an "Open in Colab" badge, both made from the repository URL in
   ``pyproject.toml`` (``[project.urls] Repository``).
@@ -27,7 +28,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from course_utils.grading import GRADED_TAG, parse_test_header
+from course_utils.grading.cells import TestCellError, split_test_cell
+from course_utils.grading.notebooks import GRADED_TAG, HIDDEN_HEADER, HIDDEN_TAG, parse_test_header
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -213,9 +215,34 @@ def _notebook(
                 raise BuildError(f"{source}: graded cell {name!r} contains a solution region")
             seen.add(name)
             cell.id = f"test-{name}"
+            _check_splits(cell.source, source, name)
+        elif HIDDEN_TAG in tags:
+            m = HIDDEN_HEADER.match(cell.source.split("\n", 1)[0])
+            if m is None or m["name"] not in seen:
+                raise BuildError(
+                    f"{source}: hidden cell {index} must start with '# HIDDEN TEST name' "
+                    "naming a graded cell above it"
+                )
+            cell.id = f"hidden-{m['name']}"
+            _check_splits(cell.source, source, m["name"])
         else:
             cell.id = f"cell-{index}"
     return nb
+
+
+def _check_splits(cell_source: str, source: str, name: str) -> None:
+    """Class grading must be able to split the test cell (``grading.cells``)."""
+    try:
+        split_test_cell(cell_source, ())
+    except (TestCellError, SyntaxError) as exc:
+        raise BuildError(f"{source}: test cell {name!r}: {exc}") from None
+
+
+def without_hidden_tests(py_text: str) -> str:
+    """The script without its hidden test cells (tag ``hidden``): the student's copy."""
+    nb = jupytext.reads(py_text, fmt="py:percent")
+    nb.cells = [c for c in nb.cells if HIDDEN_TAG not in c.metadata.get("tags", [])]
+    return jupytext.writes(nb, fmt="py:percent")
 
 
 def canonical_script(py_text: str, source: str, entry: ColabEntry | None = None) -> str:
@@ -268,7 +295,8 @@ def plan(root: Path) -> list[Planned]:
                 if not graded_questions(text, str(rel)):
                     raise BuildError(f"{rel}: an exercise set needs at least one graded cell")
                 entry = ColabEntry(url, f"exercises/{py.stem}.ipynb")
-                exercise = canonical_script(solution_to_exercise(text, str(rel)), str(rel), entry)
+                student = without_hidden_tests(solution_to_exercise(text, str(rel)))
+                exercise = canonical_script(student, str(rel), entry)
                 target = root / "exercises" / py.name
                 planned += [
                     Planned(target, exercise),

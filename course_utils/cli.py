@@ -1,7 +1,8 @@
 """The ``course`` command.
 
 course build [--check]            regenerate notebooks and exercises (or report stale ones)
-course grade NB [NB ...]          grade notebooks: question | points | earned | hint
+course grade NB [NB ...]          grade your own notebooks: question | points | earned | hint
+course grade FOLDER --source DIR [--csv F --jobs N]   grade a class, each submission sandboxed
 course bench NAME [--seeds N --steps N] [--save F]  run a benchmark, print its table
 """
 
@@ -11,9 +12,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from course_utils import grader
 from course_utils.build import BuildError, build, find_root, stale
-from course_utils.grading import format_score_table
+from course_utils.grading import classgrade, selfgrade
+from course_utils.grading.notebooks import GradeInputError, read_notebook
+from course_utils.grading.report import (
+    GradeResult,
+    clean,
+    format_score_table,
+    question_summary,
+    write_csv,
+)
+from course_utils.grading.sandbox import EXPOSED_WITHOUT_SANDBOX, SandboxUnavailable
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -48,14 +57,30 @@ def _default_source() -> Path | None:
     return None
 
 
-def _print_result(result: grader.GradeResult) -> None:
-    status = "" if result.status == "ok" else f"  [{result.status}: {result.reason}]"
-    who = f"{result.student}: " if result.student else ""
-    print(f"== {who}{result.path}{status}")
+def _print_result(result: GradeResult) -> None:
+    status = "" if result.status == "ok" else f"  [{result.status}: {clean(result.reason)}]"
+    who = f"{clean(result.student, 80)}: " if result.student else ""
+    print(f"== {who}{clean(result.path, 300)}{status}")
     if result.rows:
         print("\n".join(format_score_table(result.rows)))
     else:
         print("no graded cells (cells tagged 'graded') in this notebook")
+
+
+def _grade_folder(path: Path, source: Path | None, args: argparse.Namespace) -> list[GradeResult]:
+    if source is None:
+        raise GradeInputError(f"{path}: grading a folder needs --source EXERCISES_DIR")
+    if args.unsafe_no_sandbox:
+        print(f"warning: {EXPOSED_WITHOUT_SANDBOX}", file=sys.stderr)
+    hide = (Path(args.csv).resolve().parent,) if args.csv else ()
+    graded, unmatched = classgrade.grade_folder(
+        path, source, solutions=Path(args.solutions) if args.solutions else None,
+        jobs=args.jobs, cell_timeout=args.cell_timeout, total_timeout=args.total_timeout,
+        sandboxed=not args.unsafe_no_sandbox, hide=hide, seed=args.seed,
+    )  # fmt: skip
+    for stray in unmatched:
+        print(f"skipped: {clean(stray, 300)} matches no exercise in {source}", file=sys.stderr)
+    return graded
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
@@ -72,18 +97,19 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         path = Path(name)
         try:
             if path.is_dir():
-                if source is None:
-                    raise grader.GradeInputError(
-                        f"{path}: grading a folder needs --source EXERCISES_DIR"
-                    )
-                graded, unmatched = grader.grade_folder(path, source, jobs=args.jobs, **timeouts)
-                for stray in unmatched:
-                    print(f"skipped: {stray} matches no exercise in {source}", file=sys.stderr)
+                graded = _grade_folder(path, source, args)
             else:
-                grader.read_notebook(path)
-                exercise = grader.matching_exercise(path, source) if source else None
-                graded = [grader.grade_notebook(path, exercise, **timeouts)]
-        except grader.GradeInputError as exc:
+                read_notebook(path)
+                exercise = classgrade.matching_exercise(path, source) if source else None
+                graded = [selfgrade.grade_notebook(path, exercise, **timeouts)]
+        except SandboxUnavailable as exc:
+            print(
+                f"error: {exc}.\nClass grading runs each submission in a sandbox; without one, "
+                "pass --unsafe-no-sandbox (and read what it exposes).",
+                file=sys.stderr,
+            )
+            return 2
+        except GradeInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 2
             continue
@@ -92,9 +118,9 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         results += graded
     if len(results) > 1:
         print("\n== per question: submissions that passed")
-        print("\n".join(grader.question_summary(results)))
+        print("\n".join(question_summary(results)))
     if args.csv and results:
-        grader.write_csv(results, Path(args.csv))
+        write_csv(results, Path(args.csv))
         print(f"wrote {args.csv} ({len(results)} rows)")
     return status
 
@@ -132,23 +158,36 @@ def main(argv: list[str] | None = None) -> int:
     p_grade = sub.add_parser(
         "grade",
         help="grade notebooks, or folders of submissions: question | points | earned | hint",
-        description="Each notebook runs in a fresh kernel on a copy; graded test cells are "
-        "replaced by the canonical cells of the matching exercise in --source.",
+        description="A notebook runs in a fresh kernel on a copy, its graded test cells "
+        "replaced by the canonical cells of the matching exercise in --source (self-grading). "
+        "A folder is a class: each submission runs in a sandbox and is judged outside it "
+        "against the solutions (README: Grading a class).",
     )
     p_grade.add_argument("paths", nargs="+", help="notebooks (.ipynb) or folders of submissions")
     p_grade.add_argument(
         "--source", help="folder of exercise notebooks (default: the course's exercises/)"
     )
+    p_grade.add_argument(
+        "--solutions", help="class grading: the solution notebooks (default: beside --source)"
+    )
     p_grade.add_argument("--csv", help="write one row per graded notebook to this CSV file")
     p_grade.add_argument("--jobs", type=int, default=1, help="notebooks graded in parallel")
     p_grade.add_argument(
-        "--cell-timeout", type=int, default=grader.DEFAULT_CELL_TIMEOUT, help="seconds per cell"
+        "--cell-timeout", type=int, default=classgrade.DEFAULT_CELL_TIMEOUT, help="seconds per cell"
     )
     p_grade.add_argument(
         "--total-timeout",
         type=int,
-        default=grader.DEFAULT_TOTAL_TIMEOUT,
+        default=classgrade.DEFAULT_TOTAL_TIMEOUT,
         help="seconds per notebook",
+    )
+    p_grade.add_argument(
+        "--seed", type=int, help="class grading: the hidden tests' seed (default: random)"
+    )
+    p_grade.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="class grading without a sandbox (no bubblewrap, macOS): see the warning it prints",
     )
     p_grade.set_defaults(func=_cmd_grade)
     p_bench = sub.add_parser("bench", help="run a benchmark and print its table")

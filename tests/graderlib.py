@@ -13,7 +13,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from course_utils import build, grader
+from course_utils import build
+from course_utils.grading import selfgrade
 
 Wrong = dict[str, list[tuple[str, str, str]]]
 
@@ -34,7 +35,7 @@ def grade_text(text: str, tmp_path: Path, name: str, **kwargs) -> dict[str, dict
     """Build ``text`` into ``tmp_path/name.ipynb`` and grade it: question -> row."""
     path = tmp_path / f"{name}.ipynb"
     path.write_text(build.notebook_text(text, "variant"))
-    return {row["question"]: row for row in grader.grade_notebook(path, **kwargs).rows}
+    return {row["question"]: row for row in selfgrade.grade_notebook(path, **kwargs).rows}
 
 
 def rounds(wrong: Wrong) -> range:

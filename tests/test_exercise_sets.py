@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import build, grader
+from course_utils import build
+from course_utils.grading import selfgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = sorted(p.stem for p in (ROOT / "solutions").glob("*.py"))
@@ -23,7 +24,7 @@ def test_there_is_an_exercise_set_per_solution():
 
 @pytest.mark.parametrize("name", SETS)
 def test_unsolved_exercise_scores_zero_and_fails_only_at_graded_cells(name):
-    cells, stopped = grader.run_notebook(ROOT / "exercises" / f"{name}.ipynb")
+    cells, stopped = selfgrade.run_notebook(ROOT / "exercises" / f"{name}.ipynb")
     assert stopped is None
     graded = [c for c in cells if c["question"] is not None]
     expected = build.graded_questions((ROOT / "solutions" / f"{name}.py").read_text())
@@ -36,8 +37,8 @@ def test_unsolved_exercise_scores_zero_and_fails_only_at_graded_cells(name):
 
 @pytest.mark.parametrize("name", SETS)
 def test_solution_runs_cleanly_and_scores_full_marks(name):
-    cells, stopped = grader.run_notebook(ROOT / "solutions" / f"{name}.ipynb")
+    cells, stopped = selfgrade.run_notebook(ROOT / "solutions" / f"{name}.ipynb")
     assert stopped is None
     assert [c for c in cells if not c["passed"]] == []
-    rows = grader.grade_notebook(ROOT / "solutions" / f"{name}.ipynb").rows
+    rows = selfgrade.grade_notebook(ROOT / "solutions" / f"{name}.ipynb").rows
     assert sum(r["earned"] for r in rows) == sum(r["points"] for r in rows) > 0

@@ -10,7 +10,8 @@ import re
 import graderlib
 import pytest
 
-from course_utils import cli, grader
+from course_utils import cli
+from course_utils.grading import notebooks
 
 SOLUTION = "solutions/00_foundations.py"
 POINTS = {"kl_divergence": 2, "gaussian_kl": 2, "monte_carlo_kl": 2, "js_divergence": 2}
@@ -114,8 +115,8 @@ def test_grade_reports_bad_files_in_one_line(tmp_path, capsys):
         ("notes.txt", "expected a Jupyter notebook (.ipynb), got '.txt'"),
         ("broken.ipynb", "not a valid notebook"),
     ]:
-        with pytest.raises(grader.GradeInputError, match=re.escape(message)):
-            grader.read_notebook(tmp_path / name)
+        with pytest.raises(notebooks.GradeInputError, match=re.escape(message)):
+            notebooks.read_notebook(tmp_path / name)
         assert cli.main(["grade", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from course_utils import grading
+from course_utils.grading import notebooks, plugin, report
 
 
 def _message(fn, *args, **kwargs) -> str:
@@ -60,18 +61,18 @@ def test_shape_tensor_finite_grad_and_plain_checks():
     ],
 )
 def test_parse_test_header(source, expected):
-    assert grading.parse_test_header(source) == expected
+    assert notebooks.parse_test_header(source) == expected
 
 
 def test_failure_hint_prefers_cell_error_and_adds_advice():
     outs = [{"output_type": "stream", "text": "hi"},
             {"output_type": "error", "ename": "NotImplementedError", "evalue": ""}]  # fmt: skip
-    assert grading.failure_hint(outs, "fallback").startswith("NotImplementedError (not implemented")
+    assert plugin.failure_hint(outs, "fallback").startswith("NotImplementedError (not implemented")
     outs = [{"output_type": "error", "ename": "AssertionError", "evalue": "kl: expected 1, got 2"}]
-    assert grading.failure_hint(outs, "fallback") == "AssertionError: kl: expected 1, got 2"
-    timeout = grading.failure_hint([{"ename": "KeyboardInterrupt"}], "Timeout of 5 seconds\nmore")
+    assert plugin.failure_hint(outs, "fallback") == "AssertionError: kl: expected 1, got 2"
+    timeout = plugin.failure_hint([{"ename": "KeyboardInterrupt"}], "Timeout of 5 seconds\nmore")
     assert timeout.startswith("Timeout of 5 seconds (")
-    assert grading.failure_hint(None, "Cell failed\ndetails") == "Cell failed"
+    assert plugin.failure_hint(None, "Cell failed\ndetails") == "Cell failed"
 
 
 def test_format_score_table_wraps_hints_and_totals():
@@ -79,7 +80,7 @@ def test_format_score_table_wraps_hints_and_totals():
         {"question": "kl", "points": 2, "earned": 2, "passed": True, "hint": ""},
         {"question": "js_divergence", "points": 3, "earned": 0, "passed": False, "hint": "x " * 80},
     ]
-    lines = grading.format_score_table(rows, hint_width=40)
+    lines = report.format_score_table(rows, hint_width=40)
     assert lines[0].split() == ["question", "points", "earned", "hint"]
     assert lines[1].split() == ["kl", "2", "2"]
     assert lines[2].split()[:3] == ["js_divergence", "0", "3"][:1] + ["3", "0"]

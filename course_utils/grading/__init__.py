@@ -1,0 +1,33 @@
+"""Grading: the checks test cells call, self-grading, and class grading.
+
+* ``checks``: ``check``, ``check_close``, ... (re-exported here for the notebooks).
+* ``notebooks``: reading submissions (nbformat 3 and 4.x), questions, canonical test cells.
+* ``plugin``: the pytest plugin that scores a notebook under ``--nbval-lax`` (self-grading).
+* ``selfgrade``: ``course grade NB``, one notebook in its own kernel, trusted.
+* ``classgrade``: ``course grade FOLDER``, a class's submissions, each in a sandbox
+  (``sandbox``), its test cells split (``cells``) so that only plain data leaves it and
+  every verdict is computed by a judge outside it (``worker``).
+* ``report``: score tables, the CSV, the per-question summary.
+
+The threat model is in the README ("Grading a class") and docs/DESIGN.md.
+"""
+
+from course_utils.grading.checks import (
+    check,
+    check_close,
+    check_finite,
+    check_grad,
+    check_score,
+    check_shape,
+    check_tensor,
+)
+
+__all__ = [
+    "check",
+    "check_close",
+    "check_finite",
+    "check_grad",
+    "check_score",
+    "check_shape",
+    "check_tensor",
+]

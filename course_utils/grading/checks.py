@@ -1,0 +1,143 @@
+"""The ``check_*`` helpers that graded test cells call.
+
+Each raises ``AssertionError`` with a message that teaches: what was checked, what was
+expected, what came out, and the likely mistake. In self-grading they run in the
+student's kernel; in class grading (``course_utils.grading.judge``) the first argument of
+each call is computed in the student's sandbox and the call itself runs in the judge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _fail(message: str, hint: str | None) -> None:
+    raise AssertionError(f"{message}" + (f"\nLikely mistake: {hint}" if hint else ""))
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        if x.ndim == 0:
+            return f"{x.item():.6g}"
+        if x.numel() <= 6:
+            return f"tensor {x.detach().cpu().tolist()} (shape {tuple(x.shape)})"
+        return f"tensor of shape {tuple(x.shape)}, dtype {x.dtype}"
+    return repr(x)
+
+
+def check(condition: bool, message: str, hint: str | None = None) -> None:
+    """Fail with ``message`` (and ``hint``) unless ``condition`` holds."""
+    if not condition:
+        _fail(message, hint)
+
+
+def check_tensor(value: Any, name: str, hint: str | None = None) -> torch.Tensor:
+    """``value`` must be a ``torch.Tensor``; returns it."""
+    if not isinstance(value, torch.Tensor):
+        _fail(f"{name}: expected a torch.Tensor, got {type(value).__name__} ({value!r:.60})", hint)
+    return value
+
+
+def check_shape(value: Any, shape: Sequence[int], name: str, hint: str | None = None) -> None:
+    """``value`` must be a tensor of exactly ``shape``."""
+    t = check_tensor(value, name, hint)
+    if tuple(t.shape) != tuple(shape):
+        _fail(f"{name}: expected shape {tuple(shape)}, got {tuple(t.shape)}", hint)
+
+
+def check_finite(value: Any, name: str, hint: str | None = None) -> None:
+    """``value`` (tensor or number) must contain no NaN or infinity."""
+    t = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).sum())
+        _fail(f"{name}: expected finite values, got {bad} NaN/inf in {_describe(t)}", hint)
+
+
+def _close(a: torch.Tensor, e: torch.Tensor, atol: float, rtol: float) -> bool:
+    return a.shape == e.shape and bool(torch.allclose(a, e, atol=atol, rtol=rtol))
+
+
+def _as_float64(value: Any, name: str, hint: str | None) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double()  # MPS has no float64
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return torch.tensor(float(value), dtype=torch.float64)
+    _fail(f"{name}: expected a tensor or a number, got {type(value).__name__}", hint)
+    raise AssertionError  # unreachable: _fail raises
+
+
+def check_close(
+    actual: Any,
+    expected: Any,
+    name: str,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    hint: str | None = None,
+    mistakes: Mapping[str, Any] | None = None,
+) -> None:
+    """``actual`` must match ``expected`` (tensors or numbers) within ``atol + rtol*|expected|``.
+
+    A one-element tensor matches a number. ``mistakes`` maps a hint to the value a known
+    mistake would produce: when ``actual`` matches one of them, that hint is shown instead
+    of ``hint``. Shape and finiteness are checked first, each with its own message.
+    """
+    e = _as_float64(expected, "expected", None)
+    a = _as_float64(actual, name, hint)
+    if e.numel() == 1 and a.numel() == 1:
+        a, e = a.reshape(()), e.reshape(())
+    elif a.shape != e.shape:
+        _fail(f"{name}: expected shape {tuple(e.shape)}, got {tuple(a.shape)}", hint)
+    for mistake_hint, wrong in (mistakes or {}).items():
+        w = _as_float64(wrong, "mistakes", None)
+        w = w.reshape(a.shape) if w.numel() == a.numel() else w
+        if _close(a, w, atol, rtol) and not _close(a, e, atol, rtol):
+            hint = mistake_hint
+            break
+    if torch.isnan(a).any() and not torch.isnan(e).any():
+        _fail(f"{name}: expected {_describe(e.float())}, got NaN in {_describe(a.float())}", hint)
+    if not torch.equal(torch.isinf(a), torch.isinf(e)) or not torch.equal(
+        a[torch.isinf(a)], e[torch.isinf(e)]
+    ):
+        _fail(
+            f"{name}: expected {_describe(e.float())}, got {_describe(a.float())} "
+            "(infinities differ)",
+            hint,
+        )
+    finite = torch.isfinite(e)
+    if not torch.allclose(a[finite], e[finite], atol=atol, rtol=rtol):
+        err = (a[finite] - e[finite]).abs().max().item()
+        _fail(
+            f"{name}: expected {_describe(e.float())}, got {_describe(a.float())} "
+            f"(max abs error {err:.3g}, tolerance atol={atol:g}, rtol={rtol:g})",
+            hint,
+        )
+
+
+def check_grad(tensor: torch.Tensor, name: str, hint: str | None = None) -> None:
+    """After ``backward()``, ``tensor.grad`` must exist and be non-zero."""
+    if tensor.grad is None or not torch.any(tensor.grad != 0):
+        _fail(f"{name}: expected a non-zero gradient to flow back to it, got none", hint)
+
+
+def check_score(
+    value: Any,
+    score: Callable[[Any], float],
+    minimum: float,
+    name: str,
+    hint: str | None = None,
+) -> float:
+    """``score(value)`` must be at least ``minimum``; returns the score.
+
+    For questions that train: ``value`` is what the student's code produced (a model's
+    ``state_dict``, samples) and ``score`` the course's own evaluation of it. In class
+    grading ``value`` comes out of the sandbox and ``score`` runs in the judge.
+    """
+    result = float(score(value))
+    check(result >= minimum, f"{name}: expected at least {minimum:g}, got {result:.4g}", hint)
+    return result

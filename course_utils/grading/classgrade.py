@@ -1,0 +1,360 @@
+"""Class grading: a folder of submissions, each in a sandbox, judged outside it.
+
+For each exercise, a **judge** process runs the instructor's solution notebook once, with
+the judge side of every visible and hidden test cell (``cells``), and keeps the arguments
+of every check. For each submission, the notebook's own cells and the student side of the
+canonical test cells run in a **sandbox** (``sandbox``); what comes back is plain data (the
+first argument of each check), which the judge feeds to the real checks. So:
+
+* nothing in the student's process holds an expected value, a tolerance or a check that
+  decides anything: patching ``check_close``, torch, builtins or IPython, tracing the test
+  cell, or returning objects that lie changes only the student's own recorded values;
+* hidden test cells (in ``solutions/`` only) use inputs drawn from a seed chosen for this
+  grading run, so values copied from the visible tests do not pass them;
+* the sandbox cannot see the solutions, the exercise sources, the other submissions or
+  the CSV, cannot write outside its private ``/tmp`` and ``/out``, and all its processes
+  end with it;
+* a submission's fault is its own status (``ok``, ``timeout``, ``crashed``, ``invalid``,
+  ``error``); the batch always goes on; a question earns 0 or its points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from course_utils.grading.cells import split_test_cell
+from course_utils.grading.notebooks import (
+    GradeInputError,
+    graded_question,
+    hidden_question,
+    questions,
+    read_notebook,
+    with_canonical_tests,
+)
+from course_utils.grading.report import GradeResult, clean, zero_row
+from course_utils.grading.sandbox import Limits, Sandbox, check_available
+
+DEFAULT_CELL_TIMEOUT = 60  # seconds per cell
+DEFAULT_TOTAL_TIMEOUT = 600  # seconds per notebook
+_DEF = re.compile(r"^def (\w+)\(", re.M)
+
+
+@dataclass(frozen=True)
+class Submission:
+    path: Path
+    student: str
+    exercise: Path
+
+
+def matching_exercise(path: Path, source: Path) -> Path | None:
+    """The exercise in ``source`` whose name ends ``path``'s name (the longest such name),
+    e.g. ``exercises/01_vae.ipynb`` for ``alice_01_vae.ipynb``; ``None`` if none does."""
+    candidates = sorted(source.glob("*.ipynb"), key=lambda p: -len(p.stem))
+    return next((e for e in candidates if path.stem.endswith(e.stem)), None)
+
+
+def find_submissions(folder: Path, source: Path) -> tuple[list[Submission], list[Path]]:
+    """Pair each notebook under ``folder`` with its exercise in ``source``.
+
+    A submission is ``<student>/<exercise>.ipynb`` (the folder names the student, whatever
+    the file is called: ``alice/bob_01_vae.ipynb`` is alice's) or, at the top level,
+    ``<student>_<exercise>.ipynb``. Returns the pairs (sorted by path) and the notebooks
+    that match no exercise.
+    """
+    if not any(source.glob("*.ipynb")):
+        raise GradeInputError(f"{source}: no exercise notebooks (.ipynb) to grade against")
+    found, unmatched = [], []
+    for path in sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts):
+        exercise = matching_exercise(path, source)
+        if exercise is None:
+            unmatched.append(path)
+            continue
+        relative = path.relative_to(folder)
+        if len(relative.parts) > 1:
+            student = relative.parts[0]
+        else:
+            student = path.stem[: -len(exercise.stem)].rstrip("_-. ") or path.stem
+        found.append(Submission(path, student, exercise))
+    return found, unmatched
+
+
+# ------------------------------------------------------------------ exercises and judges
+
+
+@dataclass
+class Exercise:
+    """A canonical exercise, read and hashed once, and what grading it needs."""
+
+    name: str
+    path: Path
+    sha256: str
+    notebook: nbformat.NotebookNode
+    points: dict[str, float]
+    student_tests: dict[str, str]  # question (or "q:hidden") -> student side of its cell
+    judge_cells: list[dict[str, Any]]
+    functions: list[str]
+
+
+def load_exercise(path: Path, solutions: Path) -> Exercise:
+    """Read ``path`` and its solution ``solutions/<name>.ipynb``, and split their tests.
+
+    Raises:
+        GradeInputError: no solution notebook, or one whose visible tests differ from the
+            exercise's (rebuild with ``course build``).
+    """
+    data = path.read_bytes()
+    exercise = read_notebook(path)
+    solution_path = solutions / path.name
+    if not solution_path.is_file():
+        raise GradeInputError(
+            f"{solution_path}: class grading needs the solution notebook of {path.name} "
+            "(its judge runs it); pass --solutions DIR"
+        )
+    solution = read_notebook(solution_path)
+    functions = sorted(
+        {
+            n
+            for c in solution.cells
+            if "### BEGIN SOLUTION" in c.source
+            for n in _DEF.findall(c.source)
+        }
+    )
+    visible = {q: c.source for c in exercise.cells if (q := _question(c))}
+    student_tests: dict[str, str] = {}
+    judge_cells: list[dict[str, Any]] = []
+    for cell in solution.cells:
+        if cell.cell_type != "code":
+            continue
+        key = _question(cell)
+        hidden = hidden_question(cell)
+        if key is not None and visible.get(key) != cell.source:
+            raise GradeInputError(
+                f"{path} and {solution_path} differ in the test cell of {key!r}: run `course build`"
+            )
+        if hidden is not None:
+            key = f"{hidden}:hidden"
+        if key is None:
+            judge_cells.append({"source": cell.source, "test": None})
+            continue
+        split = split_test_cell(cell.source, functions)
+        student_tests[key] = split.student
+        judge_cells.append({"source": split.judge, "test": key})
+    points = dict(questions(exercise))
+    return Exercise(
+        path.stem, path, hashlib.sha256(data).hexdigest(), exercise, points, student_tests,
+        judge_cells, functions,
+    )  # fmt: skip
+
+
+def _question(cell: Any) -> str | None:
+    question = graded_question(cell) if cell.get("cell_type") == "code" else None
+    return question[0] if question else None
+
+
+class JudgeProcess:
+    """The judge of one exercise: a trusted process that ran the solution notebook and
+    turns a sandbox's records into rows, one request at a time."""
+
+    def __init__(self, exercise: Exercise, seed: int, workdir: Path) -> None:
+        job = workdir / f"judge-{exercise.name}.json"
+        job.write_text(
+            json.dumps({"cells": exercise.judge_cells, "seed": seed, "points": exercise.points})
+        )
+        self.exercise = exercise
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "course_utils.grading.worker", "judge", str(job)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, cwd=workdir, start_new_session=True,
+        )  # fmt: skip
+        first = self._reply()
+        if "error" in first:
+            self.close()
+            raise GradeInputError(
+                f"{exercise.path}: the solution notebook failed: {first['error']}"
+            )
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the judge of {self.exercise.name} exited")
+        return json.loads(line)
+
+    def verdicts(self, out: Path, tests: dict[str, str]) -> list[dict[str, Any]]:
+        with self.lock:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"out": str(out), "tests": tests}) + "\n")
+            self.proc.stdin.flush()
+            return self._reply()["rows"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+# ------------------------------------------------------------------ one submission
+
+
+def submission_cells(
+    submission: nbformat.NotebookNode, exercise: Exercise
+) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, str]]:
+    """What the sandbox runs: the submission's code cells with each canonical test cell
+    (student side) in its place and the question's hidden test after it. Returns the cells,
+    the record file of each test (``"<n>.pt"`` -> question or ``"q:hidden"``), and the
+    questions whose code cell is missing (from ``with_canonical_tests``)."""
+    merged, missing = with_canonical_tests(submission, exercise.notebook)
+    cells: list[dict[str, Any]] = []
+    tests: dict[str, str] = {}
+    for cell in merged.cells:
+        if cell.cell_type != "code":
+            continue
+        question = _question(cell)
+        if question is None or question not in exercise.student_tests:
+            cells.append({"source": cell.source, "test": None})
+            continue
+        for key in (question, f"{question}:hidden"):
+            if key in exercise.student_tests:
+                tests[f"{len(cells)}.pt"] = key
+                cells.append({"source": exercise.student_tests[key], "test": key})
+    return cells, tests, missing
+
+
+def grade_submission(
+    sub: Submission,
+    exercise: Exercise,
+    judge: JudgeProcess,
+    sandbox: Sandbox,
+    seed: int,
+    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+    total_timeout: int = DEFAULT_TOTAL_TIMEOUT,
+) -> GradeResult:
+    """Grade one submission. Never raises: a fault is the result's status."""
+    try:
+        nb = read_notebook(sub.path)
+    except GradeInputError as exc:
+        rows = [
+            zero_row(q, p, "the notebook could not be read") for q, p in exercise.points.items()
+        ]
+        return GradeResult(sub.path, exercise.name, sub.student, "invalid", rows, clean(exc))
+    work = Path(tempfile.mkdtemp(prefix="course-job-"))
+    try:
+        cells, tests, missing = submission_cells(nb, exercise)
+        job, out = work / "job", work / "out"
+        job.mkdir()
+        out.mkdir()
+        (job / "job.json").write_text(
+            json.dumps({"cells": cells, "seed": seed, "cell_timeout": cell_timeout})
+        )
+        proc, cgroup = sandbox.start(job, out)
+        timed_out = False
+        try:
+            proc.wait(timeout=total_timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            sandbox.stop(proc, cgroup)  # every process it started is gone before judging
+        rows = judge.verdicts(out, tests)
+        for row in rows:
+            if row["question"] in missing:
+                row.update(earned=0.0, passed=False, hint=missing[row["question"]])
+            if timed_out and not row["passed"] and "did not run" in row["hint"]:
+                row["hint"] = f"the notebook exceeded its total time limit of {total_timeout} s"
+        finished = (out / "done").is_file()
+        if timed_out:
+            status, reason = (
+                "timeout",
+                f"the notebook exceeded its total time limit of {total_timeout} s",
+            )
+        elif proc.returncode != 0 or not finished:
+            status, reason = (
+                "crashed",
+                "the student's process died (os._exit, a crash, or out of memory)",
+            )
+        elif any(r["hint"].startswith("Timeout") for r in rows):
+            status, reason = "timeout", "a cell ran past the per-cell time limit"
+        else:
+            status, reason = "ok", ""
+        return GradeResult(sub.path, exercise.name, sub.student, status, rows, reason)
+    except Exception as exc:  # the grader's own failure on this one: recorded, batch goes on
+        rows = [zero_row(q, p, "not graded: grader error") for q, p in exercise.points.items()]
+        return GradeResult(
+            sub.path,
+            exercise.name,
+            sub.student,
+            "error",
+            rows,
+            clean(f"{type(exc).__name__}: {exc}"),
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the class
+
+
+def grade_folder(
+    folder: Path,
+    source: Path,
+    solutions: Path | None = None,
+    jobs: int = 1,
+    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+    total_timeout: int = DEFAULT_TOTAL_TIMEOUT,
+    sandboxed: bool = True,
+    hide: tuple[Path, ...] = (),
+    seed: int | None = None,
+    limits: Limits | None = None,
+) -> tuple[list[GradeResult], list[Path]]:
+    """Grade every submission in ``folder``, ``jobs`` at a time; results in path order.
+
+    ``solutions`` defaults to the ``solutions/`` folder beside ``source``. ``hide`` adds
+    folders the sandbox must not see (the CSV's); ``seed`` fixes the hidden tests' inputs
+    (default: a fresh random seed).
+
+    Raises:
+        ValueError: ``jobs`` is not a positive int.
+        GradeInputError: no exercises, no solutions, or a solution notebook that fails.
+        SandboxUnavailable: ``sandboxed`` and no sandbox can be made here.
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs: expected a positive int, got {jobs!r}")
+    solutions = solutions if solutions is not None else source.resolve().parent / "solutions"
+    if sandboxed:
+        check_available()
+    submissions, unmatched = find_submissions(folder, source)
+    seed = secrets.randbits(31) if seed is None else seed
+    exercises = {e: load_exercise(e, solutions) for e in sorted({s.exercise for s in submissions})}
+    hidden = (folder, source, solutions, source.resolve().parent, Path.cwd(), *hide)
+    sandbox = Sandbox(hidden=hidden, limits=limits or Limits(), enabled=sandboxed)
+    with tempfile.TemporaryDirectory(prefix="course-judges-") as tmp:
+        judges: dict[Path, JudgeProcess] = {}
+        try:
+            for path, exercise in exercises.items():
+                judges[path] = JudgeProcess(exercise, seed, Path(tmp))
+
+            def grade(sub: Submission) -> GradeResult:
+                return grade_submission(
+                    sub, exercises[sub.exercise], judges[sub.exercise], sandbox, seed,
+                    cell_timeout, total_timeout,
+                )  # fmt: skip
+
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                return list(pool.map(grade, submissions)), unmatched
+        finally:
+            for judge in judges.values():
+                judge.close()

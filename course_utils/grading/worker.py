@@ -1,0 +1,361 @@
+"""The two processes of class grading: the student's (in the sandbox) and the judge.
+
+``python -m course_utils.grading.worker record JOB OUT`` runs in the sandbox. It executes a
+submission's cells in order in an IPython shell; each test cell arrives already split
+(``course_utils.grading.cells``), so it only records the first argument of each check.
+After each test cell it writes ``OUT/<n>.pt``: the recorded values as plain tensors and
+numbers, and the cell's error if it raised. Everything in this process may be tampered
+with by the student's code; nothing it writes is trusted.
+
+``python -m course_utils.grading.worker judge JOB`` runs outside the sandbox, on the
+instructor's solution notebook with the judge side of every test cell (visible and
+hidden), and keeps each check's arguments. Then, for each request on stdin (a sandbox's
+OUT folder), it loads the records safely (``torch.load(weights_only=True)``, exact base
+types only, sizes capped) and calls the real checks on them: the verdicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from course_utils.grading import checks
+from course_utils.grading.report import clean, error_hint
+
+MAX_RECORD_BYTES = 256 * 2**20  # per test cell
+MAX_DEPTH = 8
+MAX_ITEMS = 10_000
+
+
+class CellTimeout(BaseException):
+    """Raised in a cell that ran past its time limit (BaseException: no `except Exception`
+    in student code swallows it)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    def expire(signum: int, frame: Any) -> None:
+        raise CellTimeout(f"the cell ran past its time limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def course_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call an exercise function on a forked torch generator seeded from the global one:
+    the test cell's own random draws are then the same in the sandbox and in the judge."""
+    seed = int(torch.randint(0, 2**62, ()))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return function(*args, **kwargs)
+
+
+def _course_args(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return args, kwargs
+
+
+# ------------------------------------------------------------------ plain data
+
+
+def to_plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as data ``torch.save`` writes and ``weights_only`` reads back: tensors
+    (detached, on the CPU, of class ``torch.Tensor``), numbers, strings, and lists, tuples
+    and dicts of them. Anything else becomes ``{"__opaque__": type name, "repr": ...}``."""
+    if depth > MAX_DEPTH:
+        return {"__opaque__": "too deeply nested", "repr": ""}
+    if isinstance(value, torch.Tensor):
+        return torch.Tensor(value.detach().cpu()).clone()
+    if value is None or type(value) in (bool, int, float, str):
+        return value if type(value) is not str else value[:2000]
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's bool too
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, list | tuple):
+        items = [to_plain(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {str(k): to_plain(v, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
+    return {"__opaque__": type(value).__name__, "repr": repr(value)[:200]}
+
+
+class Opaque:
+    """What the judge sees of a value that was not plain data (a list of arrays, a
+    module, ...): its type name and repr, so a check can say what it got."""
+
+    def __init__(self, type_name: str, text: str) -> None:
+        self.type_name, self.text = type_name, text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _opaque(type_name: str, text: str) -> Opaque:
+    name = "".join(ch for ch in clean(type_name, 60) if ch.isalnum() or ch == "_") or "object"
+    return type(name, (Opaque,), {})(name, clean(text, 200))
+
+
+def from_plain(value: Any, depth: int = 0) -> Any:
+    """Rebuild a loaded record with exact base types only (the judge's side of
+    ``to_plain``). Raises ``ValueError`` on anything else."""
+    if depth > MAX_DEPTH + 1:
+        raise ValueError("record nested too deeply")
+    kind = type(value)
+    if kind is torch.Tensor or kind is torch.nn.Parameter:
+        return torch.Tensor(value.detach()).clone()
+    if value is None or kind in (bool, int, float):
+        return value
+    if kind is str:
+        return value[:2000]
+    if kind in (list, tuple):
+        if len(value) > MAX_ITEMS:
+            raise ValueError("record too long")
+        items = [from_plain(v, depth + 1) for v in value]
+        return items if kind is list else tuple(items)
+    if kind is dict or kind.__name__ == "OrderedDict":
+        if set(value) == {"__opaque__", "repr"}:
+            return _opaque(str(value["__opaque__"]), str(value["repr"]))
+        if len(value) > MAX_ITEMS or not all(type(k) is str for k in value):
+            raise ValueError("record dict too long or with non-string keys")
+        return {k: from_plain(v, depth + 1) for k, v in value.items()}
+    raise ValueError(f"record of type {kind.__name__}")
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    """One test cell's record, safely: ``{"records": {k: [values]}, "error": ...}``."""
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        raise ValueError(f"record of {path.stat().st_size} bytes, over the limit")
+    raw = torch.load(path, weights_only=True, map_location="cpu")
+    if type(raw) is not dict:
+        raise ValueError("record is not a dict")
+    records = raw.get("records", {})
+    if type(records) is not dict or not all(
+        type(k) is int and type(v) is list for k, v in records.items()
+    ):
+        raise ValueError("malformed records")
+    error = raw.get("error")
+    if error is not None and not (
+        type(error) is tuple and len(error) == 2 and all(type(e) is str for e in error)
+    ):
+        raise ValueError("malformed error")
+    return {
+        "records": {k: [from_plain(x) for x in v] for k, v in records.items()},
+        "error": error,
+    }
+
+
+# ------------------------------------------------------------------ running cells
+
+
+def _shell(namespace: dict[str, Any]) -> Any:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance(colors="nocolor")
+    shell.user_ns.update(namespace)
+    return shell
+
+
+def _run_code_cell(shell: Any, source: str, timeout: float) -> None:
+    """A student (or solution) code cell, as a kernel would run it: magics included; an
+    error is the cell's and the next cell runs."""
+    try:
+        with _time_limit(timeout):
+            shell.run_cell(source, store_history=False, silent=True)
+    except CellTimeout:
+        pass
+
+
+def record(job_path: Path, out: Path) -> None:
+    """The sandbox side: run the cells, write one record per test cell."""
+    job = json.loads(job_path.read_text())
+    records: dict[int, list[Any]] = {}
+
+    def course_record(k: int, thunk: Callable[[], Any]) -> None:
+        with torch.random.fork_rng(devices=[]):
+            value = thunk()
+        records.setdefault(k, []).append(to_plain(value))
+
+    shell = _shell(
+        {
+            "__course_call__": course_call,
+            "__course_record__": course_record,
+            "__course_seed__": job["seed"],
+        }
+    )
+    for n, cell in enumerate(job["cells"]):
+        if cell["test"] is None:
+            _run_code_cell(shell, cell["source"], job["cell_timeout"])
+            continue
+        records.clear()
+        error = None
+        try:
+            with _time_limit(job["cell_timeout"]):
+                exec(compile(cell["source"], f"<test {n}>", "exec"), shell.user_ns)
+        except CellTimeout as exc:
+            error = ("Timeout", str(exc))
+        except BaseException as exc:  # the student's error, whatever it is
+            error = (type(exc).__name__, str(exc)[:2000])
+        with contextlib.suppress(Exception):
+            torch.save({"records": dict(records), "error": error}, out / f"{n}.pt")
+    (out / "done").write_text("")
+
+
+class Judge:
+    """The judge side: the solution notebook's check arguments, and verdicts."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.points: dict[str, float] = job["points"]
+        self.sites: dict[str, list[tuple[int, str, tuple, dict]]] = {}
+        current: list[tuple[int, str, tuple, dict]] = []
+
+        def course_site(k: int, kind: str, thunk: Callable[[], Any]) -> None:
+            with torch.random.fork_rng(devices=[]):
+                args, kwargs = thunk()
+            current.append((k, kind, args, kwargs))
+
+        shell = _shell(
+            {
+                "__course_call__": course_call,
+                "__course_site__": course_site,
+                "__course_args__": _course_args,
+                "__course_seed__": job["seed"],
+            }
+        )
+        shell.user_ns["__course_args__"] = _course_args
+        for n, cell in enumerate(job["cells"]):
+            if cell["test"] is None:
+                result = shell.run_cell(cell["source"], store_history=False, silent=True)
+                if not result.success:
+                    raise RuntimeError(f"solution cell {n} failed: {result.error_in_exec!r}")
+                continue
+            current = []
+            exec(compile(cell["source"], f"<judge {n}>", "exec"), shell.user_ns)
+            self.sites[cell["test"]] = current
+
+    def verdicts(self, out: Path, tests: dict[str, str]) -> list[dict[str, Any]]:
+        """One row per question from the sandbox's records in ``out``; ``tests`` maps a
+        record's file name to the part it answers (``"<question>"`` or
+        ``"<question>:hidden"``)."""
+        parts: dict[str, dict[str, Any] | str] = {}
+        for name, part in tests.items():
+            path = out / name
+            if not path.is_file():
+                continue
+            try:
+                parts[part] = load_record(path)
+            except Exception as exc:
+                parts[part] = f"the sandbox returned an unreadable record ({clean(exc, 120)})"
+        rows = []
+        for question, points in self.points.items():
+            hint = None
+            for part in (question, f"{question}:hidden"):
+                if part not in self.sites:
+                    continue
+                hint = self._judge_part(self.sites[part], parts.get(part))
+                if hint is not None:
+                    break
+            passed = hint is None
+            rows.append(
+                {
+                    "question": question,
+                    "points": points,
+                    "earned": points if passed else 0.0,
+                    "passed": passed,
+                    "hint": hint or "",
+                }
+            )
+        return rows
+
+    @staticmethod
+    def _judge_part(sites: list[tuple[int, str, tuple, dict]], got: Any) -> str | None:
+        """``None`` if every check passes on the student's values, else the hint."""
+        if got is None:
+            return "the test cell did not run (an earlier fault stopped the notebook)"
+        if isinstance(got, str):
+            return got
+        seen: dict[int, int] = {}
+        for k, kind, args, kwargs in sites:
+            occurrence = seen[k] = seen.get(k, -1) + 1
+            values = got["records"].get(k, [])
+            if occurrence >= len(values):
+                if got["error"] is not None:
+                    return _error(got["error"])
+                return "the test cell stopped before this check"
+            try:
+                _apply(kind, values[occurrence], args, kwargs)
+            except AssertionError as exc:
+                return str(exc)
+            except Exception as exc:  # a value the check cannot even read
+                return f"{kind}: could not check the value ({clean(exc, 200)})"
+        return _error(got["error"]) if got["error"] is not None else None
+
+
+def _error(error: tuple[str, str]) -> str:
+    ename, evalue = error
+    if ename == "Timeout":
+        return f"Timeout: {evalue} (an infinite loop, or far too slow?)"
+    return error_hint(ename, evalue)
+
+
+def _apply(kind: str, value: Any, args: tuple, kwargs: dict[str, Any]) -> None:
+    if kind == "check":
+        if type(value) is not tuple or len(value) != 2:
+            raise ValueError("malformed condition record")
+        condition, message = value
+        if isinstance(condition, Opaque):
+            raise ValueError(f"a condition of type {type(condition).__name__}")
+        checks.check(bool(condition), clean(message), *args, **kwargs)
+    elif kind == "check_grad":
+        checks.check_grad(SimpleNamespace(grad=value), *args, **kwargs)
+    else:
+        getattr(checks, kind)(value, *args, **kwargs)
+
+
+def judge(job_path: Path) -> None:
+    """Serve verdicts: one JSON request per stdin line, one JSON reply per stdout line."""
+    job = json.loads(job_path.read_text())
+    reply = os.fdopen(os.dup(1), "w")  # replies only: the solution's prints go to stderr
+    os.dup2(2, 1)
+    try:
+        judge_ = Judge(job)
+    except Exception as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), file=reply, flush=True)
+        return
+    print(json.dumps({"ready": True}), file=reply, flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        rows = judge_.verdicts(Path(request["out"]), request["tests"])
+        print(json.dumps({"rows": rows}), file=reply, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(1)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if argv[:1] == ["record"] and len(argv) == 3:
+        record(Path(argv[1]), Path(argv[2]))
+        return 0
+    if argv[:1] == ["judge"] and len(argv) == 2:
+        judge(Path(argv[1]))
+        return 0
+    print("usage: worker record JOB OUT | worker judge JOB", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
