@@ -127,6 +127,22 @@ check(
     "kl_divergence: KL must never be negative",
 )
 
+# %% tags=["hidden"]
+# HIDDEN TEST kl_divergence
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+from course_utils.grading import hidden_generator
+
+g = hidden_generator()
+p = torch.softmax(3 * torch.randn(6, 5, generator=g), -1)
+p[:, 0] = 0.0  # 0 log 0 = 0
+p = p / p.sum(-1, keepdim=True)
+q = torch.softmax(torch.randn(6, 5, generator=g), -1)
+check_close(
+    kl_divergence(p, q), (torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum(-1),
+    "kl_divergence on random distributions",
+)  # fmt: skip
+
 # %% [markdown]
 # ## 2. KL divergence of two Gaussians, in closed form (2 points)
 #
@@ -169,6 +185,19 @@ values = gaussian_kl(torch.zeros(4), torch.ones(4), torch.arange(4.0), torch.one
 check_close(
     values, torch.tensor([0.0, 0.5, 2.0, 4.5]), "gaussian_kl(0, 1, [0, 1, 2, 3], 1)",
     hint="with equal unit variances the KL is (mu_p - mu_q)^2 / 2, elementwise",
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST gaussian_kl
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+mu_p, mu_q = torch.randn(8, generator=g), torch.randn(8, generator=g)
+sigma_p, sigma_q = 0.3 + torch.rand(8, generator=g), 0.3 + torch.rand(8, generator=g)
+check_close(
+    gaussian_kl(mu_p, sigma_p, mu_q, sigma_q),
+    torch.log(sigma_q / sigma_p) + (sigma_p**2 + (mu_p - mu_q) ** 2) / (2 * sigma_q**2) - 0.5,
+    "gaussian_kl on random parameters",
 )  # fmt: skip
 
 # %% [markdown]
@@ -228,6 +257,20 @@ check_close(
     hint="draw the samples with the generator you are given: torch.randn(n, generator=generator)",
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST monte_carlo_kl
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+mu_p, mu_q = (2 * torch.rand(2, generator=g) - 1).tolist()
+sigma_p, sigma_q = (0.5 + torch.rand(2, generator=g)).tolist()
+seed = int(torch.randint(0, 2**31, (), generator=g))
+check_close(
+    monte_carlo_kl(mu_p, sigma_p, mu_q, sigma_q, n=200_000, generator=torch.Generator().manual_seed(seed)),
+    math.log(sigma_q / sigma_p) + (sigma_p**2 + (mu_p - mu_q) ** 2) / (2 * sigma_q**2) - 0.5,
+    "monte_carlo_kl with random parameters, n=200000", atol=0.03, rtol=0,
+)  # fmt: skip
+
 # %% [markdown]
 # ## 4. Jensen–Shannon divergence (2 points)
 #
@@ -276,6 +319,20 @@ check(
     bool(((values >= -1e-6) & (values <= math.log(2) + 1e-6)).all()),
     f"js_divergence: expected values in [0, log 2], got min {values.min():.4f}, max {values.max():.4f}",
 )
+
+# %% tags=["hidden"]
+# HIDDEN TEST js_divergence
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+p = torch.softmax(2 * torch.randn(6, 7, generator=g), -1)
+q = torch.softmax(2 * torch.randn(6, 7, generator=g), -1)
+m = (p + q) / 2
+check_close(
+    js_divergence(p, q),
+    0.5 * (p * (p / m).log()).sum(-1) + 0.5 * (q * (q / m).log()).sum(-1),
+    "js_divergence on random distributions",
+)  # fmt: skip
 
 # %% [markdown]
 # ## Explore (not graded)

@@ -69,7 +69,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import data
-from course_utils.grading import check, check_close, check_finite, check_grad, check_shape
+from course_utils.grading import (
+    check,
+    check_close,
+    check_finite,
+    check_grad,
+    check_score,
+    check_shape,
+)
 from course_utils.models import negative_elbo
 from course_utils.train import fit
 
@@ -127,6 +134,37 @@ check(
     "reparameterize: two calls returned the same values", hint="draw fresh noise on every call",
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST reparameterize
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+from course_utils.grading import hidden_generator, solution
+
+g = hidden_generator()
+
+mu = torch.randn(3, generator=g).requires_grad_()
+logvar = (2 * torch.rand(3, generator=g) - 1).requires_grad_()
+z = reparameterize(mu.expand(200_000, 3), logvar.expand(200_000, 3))
+check_close(z.mean(0), mu.detach(), "mean of 200000 samples at random mu", atol=0.03, rtol=0)
+check_close(
+    z.std(0),
+    (0.5 * logvar.detach()).exp(),
+    "std of 200000 samples at random logvar",
+    atol=0.02,
+    rtol=0,
+)
+(z**2).mean(0).sum().backward()  # d/dmu = 2 mu, d/dlogvar = sigma^2 in expectation
+check_close(
+    mu.grad, 2 * mu.detach(), "the gradient of E[z^2] with respect to mu", atol=0.03, rtol=0
+)
+check_close(
+    logvar.grad,
+    logvar.detach().exp(),
+    "the gradient of E[z^2] with respect to logvar",
+    atol=0.05,
+    rtol=0,
+)
+
 # %% [markdown]
 # ## 2. KL divergence to the prior (2 points)
 #
@@ -166,6 +204,17 @@ check_close(
 check(
     bool((gaussian_kl(torch.randn(50, 4), torch.randn(50, 4)) >= 0).all()),
     "gaussian_kl: a KL must never be negative",
+)
+
+# %% tags=["hidden"]
+# HIDDEN TEST gaussian_kl
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+
+mu, logvar = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+check_close(
+    gaussian_kl(mu, logvar), solution.gaussian_kl(mu, logvar), "gaussian_kl on random inputs"
 )
 
 # %% [markdown]
@@ -211,6 +260,19 @@ check_close(
     "bernoulli_log_likelihood with logits 0", hint="each pixel contributes log(1/2)",
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST bernoulli_log_likelihood
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+
+logits = 30 * torch.randn(5, 3, 4, generator=g)
+x = (torch.rand(5, 3, 4, generator=g) < 0.5).float()
+check_close(
+    bernoulli_log_likelihood(logits, x), solution.bernoulli_log_likelihood(logits, x),
+    "bernoulli_log_likelihood on random logits (some large)", rtol=1e-5,
+)  # fmt: skip
+
 # %% [markdown]
 # ## 4. Gaussian log-likelihood (2 points)
 #
@@ -253,6 +315,19 @@ check_close(
 check_close(
     gaussian_log_likelihood(x_hat, x, torch.tensor(0.3)), expected, "gaussian_log_likelihood with a tensor sigma",
     hint="sigma may be a tensor: use torch operations (torch.log), not math.log",
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST gaussian_log_likelihood
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+
+x_hat, x = torch.randn(4, 2, 3, generator=g), torch.randn(4, 2, 3, generator=g)
+sigma = 0.2 + 1.8 * float(torch.rand((), generator=g))
+check_close(
+    gaussian_log_likelihood(x_hat, x, sigma), solution.gaussian_log_likelihood(x_hat, x, sigma),
+    "gaussian_log_likelihood on random inputs and sigma",
 )  # fmt: skip
 
 # %% [markdown]
@@ -324,6 +399,26 @@ check_grad(
     encoder_net.weight, "the encoder's weights",
     hint="the sample z must be reparameterized (no .sample(), torch.normal or .detach()) so the encoder gets gradients",
 )  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST elbo
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+
+decoder = nn.Linear(2, 4)
+with torch.no_grad():
+    decoder.weight.copy_(torch.randn(4, 2, generator=g))
+    decoder.bias.copy_(torch.randn(4, generator=g))
+mu, logvar = torch.randn(2, generator=g), torch.rand(2, generator=g) - 1
+encoder = lambda x: (mu.expand(len(x), 2), logvar.expand(len(x), 2))  # noqa: E731
+x = (torch.rand(1, 4, generator=g) < 0.5).float().repeat(100_000, 1)
+beta = 0.5 + float(torch.rand((), generator=g))
+with torch.no_grad():
+    check_close(
+        elbo(x, encoder, decoder, beta=beta).mean(), solution.elbo(x, encoder, decoder, beta=beta).mean(),
+        "mean of 100000 ELBOs with a random decoder, q and beta", atol=0.03, rtol=0,
+    )  # fmt: skip
 
 # %% [markdown]
 # ## 6. The IWAE bound (2 points)
@@ -400,6 +495,25 @@ check_close(
     hint="exp(-6272) underflows to 0 and log(0) = -inf: use torch.logsumexp on the log-weights",
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST iwae_bound
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+
+decoder = nn.Linear(2, 4)
+with torch.no_grad():
+    decoder.weight.copy_(torch.randn(4, 2, generator=g))
+    decoder.bias.copy_(torch.randn(4, generator=g))
+mu, logvar = torch.randn(2, generator=g), torch.rand(2, generator=g) - 1
+encoder = lambda x: (mu.expand(len(x), 2), logvar.expand(len(x), 2))  # noqa: E731
+x = (torch.rand(1, 4, generator=g) < 0.5).float().repeat(20_000, 1)
+with torch.no_grad():
+    check_close(
+        iwae_bound(x, encoder, decoder, k=10).mean(), solution.iwae_bound(x, encoder, decoder, k=10).mean(),
+        "mean of 20000 IWAE bounds (k=10) with a random decoder and q", atol=0.03, rtol=0,
+    )  # fmt: skip
+
 # %% [markdown]
 # ## 7. Spherical interpolation (1 point)
 #
@@ -450,6 +564,16 @@ check_close(
     hint="parallel vectors: interpolate linearly",
 )
 
+# %% tags=["hidden"]
+# HIDDEN TEST slerp
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+
+z0, z1 = torch.randn(8, generator=g), torch.randn(8, generator=g)
+t = float(torch.rand((), generator=g))
+check_close(slerp(z0, z1, t), solution.slerp(z0, z1, t), "slerp between random vectors at random t")
+
 # %% [markdown]
 # ## 8. Train a VAE with your ELBO (2 points)
 #
@@ -486,13 +610,17 @@ history = fit(
     torch.optim.Adam(model.parameters(), lr=2e-3),
     digits_train, batch_size=64, epochs=100, seed=0, progress=False,
 )  # fmt: skip
-model.eval()
-test_elbo = (
-    -negative_elbo(model, digits_test, draws=20).mean().item()
-)  # the course's reference ELBO
-print(f"test ELBO: {test_elbo:.2f} nats per image")
-check(
-    test_elbo >= -22.0,
-    f"training with your elbo: expected a test ELBO of at least -22 nats, got {test_elbo:.2f}",
+
+
+def test_elbo(state: dict) -> float:
+    """The course's reference ELBO (nats per image) of a SmallVAE with these weights."""
+    vae = SmallVAE()
+    vae.load_state_dict(state)
+    vae.eval()
+    return -negative_elbo(vae, digits_test, draws=20).mean().item()
+
+
+check_score(
+    model.state_dict(), test_elbo, "training with your elbo: the test ELBO", at_least=-22.0,
     hint="train on -elbo(...).mean(); check elbo's signs, its sums over pixels and latent dims, and beta",
-)
+)  # fmt: skip

@@ -63,6 +63,7 @@ if "google.colab" in sys.modules:
 # `[batch]`. "$\mathbb{E}$" is the mean over the batch. Natural logarithms.
 
 # %%
+import copy
 import math
 
 import torch
@@ -70,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import data, gan, metrics
-from course_utils.grading import check, check_close, check_finite, check_grad
+from course_utils.grading import check, check_close, check_finite, check_grad, check_score
 
 torch.manual_seed(0)
 
@@ -120,6 +121,19 @@ hint = (
 )
 check_finite(confident, "discriminator_loss with logits of +-200", hint=hint)
 check_close(confident, 200.0, "discriminator_loss with logits of +-200", atol=1e-3, hint=hint)
+
+# %% tags=["hidden"]
+# HIDDEN TEST discriminator_loss
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+from course_utils.grading import hidden_generator, solution
+
+g = hidden_generator()
+real_logits, fake_logits = 20 * torch.randn(64, generator=g), 20 * torch.randn(64, generator=g)
+check_close(
+    discriminator_loss(real_logits, fake_logits), solution.discriminator_loss(real_logits, fake_logits),
+    "discriminator_loss on random logits (some large)",
+)  # fmt: skip
 
 # %% [markdown]
 # ## 2. Two generator losses (1 + 1 points)
@@ -172,6 +186,16 @@ check_close(
     hint="the saturating loss has (almost) no gradient where the discriminator rejects the fake (l = -200)",
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST generator_loss_minimax
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+fake_logits = 20 * torch.randn(64, generator=g)
+check_close(
+    generator_loss_minimax(fake_logits), solution.generator_loss_minimax(fake_logits),
+    "generator_loss_minimax on random logits (some large)",
+)  # fmt: skip
+
 # %% tags=["graded"] points=1
 # TEST generator_loss_nonsaturating (1 point)
 check_close(
@@ -195,6 +219,16 @@ value.backward()
 check_close(
     logit.grad, torch.tensor([-0.5, 0.0]), "d loss / d logit at l = -200 and l = 200", atol=1e-4,
     hint="the non-saturating loss keeps a gradient of -1/B where the fake is rejected (l = -200)",
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST generator_loss_nonsaturating
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+fake_logits = 20 * torch.randn(64, generator=g)
+check_close(
+    generator_loss_nonsaturating(fake_logits), solution.generator_loss_nonsaturating(fake_logits),
+    "generator_loss_nonsaturating on random logits (some large)",
 )  # fmt: skip
 
 # %% [markdown]
@@ -229,6 +263,16 @@ d_star = optimal_discriminator(
     normal(0.0, 1.0).log_prob(grid).exp(), normal(1.0, 1.0).log_prob(grid).exp()
 )
 check_close(d_star, torch.sigmoid(0.5 - grid), "D* for N(0,1) data vs an N(1,1) model", atol=1e-5)
+
+# %% tags=["hidden"]
+# HIDDEN TEST optimal_discriminator
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+p_data, p_model = torch.rand(5, 6, generator=g), torch.rand(5, 6, generator=g)
+check_close(
+    optimal_discriminator(p_data, p_model), solution.optimal_discriminator(p_data, p_model),
+    "optimal_discriminator on random densities",
+)  # fmt: skip
 
 # %% [markdown]
 # ## 4. The Jensen–Shannon divergence (2 points)
@@ -284,6 +328,16 @@ check_close(
     },
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST js_divergence
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+p = torch.softmax(2 * torch.randn(9, generator=g), 0)
+q = torch.softmax(2 * torch.randn(9, generator=g), 0)
+check_close(
+    js_divergence(p, q), solution.js_divergence(p, q), "js_divergence of random distributions"
+)
+
 # %% [markdown]
 # ## 5. The WGAN losses (1 + 1 points)
 #
@@ -323,12 +377,32 @@ check_close(
     },
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST critic_loss
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+real_scores, fake_scores = torch.randn(50, generator=g), torch.randn(50, generator=g)
+check_close(
+    critic_loss(real_scores, fake_scores), solution.critic_loss(real_scores, fake_scores),
+    "critic_loss on random scores",
+)  # fmt: skip
+
 # %% tags=["graded"] points=1
 # TEST wgan_generator_loss (1 point)
 check_close(
     wgan_generator_loss(torch.tensor([1.0, 2.0])), -1.5, "wgan_generator_loss([1, 2])",
     hint="-E[f(G(z))]: the generator wants its samples scored high",
     mistakes={"sign: the generator minimizes -E[f(G(z))]": 1.5},
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST wgan_generator_loss
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+fake_scores = torch.randn(50, generator=g)
+check_close(
+    wgan_generator_loss(fake_scores), solution.wgan_generator_loss(fake_scores),
+    "wgan_generator_loss on random scores",
 )  # fmt: skip
 
 # %% [markdown]
@@ -386,6 +460,22 @@ check(
     "clip_weights_ turned off requires_grad",
     hint="clamp the values, keep them trainable",
 )
+
+# %% tags=["hidden"]
+# HIDDEN TEST clip_weights_
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+critic = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+with torch.no_grad():
+    for parameter in critic.parameters():
+        parameter.copy_(torch.randn(parameter.shape, generator=g))
+original = torch.cat([p.detach().flatten() for p in critic.parameters()])
+c = 0.05 + 0.5 * float(torch.rand((), generator=g))
+clip_weights_(critic, c)
+check_close(
+    torch.cat([p.detach().flatten() for p in critic.parameters()]), original.clamp(-c, c),
+    "every parameter after clip_weights_ with a random c",
+)  # fmt: skip
 
 # %% [markdown]
 # ## 7. The gradient penalty (3 points)
@@ -494,6 +584,27 @@ check_close(
     hint="the gradient norm is over all non-batch dims (grad.flatten(1).norm(dim=1)), with one eps per image",
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST gradient_penalty
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+# a linear critic: the gradient is w everywhere, so GP = (|w| - 1)^2 whatever eps is
+linear = nn.Linear(5, 1)
+with torch.no_grad():
+    linear.weight.copy_(torch.randn(1, 5, generator=g))
+real, fake = torch.randn(200, 5, generator=g), torch.randn(200, 5, generator=g)
+check_close(
+    gradient_penalty(linear, real, fake), (linear.weight.detach().norm() - 1) ** 2,
+    "gradient_penalty of a random linear critic",
+)  # fmt: skip
+# a quadratic critic: the gradient is x_hat, so GP averages (|x_hat| - 1)^2 over eps
+real = torch.randn(1, 4, generator=g).repeat(100_000, 1)
+fake = torch.randn(1, 4, generator=g).repeat(100_000, 1)
+quadratic = lambda x: 0.5 * x.square().sum(1)  # noqa: E731
+check_close(
+    gradient_penalty(quadratic, real, fake), solution.gradient_penalty(quadratic, real, fake),
+    "gradient_penalty of a quadratic critic between two random points", atol=0.03, rtol=0.01,
+)  # fmt: skip
 
 # %% [markdown]
 # ## 8. Your WGAN-GP on the ring (2 points)
@@ -520,12 +631,28 @@ print(
     f"{coverage.modes_captured}/8 modes, {100 * coverage.high_quality_rate:.1f}% high-quality samples"
 )
 
+
 # %% tags=["graded"] points=2
 # TEST wgan_gp_ring (2 points)
-check(
-    coverage.modes_captured == 8 and coverage.high_quality_rate >= 0.3,
-    f"WGAN-GP on the ring: {coverage.modes_captured}/8 modes and "
-    f"{100 * coverage.high_quality_rate:.1f}% high-quality samples; expected 8/8 and >= 30%",
-    hint="check the signs of critic_loss and wgan_generator_loss, and that gradient_penalty "
-    "trains the critic (create_graph=True); run the cell above again after fixing them",
+# The grade samples your trained generator itself and measures it with the course's metric.
+def ring_coverage(state: dict, template: nn.Module = result.generator) -> metrics.ModeCoverage:
+    generator = copy.deepcopy(template)
+    generator.load_state_dict(state)
+    z = torch.randn(2500, result.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        samples = generator(z)
+    return metrics.mode_coverage(samples, data.mode_centers("ring"), data.mode_std("ring"))
+
+
+hint = (
+    "check the signs of critic_loss and wgan_generator_loss, and that gradient_penalty "
+    "trains the critic (create_graph=True); run the cell above again after fixing them"
 )
+check_score(
+    result.generator.state_dict(), lambda s: ring_coverage(s).modes_captured,
+    "WGAN-GP on the ring: modes captured of 8", at_least=8, hint=hint,
+)  # fmt: skip
+check_score(
+    result.generator.state_dict(), lambda s: ring_coverage(s).high_quality_rate,
+    "WGAN-GP on the ring: fraction of high-quality samples", at_least=0.3, hint=hint,
+)  # fmt: skip

@@ -65,13 +65,14 @@ if "google.colab" in sys.modules:
 # `[batch]`, summed over every other dimension). Natural logarithms.
 
 # %%
+import copy
 import math
 
 import torch
 from torch import nn
 
 from course_utils import data
-from course_utils.grading import check, check_close, check_finite, check_shape
+from course_utils.grading import check_close, check_finite, check_score, check_shape
 from course_utils.train import fit
 
 torch.manual_seed(0)
@@ -157,6 +158,35 @@ check_close(
     hint="sum over all non-batch dims: .flatten(1).sum(1)",
 )
 
+# %% tags=["hidden"]
+# HIDDEN TEST coupling_forward
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+from course_utils.grading import hidden_generator, solution
+
+g = hidden_generator()
+
+
+def random_net(dim: int) -> nn.Module:
+    net = nn.Sequential(nn.Linear(dim, dim), nn.Tanh())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.randn(dim, dim, generator=g))
+        net[0].bias.copy_(torch.randn(dim, generator=g))
+    return net
+
+
+x, scale_net, shift_net = torch.randn(6, 4, generator=g), random_net(4), random_net(4)
+mask = (torch.rand(4, generator=g) < 0.5).float()
+y, log_det = coupling_forward(x, mask, scale_net, shift_net)
+check_close(
+    y, solution.coupling_forward(x, mask, scale_net, shift_net)[0], "y with random nets and mask"
+)
+check_close(
+    log_det,
+    solution.coupling_forward(x, mask, scale_net, shift_net)[1],
+    "log_det with random nets and mask",
+)
+
 # %% [markdown]
 # ## 2. Its inverse (2 points)
 #
@@ -194,6 +224,16 @@ check_close(
         "undo the steps in reverse order: subtract t first, then divide by exp(s)": mask * y + (1 - mask) * (y * (-s).exp() - t),
         "the inverse divides by exp(s): multiply by exp(-s), not exp(s)": mask * y + (1 - mask) * (y - t) * s.exp(),
     },
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST coupling_inverse
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+y = torch.randn(6, 4, generator=g)
+check_close(
+    coupling_inverse(y, mask, scale_net, shift_net), solution.coupling_inverse(y, mask, scale_net, shift_net),
+    "coupling_inverse with random nets and mask",
 )  # fmt: skip
 
 # %% [markdown]
@@ -251,6 +291,22 @@ check_close(
     hint="for vectors H*W = 1",
 )
 
+# %% tags=["hidden"]
+# HIDDEN TEST actnorm_forward
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+x = torch.randn(3, 4, 5, 2, generator=g)
+log_scale, bias = torch.randn(4, generator=g), torch.randn(4, generator=g)
+y, log_det = actnorm_forward(x, log_scale, bias)
+check_close(
+    y, solution.actnorm_forward(x, log_scale, bias)[0], "y for random images and parameters"
+)
+check_close(
+    log_det,
+    solution.actnorm_forward(x, log_scale, bias)[1],
+    "log_det for random images and parameters",
+)
+
 # %% [markdown]
 # ## 4. The invertible 1×1 convolution's log-determinant (1 point)
 #
@@ -285,6 +341,17 @@ check_close(
         "log|det W|, not det W": 20 * -1.5,
         "log|det W|, not |det W|": 20 * 1.5,
     },
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST conv1x1_log_det
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+weight = torch.randn(5, 5, generator=g)
+height, width = int(torch.randint(1, 9, (), generator=g)), int(torch.randint(1, 9, (), generator=g))
+check_close(
+    conv1x1_log_det(weight, height, width), solution.conv1x1_log_det(weight, height, width),
+    "conv1x1_log_det of a random weight",
 )  # fmt: skip
 
 # %% [markdown]
@@ -353,6 +420,19 @@ images = torch.randn(3, 2, 2, 2)
 check_close(flow_log_prob(images, [Scale(2.0)]), torch.distributions.Normal(0.0, 0.5).log_prob(images).flatten(1).sum(1),
             "flow_log_prob for images [3, 2, 2, 2]", atol=1e-4, hint="sum the base log-density over all non-batch dims")  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST flow_log_prob
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+x = torch.randn(5, 4, generator=g)
+layers = [
+    Shift(float(torch.randn((), generator=g))),
+    Scale(0.5 + float(torch.rand((), generator=g))),
+]
+check_close(
+    flow_log_prob(x, layers), solution.flow_log_prob(x, layers), "flow_log_prob with random layers"
+)
+
 # %% [markdown]
 # ## 6. Bits per dimension (1 point)
 #
@@ -380,6 +460,18 @@ check_close(
         "sign: bits/dim is the *negative* log-likelihood": log_prob / (784 * math.log(2)),
     },
 )  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST bits_per_dim
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+log_prob = -1000 * torch.rand(6, generator=g)
+num_dims = int(torch.randint(1, 3000, (), generator=g))
+check_close(
+    bits_per_dim(log_prob, num_dims),
+    solution.bits_per_dim(log_prob, num_dims),
+    "bits_per_dim on random values",
+)
 
 # %% [markdown]
 # ## 7. Your coupling layers on the two moons (2 points)
@@ -456,11 +548,17 @@ def reference_nll(layers: nn.ModuleList, x: torch.Tensor) -> float:
     return -(torch.distributions.Normal(0.0, 1.0).log_prob(x).sum(1) + log_det).mean().item()
 
 
-with torch.no_grad():
-    graded_nll = reference_nll(flow_layers, moons_test)
-check(
-    math.isfinite(graded_nll) and graded_nll < 1.95,
-    f"RealNVP on the moons: test NLL {graded_nll:.3f} nats (by the course's likelihood), expected below 1.95",
+def trained_nll(state: dict, template: nn.ModuleList = flow_layers) -> float:
+    """The course's test NLL of coupling layers like ``template`` with these weights."""
+    layers = copy.deepcopy(template)
+    layers.load_state_dict(state)
+    with torch.no_grad():
+        return reference_nll(layers, moons_test)
+
+
+check_score(
+    flow_layers.state_dict(), trained_nll,
+    "RealNVP on the moons: test NLL in nats (by the course's likelihood)", at_most=1.95,
     hint="check coupling_forward (log_det sign, exp(s) in forward, s and t from mask*x) and "
     "flow_log_prob (the log-dets); then run the training cell again",
-)
+)  # fmt: skip

@@ -66,13 +66,14 @@ if "google.colab" in sys.modules:
 # over the other dimensions (reshape to `[batch, 1, ...]`).
 
 # %%
+import copy
 import math
 
 import torch
 from torch import nn
 
 from course_utils import data
-from course_utils.grading import check, check_close, check_finite, check_shape
+from course_utils.grading import check, check_close, check_finite, check_score, check_shape
 from course_utils.train import fit
 
 torch.manual_seed(0)
@@ -102,6 +103,23 @@ check(
 )
 check_close(betas[[0, 1, -1]], torch.tensor([1e-4, 1e-4 + 0.0199 / 999, 0.02]), "betas[0], betas[1], betas[-1]", atol=1e-7,
             hint="torch.linspace(beta_start, beta_end, T): both ends included")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST linear_beta_schedule
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+from course_utils.grading import hidden_generator, solution
+
+g = hidden_generator()
+T = int(torch.randint(10, 500, (), generator=g))
+beta_start, beta_end = (
+    1e-4 * (1 + float(torch.rand((), generator=g))),
+    0.01 + 0.02 * float(torch.rand((), generator=g)),
+)
+check_close(
+    linear_beta_schedule(T, beta_start, beta_end), solution.linear_beta_schedule(T, beta_start, beta_end),
+    "linear_beta_schedule with random T and endpoints",
+)  # fmt: skip
 
 # %% [markdown]
 # ## 2. The cosine schedule (2 points)
@@ -159,6 +177,18 @@ check_close(
     hint="the last betas hit the 0.999 clip",
 )
 
+# %% tags=["hidden"]
+# HIDDEN TEST cosine_alpha_bar
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+T, s = (
+    int(torch.randint(10, 500, (), generator=g)),
+    0.001 + 0.02 * float(torch.rand((), generator=g)),
+)
+check_close(
+    cosine_alpha_bar(T, s), solution.cosine_alpha_bar(T, s), "cosine_alpha_bar with random T and s"
+)
+
 # %% [markdown]
 # ## 3. The forward process in closed form (2 points)
 #
@@ -199,6 +229,19 @@ check_close(
         "t is off by one: index t is alpha_bar[t], not alpha_bar[t + 1]": closed_form(alpha_bar[(t + 1).clamp(max=3)]),
     },
 )  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST q_sample
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+x0, noise = torch.randn(5, 3, 4, generator=g), torch.randn(5, 3, 4, generator=g)
+alpha_bar = torch.cumprod(1 - 0.2 * torch.rand(12, generator=g), 0)
+t = torch.randint(0, 12, (5,), generator=g)
+check_close(
+    q_sample(x0, t, noise, alpha_bar),
+    solution.q_sample(x0, t, noise, alpha_bar),
+    "q_sample on random inputs",
+)
 
 # %% [markdown]
 # ## 4. The posterior $q(x_{t-1} \mid x_t, x_0)$ (3 points)
@@ -262,6 +305,24 @@ check_close(
     hint="ab_prev at index t is alpha_bar[t - 1] (and 1 at t = 0); check your shift by one",
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST posterior_mean_variance
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+betas = 0.3 * torch.rand(12, generator=g)
+x0, x_t = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
+t = torch.randint(0, 12, (6,), generator=g)
+t[0] = 0
+check_close(
+    posterior_mean_variance(x0, x_t, t, betas)[0], solution.posterior_mean_variance(x0, x_t, t, betas)[0],
+    "posterior mean on random inputs", atol=1e-5,
+)  # fmt: skip
+check_close(
+    torch.broadcast_to(torch.as_tensor(posterior_mean_variance(x0, x_t, t, betas)[1]), x_t.shape),
+    torch.broadcast_to(torch.as_tensor(solution.posterior_mean_variance(x0, x_t, t, betas)[1]), x_t.shape),
+    "posterior variance on random inputs", atol=1e-6,
+)  # fmt: skip
+
 # %% [markdown]
 # ## 5. The $x_0$ implied by a noise prediction (1 point)
 #
@@ -286,6 +347,20 @@ x0, eps, t = torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 1, 2, 3])
 x_t = alpha_bar[t, None].sqrt() * x0 + (1 - alpha_bar[t, None]).sqrt() * eps
 check_close(predict_x0(x_t, t, eps, alpha_bar), x0, "predict_x0(q_sample(x0, t, eps), t, eps)", atol=1e-5,
             hint="(x_t - sqrt(1 - alpha_bar[t]) eps) / sqrt(alpha_bar[t])")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST predict_x0
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+x_t, eps = torch.randn(5, 2, 3, generator=g), torch.randn(5, 2, 3, generator=g)
+alpha_bar = torch.cumprod(1 - 0.2 * torch.rand(12, generator=g), 0)
+t = torch.randint(0, 12, (5,), generator=g)
+check_close(
+    predict_x0(x_t, t, eps, alpha_bar),
+    solution.predict_x0(x_t, t, eps, alpha_bar),
+    "predict_x0 on random inputs",
+    atol=1e-5,
+)
 
 # %% [markdown]
 # ## 6. The training loss $L_\text{simple}$ (2 points)
@@ -357,6 +432,20 @@ class Perfect(nn.Module):
 check_close(ddpm_loss(Perfect(), torch.full((500, 2), 0.5), alpha_bar), 0.0, "ddpm_loss with the perfect predictor", atol=1e-8,
             hint="compare eps_model(x_t, t) with the noise used to build x_t")  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST ddpm_loss
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+# a predictor that depends on x_t and t: the loss's mean over t and noise is checked
+a, b = float(torch.rand((), generator=g)), float(torch.randn((), generator=g))
+affine = lambda x_t, t: a * x_t + b * t[:, None].float() / 10  # noqa: E731
+alpha_bar = torch.cumprod(1 - 0.3 * torch.rand(10, generator=g), 0)
+x0 = torch.randn(1, 2, generator=g).repeat(200_000, 1)
+check_close(
+    ddpm_loss(affine, x0, alpha_bar), solution.ddpm_loss(affine, x0, alpha_bar),
+    "ddpm_loss of a random affine predictor, 200000 examples", atol=0.03, rtol=0.01,
+)  # fmt: skip
+
 # %% [markdown]
 # ## 7. One DDPM sampling step (2 points)
 #
@@ -424,6 +513,19 @@ check_close(
     mistakes={"no noise is added at the last step (index t = 0)": expected_step(0, True)},
 )  # fmt: skip
 
+# %% tags=["hidden"]
+# HIDDEN TEST p_sample_step
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+betas = 0.3 * torch.rand(12, generator=g)
+x_t, noise = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)
+affine = lambda x, t: 0.5 * x + t[:, None].float() / 12  # noqa: E731
+for t in (int(torch.randint(1, 12, (), generator=g)), 0):
+    check_close(
+        p_sample_step(affine, x_t, t, betas, noise), solution.p_sample_step(affine, x_t, t, betas, noise),
+        f"p_sample_step at a random step t = {t}", atol=1e-5,
+    )  # fmt: skip
+
 # %% [markdown]
 # ## 8. One DDIM step (2 points)
 #
@@ -471,6 +573,26 @@ sigma = 1.0 * ((1 - 0.9) / (1 - 0.25)) ** 0.5 * (1 - 0.25 / 0.9) ** 0.5
 stochastic = 0.9**0.5 * x0_hat + (1 - 0.9 - sigma**2) ** 0.5 * 0.5 + sigma * noise
 check_close(ddim_step(Constant(), x_t, 2, 0, alpha_bar, eta=1.0, noise=noise), stochastic, "ddim_step with eta = 1", atol=1e-5,
             hint="sigma = eta sqrt((1 - ab_prev)/(1 - ab_t)) sqrt(1 - ab_t/ab_prev), and the eps term shrinks to sqrt(1 - ab_prev - sigma^2)")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST ddim_step
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+alpha_bar = torch.cumprod(1 - 0.3 * torch.rand(12, generator=g), 0)
+x_t, noise = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)
+affine = lambda x, t: 0.5 * x + t[:, None].float() / 12  # noqa: E731
+t = int(torch.randint(2, 12, (), generator=g))
+t_prev = int(torch.randint(-1, t, (), generator=g))
+eta = float(torch.rand((), generator=g))
+check_close(
+    ddim_step(affine, x_t, t, t_prev, alpha_bar), solution.ddim_step(affine, x_t, t, t_prev, alpha_bar),
+    "ddim_step between random steps, eta = 0", atol=1e-5,
+)  # fmt: skip
+check_close(
+    ddim_step(affine, x_t, t, t_prev, alpha_bar, eta=eta, noise=noise),
+    solution.ddim_step(affine, x_t, t, t_prev, alpha_bar, eta=eta, noise=noise),
+    "ddim_step between random steps with a random eta", atol=1e-5,
+)  # fmt: skip
 
 # %% [markdown]
 # ## 9. Your diffusion model on the swiss roll (2 points)
@@ -529,12 +651,30 @@ gaussian = (
 print(f"Chamfer distance: samples {chamfer(roll_samples, roll_test):.3f}, a Gaussian fit {chamfer(gaussian, roll_test):.3f}, "
       f"fresh data {chamfer(data.toy_2d('swissroll', 2000, seed=2), roll_test):.3f}")  # fmt: skip
 
+
 # %% tags=["graded"] points=2
 # TEST swissroll_diffusion (2 points)
-score = chamfer(roll_samples, roll_test) if torch.isfinite(roll_samples).all() else float("inf")
-check(
-    score < 0.2,
-    f"diffusion on the swiss roll: Chamfer distance {score:.3f}, expected below 0.2",
-    hint="check q_sample and ddpm_loss (the model must learn the noise), and p_sample_step "
-    "(the mean, sigma_t = sqrt(beta_t), no noise at t = 0); then run the training cell again",
-)
+# The grade samples your trained network with the course's own DDPM sampler (Algorithm 2,
+# sigma_t^2 = beta_t, the linear schedule) and measures the samples against held-out points.
+def trained_chamfer(state: dict, template: nn.Module = eps_net) -> float:
+    net = copy.deepcopy(template)
+    net.load_state_dict(state)
+    betas_ref = torch.linspace(1e-4, 0.02, 1000)
+    alpha_bar_ref = torch.cumprod(1 - betas_ref, 0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 2, generator=g)
+    with torch.no_grad():
+        for t in range(999, -1, -1):
+            eps = net(x, torch.full((len(x),), t))
+            x = (x - betas_ref[t] / (1 - alpha_bar_ref[t]).sqrt() * eps) / (1 - betas_ref[t]).sqrt()
+            if t > 0:
+                x = x + betas_ref[t].sqrt() * torch.randn(x.shape, generator=g)
+    return chamfer(x, roll_test) if torch.isfinite(x).all() else math.inf
+
+
+check_score(
+    eps_net.state_dict(), trained_chamfer,
+    "diffusion on the swiss roll: Chamfer distance of 2000 samples", at_most=0.2,
+    hint="check q_sample and ddpm_loss (the model must learn the noise); then run the training "
+    "cell again",
+)  # fmt: skip

@@ -20,6 +20,8 @@ from course_utils.grading.checks import (
     check_score,
     check_shape,
     check_tensor,
+    hidden_generator,
+    solution,
 )
 
 __all__ = [
@@ -30,4 +32,6 @@ __all__ = [
     "check_score",
     "check_shape",
     "check_tensor",
+    "hidden_generator",
+    "solution",
 ]

@@ -8,10 +8,50 @@ each call is computed in the student's sandbox and the call itself runs in the j
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+
+_HIDDEN_SEED = 0
+
+
+def hidden_generator() -> torch.Generator:
+    """The generator a hidden test cell draws its inputs from.
+
+    Class grading seeds it afresh for every grading run, with the same seed in the
+    sandbox and in the judge (``set_hidden_seed``); elsewhere (a solution notebook run
+    top to bottom) its seed is 0.
+    """
+    return torch.Generator().manual_seed(_HIDDEN_SEED)
+
+
+def set_hidden_seed(seed: int) -> None:
+    """Seed ``hidden_generator`` (class grading calls this before running any cell)."""
+    global _HIDDEN_SEED
+    _HIDDEN_SEED = int(seed)
+
+
+class _Solution:
+    """``solution.f``: the notebook's own ``f``, named so in a hidden test's expected value.
+
+    In a hidden test cell, ``check_close(f(x), solution.f(x), ...)`` reads "the student's
+    ``f`` agrees with the solution's". Class grading evaluates the expected argument only
+    in the judge, where the notebook is the instructor's solution; run top to bottom in
+    the solution notebook itself, both sides are the solution.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        namespace = sys._getframe(1).f_globals
+        if name not in namespace:
+            raise AttributeError(f"solution.{name}: the notebook defines no {name!r}")
+        return namespace[name]
+
+
+solution = _Solution()
+
 
 # ---------------------------------------------------------------------------- checks
 
@@ -128,16 +168,27 @@ def check_grad(tensor: torch.Tensor, name: str, hint: str | None = None) -> None
 def check_score(
     value: Any,
     score: Callable[[Any], float],
-    minimum: float,
     name: str,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
     hint: str | None = None,
 ) -> float:
-    """``score(value)`` must be at least ``minimum``; returns the score.
+    """``score(value)`` must be finite and within ``[at_least, at_most]``; returns it.
 
     For questions that train: ``value`` is what the student's code produced (a model's
-    ``state_dict``, samples) and ``score`` the course's own evaluation of it. In class
-    grading ``value`` comes out of the sandbox and ``score`` runs in the judge.
+    ``state_dict``) and ``score`` the course's own evaluation of it. In class grading
+    ``value`` comes out of the sandbox and ``score`` runs in the judge, so a student's
+    code cannot report a flattering number about itself.
     """
     result = float(score(value))
-    check(result >= minimum, f"{name}: expected at least {minimum:g}, got {result:.4g}", hint)
+    bounds = [f"at least {at_least:g}"] if at_least is not None else []
+    bounds += [f"at most {at_most:g}"] if at_most is not None else []
+    inside = math.isfinite(result) and (at_least is None or result >= at_least)
+    inside = inside and (at_most is None or result <= at_most)
+    check(
+        inside,
+        f"{name}: expected {' and '.join(bounds) or 'a finite score'}, got {result:.4g}",
+        hint,
+    )
     return result

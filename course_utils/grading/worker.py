@@ -17,6 +17,7 @@ types only, sizes capped) and calls the real checks on them: the verdicts.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -53,6 +54,20 @@ def _time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def reseed(seed: int, key: str) -> None:
+    """Seed torch, numpy and ``random`` from the grading seed and a test cell's key, so a
+    test cell starts from the same random state in the sandbox and in the judge whatever
+    the cells before it did."""
+    import random
+
+    import numpy as np
+
+    value = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16)
+    torch.manual_seed(value)
+    np.random.seed(value)
+    random.seed(value)
 
 
 def course_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -195,15 +210,16 @@ def record(job_path: Path, out: Path) -> None:
         {
             "__course_call__": course_call,
             "__course_record__": course_record,
-            "__course_seed__": job["seed"],
         }
     )
+    checks.set_hidden_seed(job["seed"])
     for n, cell in enumerate(job["cells"]):
         if cell["test"] is None:
             _run_code_cell(shell, cell["source"], job["cell_timeout"])
             continue
         records.clear()
         error = None
+        reseed(job["seed"], cell["test"])
         try:
             with _time_limit(job["cell_timeout"]):
                 exec(compile(cell["source"], f"<test {n}>", "exec"), shell.user_ns)
@@ -234,10 +250,9 @@ class Judge:
                 "__course_call__": course_call,
                 "__course_site__": course_site,
                 "__course_args__": _course_args,
-                "__course_seed__": job["seed"],
             }
         )
-        shell.user_ns["__course_args__"] = _course_args
+        checks.set_hidden_seed(job["seed"])
         for n, cell in enumerate(job["cells"]):
             if cell["test"] is None:
                 result = shell.run_cell(cell["source"], store_history=False, silent=True)
@@ -245,6 +260,7 @@ class Judge:
                     raise RuntimeError(f"solution cell {n} failed: {result.error_in_exec!r}")
                 continue
             current = []
+            reseed(job["seed"], cell["test"])
             exec(compile(cell["source"], f"<judge {n}>", "exec"), shell.user_ns)
             self.sites[cell["test"]] = current
 
