@@ -416,8 +416,8 @@ x = (torch.rand(1, 4, generator=g) < 0.5).float().repeat(100_000, 1)
 beta = 0.5 + float(torch.rand((), generator=g))
 with torch.no_grad():
     check_close(
-        elbo(x, encoder, decoder, beta=beta).mean(), solution.elbo(x, encoder, decoder, beta=beta).mean(),
-        "mean of 100000 ELBOs with a random decoder, q and beta", atol=0.03, rtol=0,
+        elbo(x, encoder, decoder, beta=beta).mean(), solution.elbo(x.repeat(4, 1), encoder, decoder, beta=beta).mean(),
+        "mean of 100000 ELBOs with a random decoder, q and beta", atol=0.05, rtol=0,
     )  # fmt: skip
 
 # %% [markdown]
@@ -507,11 +507,11 @@ with torch.no_grad():
     decoder.bias.copy_(torch.randn(4, generator=g))
 mu, logvar = torch.randn(2, generator=g), torch.rand(2, generator=g) - 1
 encoder = lambda x: (mu.expand(len(x), 2), logvar.expand(len(x), 2))  # noqa: E731
-x = (torch.rand(1, 4, generator=g) < 0.5).float().repeat(20_000, 1)
+x = (torch.rand(1, 4, generator=g) < 0.5).float().repeat(50_000, 1)
 with torch.no_grad():
     check_close(
-        iwae_bound(x, encoder, decoder, k=10).mean(), solution.iwae_bound(x, encoder, decoder, k=10).mean(),
-        "mean of 20000 IWAE bounds (k=10) with a random decoder and q", atol=0.03, rtol=0,
+        iwae_bound(x, encoder, decoder, k=10).mean(), solution.iwae_bound(x.repeat(4, 1), encoder, decoder, k=10).mean(),
+        "mean of 50000 IWAE bounds (k=10) with a random decoder and q", atol=0.1, rtol=0,
     )  # fmt: skip
 
 # %% [markdown]

@@ -6,8 +6,10 @@ no submission file may change, and a re-run must give the same scores."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+import io
 import json
 import re
 
@@ -16,7 +18,8 @@ import nbformat
 import pytest
 from test_grader_00_foundations import ALTERNATIVE_CORRECT
 
-from course_utils import build, cli, grader
+from course_utils import build, cli
+from course_utils.grading import classgrade, notebooks, report, selfgrade
 
 NAME = "00_foundations"
 
@@ -89,9 +92,23 @@ def _make_class(root, folder):
     alternative = build.notebook_text(
         _alternative_text(root), "alternative"
     )  # a solution written differently: torch.distributions etc.
+    subs["trent"] = variant(  # an error message that tries to redraw the terminal
+        solved,
+        lambda nb: body(nb, "js_divergence", '    raise ValueError("\\x1b[2J\\x1b[H\\rtotal 8 8")'),
+    )
+    subs["=1+2"] = variant(solved)  # a name a spreadsheet would run as a formula
     folder.mkdir()
     for student, nb in subs.items():
         nbformat.write(nb, folder / f"{student}_{NAME}.ipynb")
+    old = nbformat.from_dict(json.loads(json.dumps(solved)))  # nbformat 4.4: no cell ids
+    old.nbformat_minor = 4
+    for cell in old.cells:
+        cell.pop("id", None)
+    (folder / f"nina_{NAME}.ipynb").write_text(json.dumps(old))
+    v3 = nbformat.convert(nbformat.from_dict(json.loads(json.dumps(old))), 3)
+    (folder / f"olga_{NAME}.ipynb").write_text(json.dumps(v3))
+    (folder / "victor").mkdir()  # <student>/<exercise>: the folder names the student
+    nbformat.write(solved, folder / "victor" / f"walter_{NAME}.ipynb")
     (folder / f"mallory_{NAME}.ipynb").write_text(alternative)
     (folder / f"judy_{NAME}.ipynb").write_text('{"cells": [ broken json')
     (folder / "notes.ipynb").write_text("{}")  # matches no exercise: skipped, reported
@@ -118,7 +135,18 @@ EXPECTED = {  # student: (status, total of 8, points per question)
     "mallory": ("ok", 8, None),
     "oscar": ("ok", 0, None),  # a forged test cell neither earns nor overrides points
     "peggy": ("crashed", 6, {"js_divergence": 0}),
+    "trent": ("ok", 6, {"js_divergence": 0}),
+    "'=1+2": ("ok", 8, None),  # escaped in the CSV
+    "nina": ("ok", 8, None),  # nbformat 4.4
+    "olga": ("ok", 8, None),  # nbformat 3
+    "victor": ("ok", 8, None),  # victor/walter_00_foundations.ipynb is victor's
 }
+
+
+def _hashes(folder):
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -128,13 +156,15 @@ def graded_class(tmp_path_factory):
     root = Path(__file__).resolve().parents[1]
     folder = tmp_path_factory.mktemp("class") / "submissions"
     _make_class(root, folder)
-    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    before = _hashes(folder)
     csv_path = folder.parent / "grades.csv"
-    code = cli.main([
-        "grade", str(folder), "--source", str(root / "exercises"), "--csv", str(csv_path),
-        "--jobs", "2", "--cell-timeout", "20",
-    ])  # fmt: skip
-    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = cli.main([
+            "grade", str(folder), "--source", str(root / "exercises"), "--csv", str(csv_path),
+            "--jobs", "2", "--cell-timeout", "20",
+        ])  # fmt: skip
+    stdout = out.getvalue()
+    after = _hashes(folder)
     with csv_path.open() as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}
     return {
@@ -144,6 +174,7 @@ def graded_class(tmp_path_factory):
         "after": after,
         "folder": folder,
         "root": root,
+        "stdout": stdout,
     }
 
 
@@ -156,7 +187,7 @@ def test_batch_finishes_and_reports_every_submission(graded_class):
 def test_each_submission_gets_its_exact_score_and_status(graded_class, student):
     status, total, per_question = EXPECTED[student]
     row = graded_class["rows"][student]
-    assert row["status"] in grader.STATUSES
+    assert row["status"] in report.STATUSES
     assert (row["status"], int(row["total"]), int(row["possible"])) == (status, total, 8), row
     for question, earned in (per_question or {}).items():
         assert row[f"{NAME}:{question} (2)"] == str(earned)
@@ -165,9 +196,16 @@ def test_each_submission_gets_its_exact_score_and_status(graded_class, student):
 def test_reasons_are_clear(graded_class):
     rows = graded_class["rows"]
     assert "not a valid notebook" in rows["judy"]["reason"]
-    assert rows["grace"]["reason"] == rows["peggy"]["reason"] == "the kernel died"
+    assert rows["grace"]["reason"] == rows["peggy"]["reason"]
+    assert "process died" in rows["grace"]["reason"]
     assert "per-cell time limit" in rows["frank"]["reason"]
     assert rows["heidi"]["status"] == "ok"  # a syntax error is the student's, not a fault
+
+
+def test_student_text_cannot_redraw_the_terminal(graded_class):
+    assert "\x1b" not in graded_class["stdout"] and "\r" not in graded_class["stdout"]
+    assert "ValueError: [2J[Htotal 8 8" not in graded_class["stdout"]
+    assert "ValueError: total 8 8" in " ".join(graded_class["stdout"].split())
 
 
 def test_submissions_are_never_modified(graded_class):
@@ -176,7 +214,7 @@ def test_submissions_are_never_modified(graded_class):
 
 def test_a_missing_code_cell_scores_zero_with_its_reason(graded_class):
     root, folder = graded_class["root"], graded_class["folder"]
-    result = grader.grade_notebook(
+    result = selfgrade.grade_notebook(
         folder / f"erin_{NAME}.ipynb", root / "exercises" / f"{NAME}.ipynb"
     )
     kl = next(r for r in result.rows if r["question"] == "kl_divergence")
@@ -185,7 +223,7 @@ def test_a_missing_code_cell_scores_zero_with_its_reason(graded_class):
 
 def test_regrading_gives_identical_scores(graded_class):
     root, folder = graded_class["root"], graded_class["folder"]
-    results, _ = grader.grade_folder(folder, root / "exercises", jobs=2, cell_timeout=20)
+    results, _ = classgrade.grade_folder(folder, root / "exercises", jobs=2, cell_timeout=20)
     again = {r.student: (r.status, r.earned) for r in results}
     first = {s: (r["status"], float(r["total"])) for s, r in graded_class["rows"].items()}
     assert again == first
@@ -199,7 +237,7 @@ def test_canonical_cells_replace_and_restore_tests(root):
     tampered.cells.remove(tests[1])  # deleted
     student_cell = nbformat.v4.new_code_cell("print('my own cell')")
     tampered.cells.insert(2, student_cell)  # added by the student
-    merged, missing = grader.with_canonical_tests(tampered, exercise)
+    merged, missing = notebooks.with_canonical_tests(tampered, exercise)
     canonical = [c.source for c in _test_cells(exercise)]
     assert [c.source for c in _test_cells(merged)] == canonical
     assert "print('my own cell')" in [c.source for c in merged.cells]
@@ -212,19 +250,22 @@ def test_canonical_cells_replace_and_restore_tests(root):
 
 def test_find_submissions_pairs_names_and_reports_strays(root, tmp_path):
     (tmp_path / "alice").mkdir()
-    for name in ("bob_01_vae.ipynb", "alice/00_foundations.ipynb", "x.ipynb"):
+    (tmp_path / "carol").mkdir()
+    names = ("bob_01_vae.ipynb", "alice/00_foundations.ipynb", "carol/bob_01_vae.ipynb", "x.ipynb")
+    for name in names:
         (tmp_path / name).write_text("{}")
-    found, unmatched = grader.find_submissions(tmp_path, root / "exercises")
+    found, unmatched = classgrade.find_submissions(tmp_path, root / "exercises")
     assert [(s.student, s.exercise.stem) for s in found] == [
         ("alice", "00_foundations"),
         ("bob", "01_vae"),
+        ("carol", "01_vae"),  # the folder names the student, not the file
     ]
     assert unmatched == [tmp_path / "x.ipynb"]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(grader.GradeInputError, match="no exercise notebooks"):
-        grader.find_submissions(tmp_path, tmp_path / "empty")
+    with pytest.raises(notebooks.GradeInputError, match="no exercise notebooks"):
+        classgrade.find_submissions(tmp_path, tmp_path / "empty")
     with pytest.raises(ValueError, match="jobs"):
-        grader.grade_folder(tmp_path, root / "exercises", jobs=0)
+        classgrade.grade_folder(tmp_path, root / "exercises", jobs=0)
 
 
 def test_total_timeout_kills_the_run_and_keeps_what_was_earned(root, tmp_path):
@@ -232,9 +273,40 @@ def test_total_timeout_kills_the_run_and_keeps_what_was_earned(root, tmp_path):
     slow = graderlib.with_body(text, "js_divergence", "import time\ntime.sleep(120)")
     path = tmp_path / f"slow_{NAME}.ipynb"
     path.write_text(build.notebook_text(slow, "slow"))
-    result = grader.grade_notebook(
+    result = selfgrade.grade_notebook(
         path, root / "exercises" / f"{NAME}.ipynb", cell_timeout=120, total_timeout=40
     )
     assert result.status == "timeout" and "total time limit of 40 s" in result.reason
     earned = {r["question"]: r["earned"] for r in result.rows}
     assert earned == {"kl_divergence": 2, "gaussian_kl": 2, "monte_carlo_kl": 2, "js_divergence": 0}
+
+
+def test_class_total_timeout_kills_the_sandbox_and_keeps_what_was_earned(root, tmp_path):
+    text = (root / "solutions" / f"{NAME}.py").read_text()
+    slow = graderlib.with_body(text, "js_divergence", "import time\ntime.sleep(120)")
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / f"slow_{NAME}.ipynb").write_text(build.notebook_text(slow, "slow"))
+    [result], _ = classgrade.grade_folder(
+        folder, root / "exercises", cell_timeout=120, total_timeout=30
+    )
+    assert result.status == "timeout" and "total time limit of 30 s" in result.reason
+    earned = {r["question"]: r["earned"] for r in result.rows}
+    assert earned == {"kl_divergence": 2, "gaussian_kl": 2, "monte_carlo_kl": 2, "js_divergence": 0}
+
+
+def test_without_a_sandbox_class_grading_refuses_unless_told(root, tmp_path, monkeypatch, capsys):
+    from course_utils.grading import sandbox
+
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    solved = root / "solutions" / f"{NAME}.ipynb"
+    (folder / f"alice_{NAME}.ipynb").write_bytes(solved.read_bytes())
+    monkeypatch.setattr(sandbox, "BWRAP", "bwrap-that-is-not-installed")
+    args = ["grade", str(folder), "--source", str(root / "exercises")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "bubblewrap (bwrap) is not installed" in err and "--unsafe-no-sandbox" in err
+    assert cli.main([*args, "--unsafe-no-sandbox"]) == 0
+    out, err = capsys.readouterr()
+    assert "can read the solutions" in err and "total                 8       8" in out

@@ -120,3 +120,15 @@ def test_grade_reports_bad_files_in_one_line(tmp_path, capsys):
         assert cli.main(["grade", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_class_grading_agrees_on_every_variant(root, tmp_path):
+    graderlib.check_class_grading_agrees(
+        (root / SOLUTION).read_text(),
+        tmp_path,
+        "00_foundations",
+        POINTS,
+        WRONG,
+        ALTERNATIVE_CORRECT,
+        None,
+    )

@@ -144,3 +144,16 @@ def test_alternative_correct_implementations_pass(root, tmp_path):
     graderlib.check_alternatives(
         (root / SOLUTION).read_text(), tmp_path, NAME, POINTS, ALTERNATIVE_CORRECT
     )
+
+
+def test_class_grading_agrees_on_every_variant(root, tmp_path):
+    graderlib.check_class_grading_agrees(
+        (root / SOLUTION).read_text(),
+        tmp_path,
+        NAME,
+        POINTS,
+        WRONG,
+        ALTERNATIVE_CORRECT,
+        DEPENDS,
+        MAY_AFFECT,
+    )

@@ -85,3 +85,11 @@ def test_format_score_table_wraps_hints_and_totals():
     assert lines[1].split() == ["kl", "2", "2"]
     assert lines[2].split()[:3] == ["js_divergence", "0", "3"][:1] + ["3", "0"]
     assert len(lines) > 4 and lines[-1].split() == ["total", "5", "2"]
+
+
+def test_student_text_is_made_safe_for_terminals_and_spreadsheets():
+    assert report.clean("a\x1b[31mred\x1b[0m\r\nb\x07") == "ared b"
+    assert report.clean("x" * 700).endswith("...") and len(report.clean("x" * 700)) == 600
+    assert [report.csv_cell(v) for v in ("=1+2", "+A1", "-cmd", "@SUM(A1)", "-2.5", "alice")] == [
+        "'=1+2", "'+A1", "'-cmd", "'@SUM(A1)", "-2.5", "alice",
+    ]  # fmt: skip
