@@ -80,6 +80,8 @@ def _grade_folder(path: Path, source: Path | None, args: argparse.Namespace) -> 
     )  # fmt: skip
     for stray in unmatched:
         print(f"skipped: {clean(stray, 300)} matches no exercise in {source}", file=sys.stderr)
+    for name, digest in sorted({(r.notebook, r.source_sha256) for r in graded}):
+        print(f"graded against {source / name}.ipynb (sha256 {digest[:16]}, read once)")
     return graded
 
 

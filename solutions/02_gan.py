@@ -190,6 +190,7 @@ check_close(
 # HIDDEN TEST generator_loss_minimax
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 fake_logits = 20 * torch.randn(64, generator=g)
 check_close(
     generator_loss_minimax(fake_logits), solution.generator_loss_minimax(fake_logits),
@@ -225,6 +226,7 @@ check_close(
 # HIDDEN TEST generator_loss_nonsaturating
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 fake_logits = 20 * torch.randn(64, generator=g)
 check_close(
     generator_loss_nonsaturating(fake_logits), solution.generator_loss_nonsaturating(fake_logits),
@@ -268,6 +270,7 @@ check_close(d_star, torch.sigmoid(0.5 - grid), "D* for N(0,1) data vs an N(1,1) 
 # HIDDEN TEST optimal_discriminator
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 p_data, p_model = torch.rand(5, 6, generator=g), torch.rand(5, 6, generator=g)
 check_close(
     optimal_discriminator(p_data, p_model), solution.optimal_discriminator(p_data, p_model),
@@ -332,6 +335,7 @@ check_close(
 # HIDDEN TEST js_divergence
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 p = torch.softmax(2 * torch.randn(9, generator=g), 0)
 q = torch.softmax(2 * torch.randn(9, generator=g), 0)
 check_close(
@@ -381,6 +385,7 @@ check_close(
 # HIDDEN TEST critic_loss
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 real_scores, fake_scores = torch.randn(50, generator=g), torch.randn(50, generator=g)
 check_close(
     critic_loss(real_scores, fake_scores), solution.critic_loss(real_scores, fake_scores),
@@ -399,6 +404,7 @@ check_close(
 # HIDDEN TEST wgan_generator_loss
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 fake_scores = torch.randn(50, generator=g)
 check_close(
     wgan_generator_loss(fake_scores), solution.wgan_generator_loss(fake_scores),
@@ -465,6 +471,7 @@ check(
 # HIDDEN TEST clip_weights_
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 critic = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
 with torch.no_grad():
     for parameter in critic.parameters():
@@ -588,6 +595,7 @@ check_close(
 # HIDDEN TEST gradient_penalty
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 # a linear critic: the gradient is w everywhere, so GP = (|w| - 1)^2 whatever eps is
 linear = nn.Linear(5, 1)
 with torch.no_grad():

@@ -165,18 +165,11 @@ check_close(
 from course_utils.grading import hidden_generator, solution
 
 g = hidden_generator()
-
-
-def random_net(dim: int) -> nn.Module:
-    net = nn.Sequential(nn.Linear(dim, dim), nn.Tanh())
-    with torch.no_grad():
-        net[0].weight.copy_(torch.randn(dim, dim, generator=g))
-        net[0].bias.copy_(torch.randn(dim, generator=g))
-    return net
-
-
-x, scale_net, shift_net = torch.randn(6, 4, generator=g), random_net(4), random_net(4)
-mask = (torch.rand(4, generator=g) < 0.5).float()
+scale_net, shift_net = nn.Sequential(nn.Linear(4, 4), nn.Tanh()), nn.Linear(4, 4)
+with torch.no_grad():
+    for parameter in [*scale_net.parameters(), *shift_net.parameters()]:
+        parameter.copy_(torch.randn(parameter.shape, generator=g))
+x, mask = torch.randn(6, 4, generator=g), (torch.rand(4, generator=g) < 0.5).float()
 y, log_det = coupling_forward(x, mask, scale_net, shift_net)
 check_close(
     y, solution.coupling_forward(x, mask, scale_net, shift_net)[0], "y with random nets and mask"
@@ -230,6 +223,12 @@ check_close(
 # HIDDEN TEST coupling_inverse
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
+scale_net, shift_net = nn.Sequential(nn.Linear(4, 4), nn.Tanh()), nn.Linear(4, 4)
+with torch.no_grad():
+    for parameter in [*scale_net.parameters(), *shift_net.parameters()]:
+        parameter.copy_(torch.randn(parameter.shape, generator=g))
+mask = (torch.rand(4, generator=g) < 0.5).float()
 y = torch.randn(6, 4, generator=g)
 check_close(
     coupling_inverse(y, mask, scale_net, shift_net), solution.coupling_inverse(y, mask, scale_net, shift_net),
@@ -295,6 +294,7 @@ check_close(
 # HIDDEN TEST actnorm_forward
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 x = torch.randn(3, 4, 5, 2, generator=g)
 log_scale, bias = torch.randn(4, generator=g), torch.randn(4, generator=g)
 y, log_det = actnorm_forward(x, log_scale, bias)
@@ -347,6 +347,7 @@ check_close(
 # HIDDEN TEST conv1x1_log_det
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 weight = torch.randn(5, 5, generator=g)
 height, width = int(torch.randint(1, 9, (), generator=g)), int(torch.randint(1, 9, (), generator=g))
 check_close(
@@ -424,6 +425,7 @@ check_close(flow_log_prob(images, [Scale(2.0)]), torch.distributions.Normal(0.0,
 # HIDDEN TEST flow_log_prob
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 x = torch.randn(5, 4, generator=g)
 layers = [
     Shift(float(torch.randn((), generator=g))),
@@ -465,6 +467,7 @@ check_close(
 # HIDDEN TEST bits_per_dim
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 log_prob = -1000 * torch.rand(6, generator=g)
 num_dims = int(torch.randint(1, 3000, (), generator=g))
 check_close(

@@ -181,6 +181,7 @@ check_close(
 # HIDDEN TEST cosine_alpha_bar
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 T, s = (
     int(torch.randint(10, 500, (), generator=g)),
     0.001 + 0.02 * float(torch.rand((), generator=g)),
@@ -234,6 +235,7 @@ check_close(
 # HIDDEN TEST q_sample
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 x0, noise = torch.randn(5, 3, 4, generator=g), torch.randn(5, 3, 4, generator=g)
 alpha_bar = torch.cumprod(1 - 0.2 * torch.rand(12, generator=g), 0)
 t = torch.randint(0, 12, (5,), generator=g)
@@ -309,6 +311,7 @@ check_close(
 # HIDDEN TEST posterior_mean_variance
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 betas = 0.3 * torch.rand(12, generator=g)
 x0, x_t = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
 t = torch.randint(0, 12, (6,), generator=g)
@@ -352,6 +355,7 @@ check_close(predict_x0(x_t, t, eps, alpha_bar), x0, "predict_x0(q_sample(x0, t, 
 # HIDDEN TEST predict_x0
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 x_t, eps = torch.randn(5, 2, 3, generator=g), torch.randn(5, 2, 3, generator=g)
 alpha_bar = torch.cumprod(1 - 0.2 * torch.rand(12, generator=g), 0)
 t = torch.randint(0, 12, (5,), generator=g)
@@ -436,6 +440,7 @@ check_close(ddpm_loss(Perfect(), torch.full((500, 2), 0.5), alpha_bar), 0.0, "dd
 # HIDDEN TEST ddpm_loss
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 # a predictor that depends on x_t and t: the loss's mean over t and noise is checked
 a, b = float(torch.rand((), generator=g)), float(torch.randn((), generator=g))
 affine = lambda x_t, t: a * x_t + b * t[:, None].float() / 10  # noqa: E731
@@ -517,6 +522,7 @@ check_close(
 # HIDDEN TEST p_sample_step
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 betas = 0.3 * torch.rand(12, generator=g)
 x_t, noise = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)
 affine = lambda x, t: 0.5 * x + t[:, None].float() / 12  # noqa: E731
@@ -578,6 +584,7 @@ check_close(ddim_step(Constant(), x_t, 2, 0, alpha_bar, eta=1.0, noise=noise), s
 # HIDDEN TEST ddim_step
 # Instructor-only: `course build` leaves this cell out of the exercise. Class grading
 # draws its inputs afresh for every grading run.
+g = hidden_generator()
 alpha_bar = torch.cumprod(1 - 0.3 * torch.rand(12, generator=g), 0)
 x_t, noise = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)
 affine = lambda x, t: 0.5 * x + t[:, None].float() / 12  # noqa: E731

@@ -40,6 +40,9 @@ class SplitCell:
     student: str  # runs in the sandbox: records the first argument of each check
     judge: str  # runs in the judge: records every other argument of each check
     sites: int  # how many check statements the cell has
+    # per site: its kind and its hint when the hint is a literal, for a `check` that ran
+    # in the sandbox on a path the solution never takes (an `except` branch)
+    static: dict[int, tuple[str, str | None]]
 
 
 class TestCellError(ValueError):
@@ -68,6 +71,7 @@ def _take(call: ast.Call, position: int, names: tuple[str, ...]) -> ast.expr | N
 class _Split(ast.NodeTransformer):
     def __init__(self, functions: Collection[str], side: str) -> None:
         self.functions, self.side, self.sites = set(functions), side, 0
+        self.static: dict[int, tuple[str, str | None]] = {}
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
@@ -88,6 +92,7 @@ class _Split(ast.NodeTransformer):
             kw.value = self.visit(kw.value)
         kind, k = call.func.id, self.sites
         self.sites += 1
+        self.static[k] = (kind, _literal_hint(call))
         actual = _take(call, 0, _FIRST_KEYWORDS)
         if actual is None:
             raise TestCellError(f"line {node.lineno}: {kind}() without its first argument")
@@ -112,6 +117,17 @@ class _Split(ast.NodeTransformer):
         return node
 
 
+def _literal_hint(call: ast.Call) -> str | None:
+    for kw in call.keywords:
+        if kw.arg == "hint" and isinstance(kw.value, ast.Constant):
+            return str(kw.value.value)
+    position = 2 if call.func.id == "check" else None  # type: ignore[attr-defined]
+    if position is not None and len(call.args) > position:
+        arg = call.args[position]
+        return str(arg.value) if isinstance(arg, ast.Constant) else None
+    return None
+
+
 def split_test_cell(source: str, functions: Collection[str]) -> SplitCell:
     """The student and judge sides of a test cell; ``functions`` are the exercise's.
 
@@ -124,4 +140,4 @@ def split_test_cell(source: str, functions: Collection[str]) -> SplitCell:
         split = _Split(functions, side)
         tree = ast.fix_missing_locations(split.visit(ast.parse(source)))
         sides[side] = ast.unparse(tree)
-    return SplitCell(sides["student"], sides["judge"], split.sites)
+    return SplitCell(sides["student"], sides["judge"], split.sites, split.static)

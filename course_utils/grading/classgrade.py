@@ -152,7 +152,7 @@ def load_exercise(path: Path, solutions: Path) -> Exercise:
             continue
         split = split_test_cell(cell.source, functions)
         student_tests[key] = split.student
-        judge_cells.append({"source": split.judge, "test": key})
+        judge_cells.append({"source": split.judge, "test": key, "static": split.static})
     points = dict(questions(exercise))
     return Exercise(
         path.stem, path, hashlib.sha256(data).hexdigest(), exercise, points, student_tests,
@@ -167,29 +167,47 @@ def _question(cell: Any) -> str | None:
 
 class JudgeProcess:
     """The judge of one exercise: a trusted process that ran the solution notebook and
-    turns a sandbox's records into rows, one request at a time."""
+    turns a sandbox's records into rows, one request at a time. If a record kills it,
+    that submission's grading fails (status ``error``) and the next request starts a new
+    judge."""
 
     def __init__(self, exercise: Exercise, seed: int, workdir: Path) -> None:
-        job = workdir / f"judge-{exercise.name}.json"
-        job.write_text(
+        self.job = workdir / f"judge-{exercise.name}.json"
+        self.job.write_text(
             json.dumps({"cells": exercise.judge_cells, "seed": seed, "points": exercise.points})
         )
-        self.exercise = exercise
+        self.exercise, self.workdir = exercise, workdir
         self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self._start()
+
+    def _start(self) -> None:
+        """Start the judge; it runs the solution notebook while the first sandboxes run."""
+        self.ready = False
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "course_utils.grading.worker", "judge", str(job)],
+            [sys.executable, "-m", "course_utils.grading.worker", "judge", str(self.job)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, cwd=workdir, start_new_session=True,
+            text=True, cwd=self.workdir, start_new_session=True,
         )  # fmt: skip
+
+    def wait_ready(self) -> None:
+        """Wait until the judge ran the solution notebook.
+
+        Raises:
+            GradeInputError: the solution notebook failed in the judge.
+        """
+        if self.ready:
+            return
         first = self._reply()
         if "error" in first:
             self.close()
             raise GradeInputError(
-                f"{exercise.path}: the solution notebook failed: {first['error']}"
+                f"{self.exercise.path}: the solution notebook failed in the judge: {first['error']}"
             )
+        self.ready = True
 
     def _reply(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
+        assert self.proc is not None and self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the judge of {self.exercise.name} exited")
@@ -197,15 +215,23 @@ class JudgeProcess:
 
     def verdicts(self, out: Path, tests: dict[str, str]) -> list[dict[str, Any]]:
         with self.lock:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"out": str(out), "tests": tests}) + "\n")
-            self.proc.stdin.flush()
-            return self._reply()["rows"]
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+            self.wait_ready()
+            assert self.proc is not None and self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(json.dumps({"out": str(out), "tests": tests}) + "\n")
+                self.proc.stdin.flush()
+                return self._reply()["rows"]
+            except (OSError, RuntimeError, ValueError, KeyError):
+                self.close()
+                raise
 
     def close(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait()
+        if self.proc is not None:
+            self.proc.wait()
 
 
 # ------------------------------------------------------------------ one submission
@@ -251,7 +277,9 @@ def grade_submission(
         rows = [
             zero_row(q, p, "the notebook could not be read") for q, p in exercise.points.items()
         ]
-        return GradeResult(sub.path, exercise.name, sub.student, "invalid", rows, clean(exc))
+        return GradeResult(
+            sub.path, exercise.name, sub.student, "invalid", rows, clean(exc), exercise.sha256
+        )
     work = Path(tempfile.mkdtemp(prefix="course-job-"))
     try:
         cells, tests, missing = submission_cells(nb, exercise)
@@ -290,7 +318,9 @@ def grade_submission(
             status, reason = "timeout", "a cell ran past the per-cell time limit"
         else:
             status, reason = "ok", ""
-        return GradeResult(sub.path, exercise.name, sub.student, status, rows, reason)
+        return GradeResult(
+            sub.path, exercise.name, sub.student, status, rows, reason, exercise.sha256
+        )
     except Exception as exc:  # the grader's own failure on this one: recorded, batch goes on
         rows = [zero_row(q, p, "not graded: grader error") for q, p in exercise.points.items()]
         return GradeResult(
@@ -300,6 +330,7 @@ def grade_submission(
             "error",
             rows,
             clean(f"{type(exc).__name__}: {exc}"),
+            exercise.sha256,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -45,6 +45,7 @@ class GradeResult:
     status: str  # one of STATUSES
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per question
     reason: str = ""
+    source_sha256: str = ""  # of the canonical exercise it was graded against (class grading)
 
     @property
     def earned(self) -> float:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BWRAP = "bwrap"
+# Never hidden, even when grading runs from one of them: the sandbox's Python needs them.
+SYSTEM_DIRS = {Path(p) for p in ("/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/opt")}
 EXPOSED_WITHOUT_SANDBOX = (
     "--unsafe-no-sandbox: each submission's code runs as you, with your files and "
     "processes in reach. It can read the solutions, the exercise sources and the other "
@@ -86,7 +88,8 @@ class Sandbox:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        self.hidden = sorted({Path(p).resolve() for p in self.hidden})
+        resolved = {Path(p).resolve() for p in self.hidden}
+        self.hidden = sorted(p for p in resolved if p not in SYSTEM_DIRS)
 
     def command(self, job: Path, out: Path, cgroup: Path | None) -> list[str]:
         """The worker's command line: limits (``prlimit``), the cgroup, bubblewrap."""

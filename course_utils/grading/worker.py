@@ -153,26 +153,25 @@ def from_plain(value: Any, depth: int = 0) -> Any:
 
 
 def load_record(path: Path) -> dict[str, Any]:
-    """One test cell's record, safely: ``{"records": {k: [values]}, "error": ...}``."""
+    """One test cell's record, safely: ``{"records": [(k, value), ...], "error": ...}``
+    with the checks' first arguments in the order the cell reached them."""
     if path.stat().st_size > MAX_RECORD_BYTES:
         raise ValueError(f"record of {path.stat().st_size} bytes, over the limit")
     raw = torch.load(path, weights_only=True, map_location="cpu")
     if type(raw) is not dict:
         raise ValueError("record is not a dict")
-    records = raw.get("records", {})
-    if type(records) is not dict or not all(
-        type(k) is int and type(v) is list for k, v in records.items()
-    ):
+    records = raw.get("records", [])
+    if type(records) is not list or len(records) > MAX_ITEMS:
         raise ValueError("malformed records")
+    for item in records:
+        if type(item) is not tuple or len(item) != 2 or type(item[0]) is not int:
+            raise ValueError("malformed records")
     error = raw.get("error")
     if error is not None and not (
         type(error) is tuple and len(error) == 2 and all(type(e) is str for e in error)
     ):
         raise ValueError("malformed error")
-    return {
-        "records": {k: [from_plain(x) for x in v] for k, v in records.items()},
-        "error": error,
-    }
+    return {"records": [(k, from_plain(v)) for k, v in records], "error": error}
 
 
 # ------------------------------------------------------------------ running cells
@@ -184,6 +183,23 @@ def _shell(namespace: dict[str, Any]) -> Any:
     shell = InteractiveShell.instance(colors="nocolor")
     shell.user_ns.update(namespace)
     return shell
+
+
+def _namespace(shell: Any, cell: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Where a test cell runs: the notebook's namespace; for a hidden test, a copy of it
+    (its inputs cannot replace names the later visible tests use) with its own hidden
+    seed, derived from the grading seed and its question, so that its inputs do not
+    depend on which hidden tests ran before it."""
+    if not cell["test"].endswith(":hidden"):
+        return shell.user_ns
+    checks.set_hidden_seed(
+        int(hashlib.sha256(f"{seed}:{cell['test']}".encode()).hexdigest()[:8], 16)
+    )
+    return {
+        **shell.user_ns,
+        "hidden_generator": checks.hidden_generator,
+        "solution": checks.solution,
+    }
 
 
 def _run_code_cell(shell: Any, source: str, timeout: float) -> None:
@@ -199,12 +215,12 @@ def _run_code_cell(shell: Any, source: str, timeout: float) -> None:
 def record(job_path: Path, out: Path) -> None:
     """The sandbox side: run the cells, write one record per test cell."""
     job = json.loads(job_path.read_text())
-    records: dict[int, list[Any]] = {}
+    records: list[tuple[int, Any]] = []
 
     def course_record(k: int, thunk: Callable[[], Any]) -> None:
         with torch.random.fork_rng(devices=[]):
             value = thunk()
-        records.setdefault(k, []).append(to_plain(value))
+        records.append((k, to_plain(value)))
 
     shell = _shell(
         {
@@ -212,7 +228,6 @@ def record(job_path: Path, out: Path) -> None:
             "__course_record__": course_record,
         }
     )
-    checks.set_hidden_seed(job["seed"])
     for n, cell in enumerate(job["cells"]):
         if cell["test"] is None:
             _run_code_cell(shell, cell["source"], job["cell_timeout"])
@@ -222,13 +237,16 @@ def record(job_path: Path, out: Path) -> None:
         reseed(job["seed"], cell["test"])
         try:
             with _time_limit(job["cell_timeout"]):
-                exec(compile(cell["source"], f"<test {n}>", "exec"), shell.user_ns)
+                exec(
+                    compile(cell["source"], f"<test {n}>", "exec"),
+                    _namespace(shell, cell, job["seed"]),
+                )
         except CellTimeout as exc:
             error = ("Timeout", str(exc))
         except BaseException as exc:  # the student's error, whatever it is
             error = (type(exc).__name__, str(exc)[:2000])
         with contextlib.suppress(Exception):
-            torch.save({"records": dict(records), "error": error}, out / f"{n}.pt")
+            torch.save({"records": list(records), "error": error}, out / f"{n}.pt")
     (out / "done").write_text("")
 
 
@@ -238,6 +256,7 @@ class Judge:
     def __init__(self, job: dict[str, Any]) -> None:
         self.points: dict[str, float] = job["points"]
         self.sites: dict[str, list[tuple[int, str, tuple, dict]]] = {}
+        self.static: dict[str, dict[int, tuple[str, str | None]]] = {}
         current: list[tuple[int, str, tuple, dict]] = []
 
         def course_site(k: int, kind: str, thunk: Callable[[], Any]) -> None:
@@ -252,7 +271,6 @@ class Judge:
                 "__course_args__": _course_args,
             }
         )
-        checks.set_hidden_seed(job["seed"])
         for n, cell in enumerate(job["cells"]):
             if cell["test"] is None:
                 result = shell.run_cell(cell["source"], store_history=False, silent=True)
@@ -261,8 +279,12 @@ class Judge:
                 continue
             current = []
             reseed(job["seed"], cell["test"])
-            exec(compile(cell["source"], f"<judge {n}>", "exec"), shell.user_ns)
+            exec(
+                compile(cell["source"], f"<judge {n}>", "exec"),
+                _namespace(shell, cell, job["seed"]),
+            )
             self.sites[cell["test"]] = current
+            self.static[cell["test"]] = {int(k): tuple(v) for k, v in cell["static"].items()}
 
     def verdicts(self, out: Path, tests: dict[str, str]) -> list[dict[str, Any]]:
         """One row per question from the sandbox's records in ``out``; ``tests`` maps a
@@ -283,7 +305,7 @@ class Judge:
             for part in (question, f"{question}:hidden"):
                 if part not in self.sites:
                     continue
-                hint = self._judge_part(self.sites[part], parts.get(part))
+                hint = self._judge_part(self.sites[part], self.static[part], parts.get(part))
                 if hint is not None:
                     break
             passed = hint is None
@@ -299,26 +321,43 @@ class Judge:
         return rows
 
     @staticmethod
-    def _judge_part(sites: list[tuple[int, str, tuple, dict]], got: Any) -> str | None:
-        """``None`` if every check passes on the student's values, else the hint."""
+    def _judge_part(
+        sites: list[tuple[int, str, tuple, dict]],
+        static: dict[int, tuple[str, str | None]],
+        got: Any,
+    ) -> str | None:
+        """``None`` if every check passes on the student's values, else the hint.
+
+        The student's records are walked in the order their cell reached them; each is
+        judged with the judge's arguments for the same check (its n-th run). A ``check``
+        the solution's run never reached (an ``except`` branch) is judged on its own
+        condition with its literal hint; other such records decide nothing. Every check
+        the solution reached must have been reached and passed.
+        """
         if got is None:
             return "the test cell did not run (an earlier fault stopped the notebook)"
         if isinstance(got, str):
             return got
-        seen: dict[int, int] = {}
+        pending: dict[int, list[tuple[str, tuple, dict]]] = {}
         for k, kind, args, kwargs in sites:
-            occurrence = seen[k] = seen.get(k, -1) + 1
-            values = got["records"].get(k, [])
-            if occurrence >= len(values):
-                if got["error"] is not None:
-                    return _error(got["error"])
-                return "the test cell stopped before this check"
+            pending.setdefault(k, []).append((kind, args, kwargs))
+        for k, value in got["records"]:
             try:
-                _apply(kind, values[occurrence], args, kwargs)
+                if pending.get(k):
+                    kind, args, kwargs = pending[k].pop(0)
+                    _apply(kind, value, args, kwargs)
+                elif static.get(k, ("",))[0] == "check":
+                    _apply("check", value, (), {"hint": static[k][1]})
             except AssertionError as exc:
                 return str(exc)
             except Exception as exc:  # a value the check cannot even read
-                return f"{kind}: could not check the value ({clean(exc, 200)})"
+                return (
+                    f"{static.get(k, ('check',))[0]}: could not check the value ({clean(exc, 200)})"
+                )
+        if any(pending.values()):
+            if got["error"] is not None:
+                return _error(got["error"])
+            return "the test cell stopped before one of its checks"
         return _error(got["error"]) if got["error"] is not None else None
 
 
