@@ -193,6 +193,7 @@ def _notebook(
     if entry is not None:
         _add_colab_entry(nb, entry)
     seen: set[str] = set()
+    hidden = 0  # hidden cells do not count: a cell's id is the same in solution and exercise
     for index, cell in enumerate(nb.cells):
         cell.pop("id", None)
         tags = cell.metadata.get("tags", [])
@@ -224,9 +225,10 @@ def _notebook(
                     "naming a graded cell above it"
                 )
             cell.id = f"hidden-{m['name']}"
+            hidden += 1
             _check_splits(cell.source, source, m["name"])
         else:
-            cell.id = f"cell-{index}"
+            cell.id = f"cell-{index - hidden}"
     return nb
 
 

@@ -38,6 +38,7 @@ import nbformat
 
 from course_utils.grading.cells import split_test_cell
 from course_utils.grading.notebooks import (
+    HIDDEN_TAG,
     GradeInputError,
     graded_question,
     hidden_question,
@@ -160,6 +161,11 @@ def load_exercise(path: Path, solutions: Path) -> Exercise:
     )  # fmt: skip
 
 
+def _claims_hidden(cell: Any) -> bool:
+    tags = cell.get("metadata", {}).get("tags") or []
+    return HIDDEN_TAG in tags or "# HIDDEN TEST " in cell.get("source", "").split("\n", 1)[0]
+
+
 def _question(cell: Any) -> str | None:
     question = graded_question(cell) if cell.get("cell_type") == "code" else None
     return question[0] if question else None
@@ -244,6 +250,8 @@ def submission_cells(
     (student side) in its place and the question's hidden test after it. Returns the cells,
     the record file of each test (``"<n>.pt"`` -> question or ``"q:hidden"``), and the
     questions whose code cell is missing (from ``with_canonical_tests``)."""
+    submission = nbformat.from_dict(dict(submission))
+    submission.cells = [c for c in submission.cells if not _claims_hidden(c)]  # ours run
     merged, missing = with_canonical_tests(submission, exercise.notebook)
     cells: list[dict[str, Any]] = []
     tests: dict[str, str] = {}
