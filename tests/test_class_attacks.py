@@ -190,7 +190,8 @@ def kl_divergence(p, q):
 }
 
 # attacks that leave a solved notebook's honest marks alone
-HONEST_WITH = ("redefine_checks", "patch_torch_and_grading", "ipython_hooks", "hidden_seed")
+# (ipython_hooks empties every later cell, the student's own answers too)
+HONEST_WITH = ("redefine_checks", "patch_torch_and_grading", "rebind_builtins", "hidden_seed")
 
 
 def _with_cell(base: nbformat.NotebookNode, source: str, at_end: bool) -> nbformat.NotebookNode:

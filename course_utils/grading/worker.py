@@ -32,6 +32,13 @@ import torch
 from course_utils.grading import checks
 from course_utils.grading.report import clean, error_hint
 
+# Bound now, before any student code runs: a notebook that replaces them in the module
+# changes nothing the worker uses.
+HIDDEN_GENERATOR, SET_HIDDEN_SEED, SOLUTION = (
+    checks.hidden_generator,
+    checks.set_hidden_seed,
+    checks.solution,
+)
 MAX_RECORD_BYTES = 256 * 2**20  # per test cell
 MAX_DEPTH = 8
 MAX_ITEMS = 10_000
@@ -197,8 +204,8 @@ def _namespace(shell: Any, cell: dict[str, Any], seed: int) -> dict[str, Any]:
     )
     return {
         **shell.user_ns,
-        "hidden_generator": checks.hidden_generator,
-        "solution": checks.solution,
+        "hidden_generator": HIDDEN_GENERATOR,
+        "solution": SOLUTION,
     }
 
 
