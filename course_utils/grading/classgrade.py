@@ -48,9 +48,8 @@ from course_utils.grading.notebooks import (
 )
 from course_utils.grading.report import GradeResult, clean, zero_row
 from course_utils.grading.sandbox import Limits, Sandbox, check_available
+from course_utils.grading.selfgrade import DEFAULT_CELL_TIMEOUT, DEFAULT_TOTAL_TIMEOUT
 
-DEFAULT_CELL_TIMEOUT = 60  # seconds per cell
-DEFAULT_TOTAL_TIMEOUT = 600  # seconds per notebook
 _DEF = re.compile(r"^def (\w+)\(", re.M)
 
 

@@ -63,6 +63,11 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def derived_seed(seed: int, key: str) -> int:
+    """A 32-bit seed from the grading seed and a test cell's key (question or q:hidden)."""
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16)
+
+
 def reseed(seed: int, key: str) -> None:
     """Seed torch, numpy and ``random`` from the grading seed and a test cell's key, so a
     test cell starts from the same random state in the sandbox and in the judge whatever
@@ -71,7 +76,7 @@ def reseed(seed: int, key: str) -> None:
 
     import numpy as np
 
-    value = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16)
+    value = derived_seed(seed, key)
     torch.manual_seed(value)
     np.random.seed(value)
     random.seed(value)
@@ -199,9 +204,7 @@ def _namespace(shell: Any, cell: dict[str, Any], seed: int) -> dict[str, Any]:
     depend on which hidden tests ran before it."""
     if not cell["test"].endswith(":hidden"):
         return shell.user_ns
-    checks.set_hidden_seed(
-        int(hashlib.sha256(f"{seed}:{cell['test']}".encode()).hexdigest()[:8], 16)
-    )
+    checks.set_hidden_seed(derived_seed(seed, cell["test"]))
     return {
         **shell.user_ns,
         "hidden_generator": HIDDEN_GENERATOR,
