@@ -204,7 +204,7 @@ def _namespace(shell: Any, cell: dict[str, Any], seed: int) -> dict[str, Any]:
     depend on which hidden tests ran before it."""
     if not cell["test"].endswith(":hidden"):
         return shell.user_ns
-    checks.set_hidden_seed(derived_seed(seed, cell["test"]))
+    SET_HIDDEN_SEED(derived_seed(seed, cell["test"]))
     return {
         **shell.user_ns,
         "hidden_generator": HIDDEN_GENERATOR,
