@@ -233,11 +233,19 @@ def _notebook(
 
 
 def _check_splits(cell_source: str, source: str, name: str) -> None:
-    """Class grading must be able to split the test cell (``grading.cells``)."""
+    """Class grading must be able to split the test cell (``grading.cells``), and the cell
+    must judge at least one value: a bare ``check(condition, ...)`` is decided on a
+    condition the student's process computed, so it can fail a question, never pass it."""
     try:
-        split_test_cell(cell_source, ())
+        split = split_test_cell(cell_source, ())
     except (TestCellError, SyntaxError) as exc:
         raise BuildError(f"{source}: test cell {name!r}: {exc}") from None
+    if all(kind == "check" for kind, _ in split.static.values()):
+        raise BuildError(
+            f"{source}: test cell {name!r} judges no value: an assert or a "
+            "check(condition, ...) is decided by the student's code; add a check_close, "
+            "check_shape, check_tensor, check_finite, check_grad or check_score"
+        )
 
 
 def without_hidden_tests(py_text: str) -> str:

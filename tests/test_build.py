@@ -18,8 +18,9 @@ def f(x):
 
 # %% tags=["graded"] points=2
 # TEST f (2 points)
-assert f(1) == 2
+check_close(f(1), 2, "f(1)")
 '''
+CHECK = 'check_close(f(1), 2, "f(1)")'
 
 
 def test_solution_to_exercise_keeps_indentation_and_the_rest():
@@ -67,6 +68,8 @@ def test_notebook_has_deterministic_ids_and_graded_metadata():
         ),
         (SOLUTION.replace("# TEST f (2 points)", "# test f"), "must start with '# TEST name"),
         (SOLUTION + '\n# %% tags=["graded"] points=1\n# TEST f (1 point)\n', "two graded cells"),
+        (SOLUTION.replace(CHECK, "assert f(1) == 2"), "judges no value"),
+        (SOLUTION.replace(CHECK, 'check(f(1) == 2, "f")'), "judges no value"),
     ],
 )
 def test_malformed_graded_cells_are_build_errors(bad, match):

@@ -165,6 +165,31 @@ for _ in range(600):
     except OSError:
         break
 """,
+    # the output folder flooded with files (a disk the grader shares), then a long wait
+    "flood_output": """
+import time
+for n in range(5000):
+    open(f"/tmp/out/flood{n}", "w").close()
+time.sleep(120)
+""",
+    # records the judge should choke on: a link out of the folder, a FIFO, a tensor of
+    # 4 bytes that expands to 8 GiB, a list that names itself 10**18 times
+    "poisoned_records": """
+import os, torch
+huge, shared = torch.zeros(1).expand(2**31), [0.0]
+for _ in range(6):
+    shared = [shared] * 1000
+records = sorted(f for f in os.listdir("/tmp/out") if f.endswith(".pt"))
+for i, name in enumerate(records):
+    path = f"/tmp/out/{name}"
+    os.remove(path)
+    if i % 4 == 0:
+        os.symlink("/etc/passwd", path)
+    elif i % 4 == 1:
+        os.mkfifo(path)
+    else:
+        torch.save({"records": [(0, huge if i % 4 == 2 else shared)], "error": None}, path)
+""",
     # reproduce the hidden inputs with another seed
     "hidden_seed": """
 import course_utils.grading.checks as checks
@@ -230,7 +255,7 @@ def attacked(tmp_path_factory):
     nbformat.write(solved, folder / f"honest_{NAME}.ipynb")
     nbformat.write(blank, folder / f"blank_{NAME}.ipynb")
     for name, code in ATTACKS.items():
-        at_end = name in ("processes",)
+        at_end = name in ("processes", "poisoned_records")
         nbformat.write(_with_cell(blank, code, at_end), folder / f"{name}_{NAME}.ipynb")
     for name in HONEST_WITH:
         path = folder / f"solved+{name}_{NAME}.ipynb"
@@ -280,6 +305,11 @@ def test_the_peers_keep_their_grades(attacked):
     assert (rows["blank"]["status"], rows["blank"]["total"]) == ("ok", "0")
 
 
+def test_a_flood_of_output_is_stopped_with_its_reason(attacked):
+    row = attacked["rows"]["flood_output"]
+    assert row["status"] == "crashed" and "output limits" in row["reason"], row
+
+
 def test_nothing_outside_the_sandbox_changed(attacked):
     assert attacked["changed"] == set() and attacked["new_files"] == set()
     assert not attacked["peers_changed"]
@@ -297,3 +327,25 @@ def test_the_csv_is_the_graders(attacked):
     time.sleep(35)  # longer than the detached process would have waited
     text = attacked["csv_path"].read_text()
     assert "attacker,1000" not in text and text.startswith("student,notebook,file,status")
+
+
+def test_the_sandbox_can_write_only_capped_scratch_space(tmp_path):
+    """Inside the sandbox: /tmp and /dev/shm hold at most ``scratch_bytes``; /dev and the
+    hidden folders are read-only; the job folder is read-only."""
+    from course_utils.grading.sandbox import Limits, Sandbox
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    job, out = tmp_path / "job", tmp_path / "out"
+    job.mkdir()
+    out.mkdir()
+    sandbox = Sandbox(hidden=[hidden], limits=Limits(scratch_bytes=2**20))
+    command = sandbox.command(job, out, None)
+    probe = (
+        "for f in /tmp/x /dev/shm/x; do head -c 3000000 /dev/zero > $f; wc -c < $f; done; "
+        f"for f in /dev/x {hidden}/x /tmp/job/x; do touch $f 2>/dev/null && echo wrote $f; done; "
+        "echo end"
+    )
+    command = command[: len(command) - command[::-1].index("--")] + ["sh", "-c", probe]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert run.stdout.split() == ["1048576", "1048576", "end"], run

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 
 import graderlib
@@ -92,10 +93,10 @@ def _make_class(root, folder):
     alternative = build.notebook_text(
         _alternative_text(root), "alternative"
     )  # a solution written differently: torch.distributions etc.
-    subs["trent"] = variant(  # an error message that tries to redraw the terminal
-        solved,
-        lambda nb: body(nb, "js_divergence", '    raise ValueError("\\x1b[2J\\x1b[H\\rtotal 8 8")'),
-    )
+    # An error message that tries to redraw the terminal, with a bidi override and a
+    # lone surrogate (which no UTF-8 CSV can hold).
+    redraw = '    raise ValueError("\\x1b[2J\\x1b[H\\r\\udcff\\u202etotal 8 8")'
+    subs["trent"] = variant(solved, lambda nb: body(nb, "js_divergence", redraw))
     subs["=1+2"] = variant(solved)  # a name a spreadsheet would run as a formula
     folder.mkdir()
     for student, nb in subs.items():
@@ -109,6 +110,7 @@ def _make_class(root, folder):
     (folder / f"olga_{NAME}.ipynb").write_text(json.dumps(v3))
     (folder / "victor").mkdir()  # <student>/<exercise>: the folder names the student
     nbformat.write(solved, folder / "victor" / f"walter_{NAME}.ipynb")
+    nbformat.write(solved, folder / os.fsdecode(f"zo\xffe_{NAME}.ipynb".encode("latin-1")))
     (folder / f"mallory_{NAME}.ipynb").write_text(alternative)
     (folder / f"judy_{NAME}.ipynb").write_text('{"cells": [ broken json')
     (folder / "notes.ipynb").write_text("{}")  # matches no exercise: skipped, reported
@@ -140,6 +142,7 @@ EXPECTED = {  # student: (status, total of 8, points per question)
     "nina": ("ok", 8, None),  # nbformat 4.4
     "olga": ("ok", 8, None),  # nbformat 3
     "victor": ("ok", 8, None),  # victor/walter_00_foundations.ipynb is victor's
+    "zoe": ("ok", 8, None),  # a file name that is not UTF-8: b"zo\xffe_..."
 }
 
 

@@ -89,7 +89,51 @@ def test_format_score_table_wraps_hints_and_totals():
 
 def test_student_text_is_made_safe_for_terminals_and_spreadsheets():
     assert report.clean("a\x1b[31mred\x1b[0m\r\nb\x07") == "ared b"
+    assert report.clean("paid\u202e8/8\u202c \udcff!") == "paid8/8 !"  # bidi, lone surrogate
     assert report.clean("x" * 700).endswith("...") and len(report.clean("x" * 700)) == 600
     assert [report.csv_cell(v) for v in ("=1+2", "+A1", "-cmd", "@SUM(A1)", "-2.5", "alice")] == [
         "'=1+2", "'+A1", "'-cmd", "'@SUM(A1)", "-2.5", "alice",
     ]  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_the_judge_reads_only_small_regular_records(tmp_path):
+    """What a sandbox leaves in its output folder is the student's: the judge must not
+    follow a link out of it, block on a FIFO, or expand a few bytes into gigabytes."""
+    import os
+
+    from course_utils.grading import worker
+
+    elsewhere = tmp_path / "elsewhere.pt"  # a record the judge could read, the sandbox not
+    torch.save({"records": [(0, torch.tensor(1.0))], "error": None}, elsewhere)
+    assert worker.load_record(elsewhere)["records"][0][1] == 1.0
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "0.pt").symlink_to(elsewhere)
+    os.mkfifo(out / "1.pt")
+    assert worker.load_record(out / "0.pt") is None
+    assert worker.load_record(out / "1.pt") is None  # and returns at once
+    assert worker.load_record(out / "2.pt") is None  # missing
+    huge = torch.zeros(1).expand(2**31)  # 4 bytes of storage, 8 GiB once cloned
+    shared: list = [0.0]
+    for _ in range(6):
+        shared = [shared] * 1000  # a few kilobytes pickled, 10**18 values expanded
+    for n, value in enumerate((huge, shared), start=3):
+        torch.save({"records": [(0, value)], "error": None}, out / f"{n}.pt")
+        assert (out / f"{n}.pt").stat().st_size < 2**20
+        with pytest.raises(ValueError, match="limits"):
+            worker.load_record(out / f"{n}.pt")
+
+
+def test_a_hidden_check_fails_without_showing_its_values():
+    from course_utils.grading.worker import Judge
+
+    sites = [(0, "check_close", (torch.tensor([0.123456, 0.654321]), "kl(p, q)"), {"hint": "h"})]
+    got = {"records": [(0, torch.tensor([9.0, 9.0]))], "error": None}
+    visible = Judge._judge_part(sites, {}, got)
+    hidden = Judge._judge_part(sites, {}, got, hidden=True)
+    assert "0.12345" in visible and "9.0" in visible
+    assert (
+        hidden
+        == "kl(p, q): wrong on the hidden test's inputs (values not shown). Likely mistake: h"
+    )

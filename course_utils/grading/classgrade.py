@@ -20,15 +20,20 @@ first argument of each check), which the judge feeds to the real checks. So:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import secrets
+import select
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +56,9 @@ from course_utils.grading.sandbox import Limits, Sandbox, check_available
 from course_utils.grading.selfgrade import DEFAULT_CELL_TIMEOUT, DEFAULT_TOTAL_TIMEOUT
 
 _DEF = re.compile(r"^def (\w+)\(", re.M)
+WATCH_SECONDS = 0.25  # how often a running sandbox's output folder is measured
+JUDGE_REPLY_SECONDS = 120  # one submission's verdicts (the records are small and capped)
+JUDGE_MEMORY_BYTES = 8 * 2**30
 
 
 @dataclass(frozen=True)
@@ -190,7 +198,8 @@ class JudgeProcess:
         """Start the judge; it runs the solution notebook while the first sandboxes run."""
         self.ready = False
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "course_utils.grading.worker", "judge", str(self.job)],
+            ["prlimit", f"--as={JUDGE_MEMORY_BYTES}", "--core=0", "--",
+             sys.executable, "-m", "course_utils.grading.worker", "judge", str(self.job)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, cwd=self.workdir, start_new_session=True,
         )  # fmt: skip
@@ -203,7 +212,7 @@ class JudgeProcess:
         """
         if self.ready:
             return
-        first = self._reply()
+        first = self._reply(DEFAULT_TOTAL_TIMEOUT)
         if "error" in first:
             self.close()
             raise GradeInputError(
@@ -211,8 +220,10 @@ class JudgeProcess:
             )
         self.ready = True
 
-    def _reply(self) -> dict[str, Any]:
+    def _reply(self, timeout: float) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdout is not None
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            raise RuntimeError(f"the judge of {self.exercise.name} gave no reply in {timeout} s")
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the judge of {self.exercise.name} exited")
@@ -227,7 +238,7 @@ class JudgeProcess:
             try:
                 self.proc.stdin.write(json.dumps({"out": str(out), "tests": tests}) + "\n")
                 self.proc.stdin.flush()
-                return self._reply()["rows"]
+                return self._reply(JUDGE_REPLY_SECONDS)["rows"]
             except (OSError, RuntimeError, ValueError, KeyError):
                 self.close()
                 raise
@@ -297,25 +308,25 @@ def grade_submission(
             json.dumps({"cells": cells, "seed": seed, "cell_timeout": cell_timeout})
         )
         proc, cgroup = sandbox.start(job, out)
-        timed_out = False
         try:
-            proc.wait(timeout=total_timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            overrun = _watch(proc, out, total_timeout, sandbox.limits)
         finally:
             sandbox.stop(proc, cgroup)  # every process it started is gone before judging
+        timed_out = overrun == "timeout"
         rows = judge.verdicts(out, tests)
         for row in rows:
             if row["question"] in missing:
                 row.update(earned=0.0, passed=False, hint=missing[row["question"]])
             if timed_out and not row["passed"] and "did not run" in row["hint"]:
                 row["hint"] = f"the notebook exceeded its total time limit of {total_timeout} s"
-        finished = (out / "done").is_file()
+        finished = _is_regular(out / "done")
         if timed_out:
             status, reason = (
                 "timeout",
                 f"the notebook exceeded its total time limit of {total_timeout} s",
             )
+        elif overrun is not None:
+            status, reason = "crashed", overrun
         elif proc.returncode != 0 or not finished:
             status, reason = (
                 "crashed",
@@ -341,6 +352,51 @@ def grade_submission(
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _watch(proc: subprocess.Popen, out: Path, total_timeout: float, limits: Limits) -> str | None:
+    """Wait for the sandbox; ``None`` if it ended by itself, ``"timeout"``, or why its
+    output folder grew past the limits (then it is still running: stop it)."""
+    deadline = time.monotonic() + total_timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            return "timeout"
+        files, size = _usage(out, limits.output_files)
+        if files > limits.output_files or size > limits.output_bytes:
+            return (
+                f"the notebook wrote past the output limits ({files} files, {size} bytes; "
+                f"at most {limits.output_files} files, {limits.output_bytes} bytes)"
+            )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=WATCH_SECONDS)
+    return None
+
+
+def _usage(folder: Path, max_files: int) -> tuple[int, int]:
+    """Entries and bytes under ``folder`` (links not followed), counting at most
+    ``max_files + 1`` entries."""
+    files = size = 0
+    stack = [folder]
+    while stack and files <= max_files:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                files += 1
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    size += info.st_size
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append(Path(entry.path))
+                if files > max_files:
+                    break
+    return files, size
+
+
+def _is_regular(path: Path) -> bool:
+    """A regular file, not a link to one (the sandbox wrote ``path``)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------ the class

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import textwrap
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,11 @@ def zero_row(question: str, points: float, hint: str) -> dict[str, Any]:
 def clean(text: Any, limit: int = MAX_HINT_CHARS) -> str:
     """``text`` as one printable line: escapes and control characters removed, runs of
     whitespace collapsed, at most ``limit`` characters."""
-    text = " ".join(_CONTROL.sub("", str(text)).split())
+    text = _CONTROL.sub("", str(text))
+    # Lone surrogates (no UTF-8 encoding: the CSV would fail) and format characters
+    # (bidi overrides such as U+202E reorder what the terminal shows) go too.
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cs", "Cf"))
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

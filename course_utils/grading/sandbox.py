@@ -6,9 +6,12 @@ the CSV's folder, the working directory) over which an empty file system is moun
 the installed Python and the course package put back read-only; an empty private
 ``/tmp`` and ``/dev/shm``; its job folder read-only at ``/tmp/job`` and an empty output folder
 at ``/tmp/out``; its own user, PID, network, IPC and UTS namespaces (no network; it sees only
-its own processes; uid ``nobody``); an environment with nothing of the grader's. Limits:
-CPU seconds, address space, file size, open files; processes through a ``pids`` cgroup
-where one can be made (``RLIMIT_NPROC`` does not bind a process started by root). When
+its own processes; uid ``nobody``); an environment with nothing of the grader's. Writable:
+``/tmp`` and ``/dev/shm`` (size-capped tmpfs) and ``/tmp/out`` (polled by the grader, which
+kills the sandbox when it grows past its cap); ``/dev`` and the hidden folders are
+read-only. Limits: CPU seconds, address space, file size, open files; processes through a
+``pids`` cgroup where one can be made (``RLIMIT_NPROC`` does not bind a process started by
+root). When
 the sandbox's first process ends, the kernel kills every process in its PID namespace, so
 nothing the student started outlives its grading.
 """
@@ -49,6 +52,9 @@ class Limits:
     file_bytes: int = 512 * 2**20
     open_files: int = 512
     processes: int = 256
+    scratch_bytes: int = 2**30  # each of the private /tmp and /dev/shm (RAM-backed tmpfs)
+    output_bytes: int = 2**30  # all records together; the grader polls and kills past it
+    output_files: int = 1000
 
 
 class SandboxUnavailable(RuntimeError):
@@ -109,15 +115,18 @@ class Sandbox:
         enter = ["sh", "-c", 'echo $$ > "$0" 2>/dev/null; exec "$@"', procs]
         if not self.enabled:
             return [*enter, *prlimit, "--", *worker]
+        size = ["--size", str(limits.scratch_bytes)]
         cmd = [
             BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", "/tmp", "--tmpfs", "/dev/shm",
+            *size, "--tmpfs", "/tmp", *size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
         ]  # fmt: skip
-        for path in self.hidden:
-            if path.exists() and path != Path("/"):
-                cmd += ["--tmpfs", str(path)]
+        hidden = [str(p) for p in self.hidden if p.exists() and p != Path("/")]
+        for path in hidden:
+            cmd += ["--size", "1048576", "--tmpfs", path]
         for keep in self._kept():
             cmd += ["--ro-bind", str(keep), str(keep)]
+        for path in hidden:  # nothing can be written where the hidden folders were
+            cmd += ["--remount-ro", path]
         cmd += [
             "--ro-bind", str(job), "/tmp/job", "--bind", str(out), "/tmp/out",
             "--unshare-all", "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",

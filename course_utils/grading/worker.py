@@ -21,11 +21,12 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -42,6 +43,8 @@ HIDDEN_GENERATOR, SET_HIDDEN_SEED, SOLUTION = (
 MAX_RECORD_BYTES = 256 * 2**20  # per test cell
 MAX_DEPTH = 8
 MAX_ITEMS = 10_000
+MAX_NODES = 200_000  # values in one record, after pickle's memo is expanded
+MAX_ELEMENTS = 50_000_000  # tensor elements in one submission's records (200 MB of float32)
 
 
 class CellTimeout(BaseException):
@@ -138,13 +141,31 @@ def _opaque(type_name: str, text: str) -> Opaque:
     return type(name, (Opaque,), {})(name, clean(text, 200))
 
 
-def from_plain(value: Any, depth: int = 0) -> Any:
+class _Budget:
+    """How much a loaded record may expand to: pickle's memo lets a few bytes name the same
+    list a million times, and an expanded tensor (stride 0) clones to gigabytes."""
+
+    def __init__(self) -> None:
+        self.nodes, self.elements = MAX_NODES, MAX_ELEMENTS
+
+    def spend(self, nodes: int = 1, elements: int = 0) -> None:
+        self.nodes -= nodes
+        self.elements -= elements
+        if self.nodes < 0 or self.elements < 0:
+            raise ValueError("record expands past the grader's limits")
+
+
+def from_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
     """Rebuild a loaded record with exact base types only (the judge's side of
-    ``to_plain``). Raises ``ValueError`` on anything else."""
+    ``to_plain``), within ``MAX_NODES`` values and ``MAX_ELEMENTS`` tensor elements.
+    Raises ``ValueError`` on anything else."""
+    budget = budget or _Budget()
+    budget.spend()
     if depth > MAX_DEPTH + 1:
         raise ValueError("record nested too deeply")
     kind = type(value)
     if kind is torch.Tensor or kind is torch.nn.Parameter:
+        budget.spend(elements=value.numel())
         return torch.Tensor(value.detach()).clone()
     if value is None or kind in (bool, int, float):
         return value
@@ -153,23 +174,42 @@ def from_plain(value: Any, depth: int = 0) -> Any:
     if kind in (list, tuple):
         if len(value) > MAX_ITEMS:
             raise ValueError("record too long")
-        items = [from_plain(v, depth + 1) for v in value]
+        items = [from_plain(v, depth + 1, budget) for v in value]
         return items if kind is list else tuple(items)
     if kind is dict or kind.__name__ == "OrderedDict":
         if set(value) == {"__opaque__", "repr"}:
             return _opaque(str(value["__opaque__"]), str(value["repr"]))
         if len(value) > MAX_ITEMS or not all(type(k) is str for k in value):
             raise ValueError("record dict too long or with non-string keys")
-        return {k: from_plain(v, depth + 1) for k, v in value.items()}
+        return {k: from_plain(v, depth + 1, budget) for k, v in value.items()}
     raise ValueError(f"record of type {kind.__name__}")
 
 
-def load_record(path: Path) -> dict[str, Any]:
+def open_regular(path: Path) -> BinaryIO | None:
+    """``path`` opened for reading if it is a regular file (not a link, a FIFO, a device:
+    the sandbox wrote it and may have made it anything), else ``None``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def load_record(path: Path, budget: _Budget | None = None) -> dict[str, Any] | None:
     """One test cell's record, safely: ``{"records": [(k, value), ...], "error": ...}``
-    with the checks' first arguments in the order the cell reached them."""
-    if path.stat().st_size > MAX_RECORD_BYTES:
-        raise ValueError(f"record of {path.stat().st_size} bytes, over the limit")
-    raw = torch.load(path, weights_only=True, map_location="cpu")
+    with the checks' first arguments in the order the cell reached them; ``None`` if there
+    is no such regular file. ``budget``: shared by the records of one submission."""
+    f = open_regular(path)
+    if f is None:
+        return None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_RECORD_BYTES:
+            raise ValueError(f"record of {size} bytes, over the limit")
+        raw = torch.load(f, weights_only=True, map_location="cpu")
     if type(raw) is not dict:
         raise ValueError("record is not a dict")
     records = raw.get("records", [])
@@ -183,7 +223,8 @@ def load_record(path: Path) -> dict[str, Any]:
         type(error) is tuple and len(error) == 2 and all(type(e) is str for e in error)
     ):
         raise ValueError("malformed error")
-    return {"records": [(k, from_plain(v)) for k, v in records], "error": error}
+    budget = budget or _Budget()
+    return {"records": [(k, from_plain(v, 0, budget)) for k, v in records], "error": error}
 
 
 # ------------------------------------------------------------------ running cells
@@ -301,21 +342,24 @@ class Judge:
         record's file name to the part it answers (``"<question>"`` or
         ``"<question>:hidden"``)."""
         parts: dict[str, dict[str, Any] | str] = {}
+        budget = _Budget()
         for name, part in tests.items():
-            path = out / name
-            if not path.is_file():
-                continue
             try:
-                parts[part] = load_record(path)
+                loaded = load_record(out / name, budget)
             except Exception as exc:
                 parts[part] = f"the sandbox returned an unreadable record ({clean(exc, 120)})"
+                continue
+            if loaded is not None:
+                parts[part] = loaded
         rows = []
         for question, points in self.points.items():
             hint = None
             for part in (question, f"{question}:hidden"):
                 if part not in self.sites:
                     continue
-                hint = self._judge_part(self.sites[part], self.static[part], parts.get(part))
+                hint = self._judge_part(
+                    self.sites[part], self.static[part], parts.get(part), part.endswith(":hidden")
+                )
                 if hint is not None:
                     break
             passed = hint is None
@@ -335,6 +379,7 @@ class Judge:
         sites: list[tuple[int, str, tuple, dict]],
         static: dict[int, tuple[str, str | None]],
         got: Any,
+        hidden: bool = False,
     ) -> str | None:
         """``None`` if every check passes on the student's values, else the hint.
 
@@ -359,7 +404,7 @@ class Judge:
                 elif static.get(k, ("",))[0] == "check":
                     _apply("check", value, (), {"hint": static[k][1]})
             except AssertionError as exc:
-                return str(exc)
+                return _without_values(str(exc)) if hidden else str(exc)
             except Exception as exc:  # a value the check cannot even read
                 return (
                     f"{static.get(k, ('check',))[0]}: could not check the value ({clean(exc, 200)})"
@@ -369,6 +414,16 @@ class Judge:
                 return _error(got["error"])
             return "the test cell stopped before one of its checks"
         return _error(got["error"]) if got["error"] is not None else None
+
+
+def _without_values(message: str) -> str:
+    """A hidden check's failure without its expected values (which a student could copy
+    into the next submission): the check's name and its likely-mistake advice only."""
+    name = message.split(":", 1)[0][:80] if ":" in message.splitlines()[0] else "a check"
+    advice = message.partition("\nLikely mistake: ")[2]
+    return f"{name}: wrong on the hidden test's inputs (values not shown)" + (
+        f". Likely mistake: {advice}" if advice else ""
+    )
 
 
 def _error(error: tuple[str, str]) -> str:
@@ -382,7 +437,7 @@ def _apply(kind: str, value: Any, args: tuple, kwargs: dict[str, Any]) -> None:
     if kind == "check":
         if type(value) is not tuple or len(value) != 2:
             raise ValueError("malformed condition record")
-        condition, message = value
+        condition, message = value  # the student's message: it can only show their values
         if isinstance(condition, Opaque):
             raise ValueError(f"a condition of type {type(condition).__name__}")
         checks.check(bool(condition), clean(message), *args, **kwargs)
