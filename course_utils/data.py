@@ -1,7 +1,7 @@
 """The course's data sets, in memory, as float tensors on the chosen device.
 
-Everything here is offline: the 2D toys are sampled, ``digits`` is sklearn's bundled
-8x8 set and ``mnist`` is a 5000-image MNIST subset shipped in ``course_utils/datasets``.
+Everything here is offline: the 2D toys are sampled; ``digits`` (sklearn's 8x8 set) and
+``mnist`` (a 5000-image subset) are shipped in ``course_utils/datasets``.
 No DataLoader: the data sets are small, so batches are index slices (``train.batches``).
 """
 
@@ -22,6 +22,7 @@ DIGITS_SPLITS = {"train": slice(0, 1000), "val": slice(1000, 1350), "test": slic
 MNIST_TEST_PER_CLASS = 100
 MNIST_SPLIT_SEED = 0
 MNIST_FILE = Path(__file__).parent / "datasets" / "mnist_5k.npz"  # source: datasets/README.md
+DIGITS_FILE = Path(__file__).parent / "datasets" / "digits.npz"  # source: datasets/README.md
 
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:
@@ -108,10 +109,11 @@ def toy_2d(
 
 @lru_cache(maxsize=1)
 def _digits_numpy() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
+    with np.load(DIGITS_FILE) as shipped:  # sklearn's load_digits(), in its order
+        return (
+            shipped["images"].reshape(-1, 64).astype(np.float32),
+            shipped["labels"].astype(np.int64),
+        )
 
 
 def digits(

@@ -81,6 +81,25 @@ def test_shipped_mnist_subset_is_the_documented_one():
         assert hashlib.sha256(array.tobytes()).hexdigest() == digest and digest in readme
 
 
+def test_shipped_digits_are_sklearns():
+    import hashlib
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    with np.load(data.DIGITS_FILE) as shipped:
+        images, labels = shipped["images"], shipped["labels"]
+    readme = (data.DIGITS_FILE.parent / "README.md").read_text()
+    for array, digest in (
+        (images, "8f26b2bd9d135c256808f68f14fdabddde6d9c7f869ae419704b051f0f14b3b3"),
+        (labels, "8ba4f891220f5e4c9c819638d1602d74b83618f167043c6da52a2a247841ddf0"),
+    ):
+        assert hashlib.sha256(array.tobytes()).hexdigest() == digest and digest in readme
+    bunch = load_digits()
+    x, y = data.digits("all", device="cpu")
+    assert np.array_equal(x.numpy(), bunch.data) and np.array_equal(y.numpy(), bunch.target)
+
+
 def test_mnist_split_is_fixed_stratified_and_disjoint():
     x_tr, y_tr = data.mnist("train", device="cpu")
     x_te, y_te = data.mnist("test", device="cpu")
