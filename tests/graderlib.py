@@ -2,7 +2,7 @@
 both ways: self-grading (the student's own kernel) and class grading (sandboxed, judged
 outside), which must agree on every variant.
 
-A topic's grader test lists, per question, wrong implementations (the mistake, the body
+A set's grader cases (``tests/grader_cases/``) list, per question, wrong implementations (the
 that replaces the function's solution region, and words its hint must contain). Round i
 plants the i-th mistake of every question at once; each planted question must score 0
 with its hint, questions that build on it (``depends``) score 0 too, questions that may

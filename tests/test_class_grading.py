@@ -17,7 +17,7 @@ import re
 import graderlib
 import nbformat
 import pytest
-from test_grader_00_foundations import ALTERNATIVE_CORRECT
+from grader_cases.foundations import ALTERNATIVE_CORRECT
 
 from course_utils import build, cli
 from course_utils.grading import classgrade, notebooks, report, selfgrade

@@ -1,11 +1,9 @@
-"""Exercise set 01: each mistake the issue names loses its question's points with a hint
-that names it; alternative correct implementations (torch.distributions) pass.
+"""Exercise set 01's grader cases (played by tests/test_grader.py): the mistakes the
+issue names, each of which must lose its question's points with a hint that names it, and
+alternative correct implementations (torch.distributions) that must pass.
 train_vae trains with the student's elbo, so it builds on elbo."""
 
 from __future__ import annotations
-
-import graderlib
-import pytest
 
 SOLUTION = "solutions/01_vae.py"
 NAME = "01_vae"
@@ -118,21 +116,4 @@ ALTERNATIVE_CORRECT = {
             return torch.lerp(z0, z1, t)
         return (torch.sin((1 - t) * omega) / torch.sin(omega)) * z0 + (torch.sin(t * omega) / torch.sin(omega)) * z1""",
 }
-
-
-@pytest.mark.parametrize("round_index", graderlib.rounds(WRONG))
-def test_each_known_mistake_loses_exactly_its_question(root, tmp_path, round_index):
-    solution = (root / SOLUTION).read_text()
-    graderlib.check_round(solution, tmp_path, NAME, POINTS, WRONG, round_index, DEPENDS)
-
-
-def test_alternative_correct_implementations_pass(root, tmp_path):
-    graderlib.check_alternatives(
-        (root / SOLUTION).read_text(), tmp_path, NAME, POINTS, ALTERNATIVE_CORRECT
-    )
-
-
-def test_class_grading_agrees_on_every_variant(root, tmp_path):
-    graderlib.check_class_grading_agrees(
-        (root / SOLUTION).read_text(), tmp_path, NAME, POINTS, WRONG, ALTERNATIVE_CORRECT, DEPENDS
-    )
+MAY_AFFECT: dict[str, list[str]] = {}
