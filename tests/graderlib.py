@@ -2,12 +2,13 @@
 both ways: self-grading (the student's own kernel) and class grading (sandboxed, judged
 outside), which must agree on every variant.
 
-A set's grader cases (``tests/grader_cases/``) list, per question, wrong implementations (the
-that replaces the function's solution region, and words its hint must contain). Round i
-plants the i-th mistake of every question at once; each planted question must score 0
-with its hint, questions that build on it (``depends``) score 0 too, questions that may
-or may not survive it (``may_affect``: an end-to-end run that a harmless mistake still
-passes) score 0 or full marks, and every other question keeps its points.
+A set's grader cases (``tests/grader_cases/``) list, per question, wrong implementations
+(the mistake, the body that replaces the function's solution region, and words its hint
+must contain). Round i plants the i-th mistake of every question at once; each planted
+question must score 0 with its hint, questions that build on it (``depends``) score 0 too,
+questions that may or may not survive it (``may_affect``: an end-to-end run that a
+harmless mistake still passes) score 0 or full marks, and every other question keeps its
+points.
 """
 
 from __future__ import annotations
