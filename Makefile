@@ -18,9 +18,10 @@ CONSTRAINTS := constraints.txt
 # Every Jupyter server of the venv saves notebooks without dead widgets (course_utils/lab.py).
 JUPYTER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 # Two pytest workers on the 2-core machine; loadscope keeps a notebook's cells in order.
-PYTEST_ARGS ?= -n 2 --dist loadscope
+# The 15 slowest tests are listed at the end (each test has a time limit: pyproject.toml).
+PYTEST_ARGS ?= -n 2 --dist loadscope --durations=15
 
-.PHONY: lab test test-oldest compat build lint install clean sandbox-tools
+.PHONY: lab test check test-oldest compat build lint install clean sandbox-tools
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "make: no Python 3.11 or newer found; install one, or run make PYTHON=/path/to/python3"; exit 1; }
@@ -53,6 +54,15 @@ build: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The quick loop while editing: lint, formatting, stale notebooks, and the tests that run no
+# notebook, train nothing long and start no sandbox (well under 2 minutes; make test runs all).
+CHECK_SKIPS := tests/test_grader.py tests/test_class_grading.py tests/test_class_attacks.py \
+	tests/test_exercise_sets.py tests/test_widgets_kernel.py
+check: lint
+	$(BIN)/course build --check
+	$(BIN)/python -m pytest $(PYTEST_ARGS) $(filter-out $(CHECK_SKIPS),$(wildcard tests/test_*.py))
 
 # Class grading's sandbox is bubblewrap (Debian's bubblewrap); as root it is installed when
 # missing, as make e2e installs chromium.
@@ -62,8 +72,7 @@ sandbox-tools:
 	else echo "make test needs bubblewrap for class grading: sudo apt-get install bubblewrap"; \
 		exit 1; fi
 
-test: $(STAMP) sandbox-tools
-	$(BIN)/ruff check .
+test: $(STAMP) sandbox-tools lint
 	$(BIN)/course build --check
 	$(BIN)/python -m pytest $(PYTEST_ARGS) --nbval-lax --nbval-current-env \
 		tests solutions/*.ipynb
