@@ -4,32 +4,21 @@ A checkpoint file holds ``{"state_dict": ..., "meta": {"name", "config", "metric
 "torch_version"}}``. ``torch.load(weights_only=True)`` reads it: only tensors and plain
 Python values. Shipped checkpoints live in ``course_utils/weights/NAME.pt`` and are made by
 ``python -m course_utils.pretrain NAME``; ``load_pretrained(NAME)`` builds the model class
-registered for NAME from the stored config and loads the weights.
+that NAME's recipe names (``course_utils.registry``) from the stored config and loads the
+weights.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+from course_utils import registry
 
-# name -> (module, class or factory): what each shipped checkpoint's weights load into.
-REGISTRY: dict[str, tuple[str, str]] = {
-    "classifier": ("course_utils.metrics", "MnistClassifier"),
-    "vae_mnist": ("course_utils.models", "MlpVae"),
-    "vae_mnist_2d": ("course_utils.models", "MlpVae"),
-    "vae_digits": ("course_utils.models", "ConvDigitsVae"),
-    "dcgan_mnist": ("course_utils.models", "DcganGenerator"),
-    "cgan_mnist": ("course_utils.models", "DcganGenerator"),
-    "flow_digits": ("course_utils.flows", "realnvp_digits"),
-    "flow_mnist": ("course_utils.flows", "glow_mnist"),
-    "ddpm_mnist": ("course_utils.models", "DiffusionUnet"),
-}
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def save(
@@ -88,8 +77,9 @@ def shipped_state(name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         ValueError: ``name`` is not a registered checkpoint.
         FileNotFoundError: its file is missing (run ``python -m course_utils.pretrain NAME``).
     """
-    if name not in REGISTRY:
-        raise ValueError(f"name: expected one of {sorted(REGISTRY)}, got {name!r}")
+    recipes = registry.recipes()
+    if name not in recipes:
+        raise ValueError(f"name: expected one of {sorted(recipes)}, got {name!r}")
     path = WEIGHTS_DIR / f"{name}.pt"
     if not path.is_file():
         raise FileNotFoundError(
@@ -110,9 +100,7 @@ def load_pretrained(name: str, device: torch.device | str = "cpu") -> nn.Module:
             ``python -m course_utils.pretrain NAME``).
     """
     state_dict, meta = shipped_state(name)
-    module_name, class_name = REGISTRY[name]
-    model_cls = getattr(importlib.import_module(module_name), class_name)
-    model = model_cls(**meta["config"])
+    model = registry.model_class(name)(**meta["config"])
     model.load_state_dict(state_dict)
     model.meta = meta
     return model.to(device).eval()

@@ -4,6 +4,7 @@ course build [--check]            regenerate notebooks and exercises (or report 
 course grade NB [NB ...]          grade your own notebooks: question | points | earned | hint
 course grade FOLDER --source DIR [--csv F --jobs N]   grade a class, each submission sandboxed
 course bench NAME [--seeds N --steps N] [--save F]  run a benchmark, print its table
+course pretrain NAME [--out F --epochs N]   train a shipped checkpoint (--help lists them)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from course_utils import registry
 from course_utils.build import BuildError, build, find_root, stale
 from course_utils.grading import classgrade, selfgrade
 from course_utils.grading.notebooks import GradeInputError, read_notebook
@@ -127,28 +129,29 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return status
 
 
-# The options each benchmark takes (the others take none).
-BENCH_OPTIONS = {"gan": {"seeds", "steps", "save"}, "diffusion": {"save"}}
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from course_utils.bench import BENCHMARKS
-
-    options = {"seeds": args.seeds, "steps": args.steps, "save": args.save}
-    given = {k: v for k, v in options.items() if v is not None}
-    allowed = BENCH_OPTIONS.get(args.name, set())
+    bench = registry.benchmarks()[args.name]
+    given = {k: getattr(args, k) for k in registry.OPTIONS if getattr(args, k) is not None}
     for option in given:
-        if option not in allowed:
-            users = " and ".join(repr(n) for n, opts in BENCH_OPTIONS.items() if option in opts)
-            print(f"course bench: --{option} only applies to {users}", file=sys.stderr)
+        if option not in bench.options:
+            users = sorted(n for n, b in registry.benchmarks().items() if option in b.options)
+            print(
+                f"course bench: --{option} only applies to {' and '.join(map(repr, users))}",
+                file=sys.stderr,
+            )
             return 2
-    BENCHMARKS[args.name](**given)
+    bench.run(**given)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_utils.bench import BENCHMARKS
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["pretrain"]:  # its own parser, with its own --help
+        from course_utils import pretrain
 
+        pretrain.main(argv[1:])
+        return 0
+    benchmarks = registry.benchmarks()
     parser = argparse.ArgumentParser(
         prog="course", description="Deep generative models course tools"
     )
@@ -192,12 +195,22 @@ def main(argv: list[str] | None = None) -> int:
         help="class grading without a sandbox (no bubblewrap, macOS): see the warning it prints",
     )
     p_grade.set_defaults(func=_cmd_grade)
-    p_bench = sub.add_parser("bench", help="run a benchmark and print its table")
-    p_bench.add_argument("name", choices=sorted(BENCHMARKS))
-    p_bench.add_argument("--seeds", type=int, help="gan: seeds per method (default 5)")
-    p_bench.add_argument("--steps", type=int, help="gan: generator steps (default 5000)")
-    p_bench.add_argument("--save", help="gan, diffusion: also write the results as JSON here")
+    p_bench = sub.add_parser(
+        "bench",
+        help="run a benchmark and print its table",
+        epilog="benchmarks:\n"
+        + "\n".join(f"  {n:<13}{b.summary}" for n, b in sorted(benchmarks.items())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_bench.add_argument("name", choices=sorted(benchmarks))
+    for option, (kind, text) in registry.OPTIONS.items():
+        users = ", ".join(n for n, b in sorted(benchmarks.items()) if option in b.options)
+        p_bench.add_argument(f"--{option}", type=kind, help=f"{users}: {text}")
     p_bench.set_defaults(func=_cmd_bench)
+    sub.add_parser(  # handled above; listed here for `course --help`
+        "pretrain",
+        help="train a shipped checkpoint (python -m course_utils.pretrain; --help lists them)",
+    )
     args = parser.parse_args(argv)
     try:
         return args.func(args)

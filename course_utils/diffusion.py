@@ -1,5 +1,6 @@
-"""Diffusion plumbing (DDPM, DDIM): reference implementations of the 04_diffusion functions
-and the two samplers.
+"""Diffusion (lecture 04): reference implementations of the 04_diffusion functions, the two
+samplers, the shipped class-conditional U-Net and its recipe, ``course bench diffusion``
+and the lecture's widget figures.
 
 Convention (as in the 04_diffusion exercises): schedules are length-``T`` tensors indexed
 by ``t = 0 … T-1``, where index ``t`` is the paper's step ``t + 1``;
@@ -9,11 +10,27 @@ by ``t = 0 … T-1``, where index ``t`` is the paper's step ``t + 1``;
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable
+import multiprocessing
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
+
+from course_utils import checkpoints, data, metrics
+from course_utils.bench import load_json, machine, save_json
+from course_utils.device import get_device, seed_everything
+from course_utils.registry import benchmark, recipe
+from course_utils.train import run, step_and_average
+from course_utils.viz import as_numpy
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -209,3 +226,352 @@ def sample_ddim(
         trajectory.append(_kept(eps_model, x, t, alpha_bar))
         x = ddim_step(eps_model, x, t, t_prev, alpha_bar, eta)
     return x, trajectory
+
+
+# -- the MNIST U-Net (lecture 04's shipped model) --------------------------------------
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer time steps ``t [B]`` -> ``[B, dim]`` (``dim`` even):
+    ``[sin(t w_k), cos(t w_k)]`` with ``w_k = max_period^(-k / (dim/2))`` (Vaswani et al.)."""
+    freqs = torch.exp(-math.log(max_period) * torch.arange(dim // 2, device=t.device) / (dim // 2))
+    angles = t.float()[:, None] * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, the embedding added in between, plus a skip (1x1 conv when
+    the width changes): ``x [B, c_in, H, W], emb [B, emb_dim] -> [B, c_out, H, W]``."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x))) + self.emb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class DiffusionUnet(nn.Module):
+    """A small DDPM U-Net for 28x28 digits: ``eps_model(x_t [B, 1, 28, 28], t [B], y [B])``
+    -> predicted noise ``[B, 1, 28, 28]``.
+
+    Three resolutions (28, 14, 7) with widths ``width * mults``, one residual block per
+    resolution on the way down and on the way up (fed the skip connection), two in the
+    middle. The time step enters through a sinusoidal embedding and an MLP; the class label
+    ``y`` through a learned embedding added to it. Label ``num_classes`` is the "no label"
+    token that classifier-free guidance trains with; ``y=None`` means no label.
+    """
+
+    def __init__(self, width: int = 32, mults: tuple[int, ...] = (1, 2, 2),
+                 num_classes: int = 10) -> None:  # fmt: skip
+        super().__init__()
+        self.width, self.num_classes = width, num_classes
+        emb_dim = 4 * width
+        self.time = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label = nn.Embedding(num_classes + 1, emb_dim)
+        chans = [width * m for m in mults]
+        self.stem = nn.Conv2d(1, chans[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        self.pool = nn.ModuleList()
+        c = chans[0]
+        for i, c_out in enumerate(chans):
+            self.down.append(ResBlock(c, c_out, emb_dim))
+            c = c_out
+            if i < len(chans) - 1:
+                self.pool.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.middle = nn.ModuleList([ResBlock(c, c, emb_dim), ResBlock(c, c, emb_dim)])
+        self.up = nn.ModuleList()
+        self.unpool = nn.ModuleList()
+        for i, c_skip in reversed(list(enumerate(chans))):
+            self.up.append(ResBlock(c + c_skip, c_skip, emb_dim))
+            c = c_skip
+            if i > 0:
+                self.unpool.append(nn.ConvTranspose2d(c, chans[i - 1], 4, stride=2, padding=1))
+                c = chans[i - 1]
+        self.head = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if y is None:
+            y = torch.full((len(x),), self.num_classes, dtype=torch.long, device=x.device)
+        emb = self.time(timestep_embedding(t, self.width)) + self.label(y)
+        h = self.stem(x)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h, emb)
+            skips.append(h)
+            if i < len(self.pool):
+                h = self.pool[i](h)
+        for block in self.middle:
+            h = block(h, emb)
+        for i, block in enumerate(self.up):
+            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+            if i < len(self.unpool):
+                h = self.unpool[i](h)
+        return self.head(h)
+
+
+# -- pretraining recipes (the checkpoints in course_utils/weights) ---------------------
+
+
+def train_ddpm(
+    model: DiffusionUnet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 5e-4,
+    ema_decay: float = 0.999,
+    p_uncond: float = 0.1,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Algorithm 1 (``diffusion.ddpm_loss``) with classifier-free guidance's label dropout:
+    each label is replaced by the "no label" token with probability ``p_uncond``. Loads the
+    exponential moving average of the weights into ``model`` (eval mode).
+
+    Args:
+        images: ``[N, 1, 28, 28]`` in [0, 1]; rescaled to [-1, 1].
+        labels: ``[N]`` digit labels.
+        alpha_bar: ``[T]`` noise schedule.
+    """
+    seed_everything(seed)
+    averaged = copy.deepcopy(model)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        drop = torch.rand(len(y), device=y.device) < p_uncond
+        y = torch.where(drop, model.num_classes, y)
+        loss = ddpm_loss(lambda x_t, t: model(x_t, t, y), 2 * x - 1, alpha_bar)
+        step_and_average(loss, opt, model, averaged, ema_decay)
+        return {"loss": loss}
+
+    start = time.perf_counter()
+    model.train()
+    history = run(step, (images, labels), batch_size=batch_size, epochs=epochs, seed=seed,
+                  progress=False)  # fmt: skip
+    model.load_state_dict(averaged.state_dict())
+    model.eval()
+    return {
+        "train_seconds": time.perf_counter() - start,
+        "epochs": float(epochs),
+        "final_loss": float(sum(history["loss"][-50:]) / len(history["loss"][-50:])),
+    }
+
+
+DDPM_T = 1000  # linear betas 1e-4 -> 0.02, as in Ho et al.
+
+
+DDPM_MNIST_CONFIG = {"width": 16, "mults": [1, 2, 4], "num_classes": 10}
+
+
+@recipe("ddpm_mnist", model="course_utils.diffusion:DiffusionUnet", group="ddpm",
+        summary="lecture 04: class-conditional DDPM U-Net on MNIST")  # fmt: skip
+def pretrain_ddpm_mnist(out: Path, epochs: int = 250, seed: int = 0) -> dict[str, float]:
+    """The class-conditional DDPM U-Net on the MNIST train split (batch 64), trained with
+    label dropout so that one network serves unconditional sampling and guidance. Reports
+    FID and class coverage of 1000 unconditional DDIM-50 samples, and the classifier's
+    accuracy on 1000 guided (w = 2) samples of requested digits. The shipped run used
+    ``COURSE_NUM_THREADS=2`` (25 minutes on 2 cores)."""
+    device = get_device()
+    x, y = data.mnist("train", device=device)
+    x_test, _ = data.mnist("test", device=device)
+    alpha_bar = alpha_bar_of(linear_beta_schedule(DDPM_T))
+    seed_everything(seed)
+    model = DiffusionUnet(**DDPM_MNIST_CONFIG).to(device)
+    info = train_ddpm(model, x, y, alpha_bar, epochs=epochs, seed=seed)
+    torch.manual_seed(seed)
+    x_T = torch.randn(1000, 1, 28, 28, device=device)
+    samples, _ = sample_ddim(model, x_T, alpha_bar, 50)
+    samples = ((samples + 1) / 2).clamp(0, 1)
+    coverage = metrics.class_coverage(samples)
+    wanted = torch.arange(1000, device=device) % 10
+    with_guidance, _ = sample_ddim(guided(model, wanted, 2.0), x_T, alpha_bar, 50)
+    with_guidance = ((with_guidance + 1) / 2).clamp(0, 1)
+    results = {
+        "fid_ddim50": metrics.fid(samples, x_test),
+        "classes_present": float(coverage.classes_present),
+        "class_entropy": coverage.entropy,
+        "fid_guided_w2": metrics.fid(with_guidance, x_test),
+        "label_accuracy_w2": float(
+            (metrics.classifier_predict(with_guidance) == wanted).float().mean()
+        ),
+        **info,
+    }
+    checkpoints.save(model, out, name="ddpm_mnist", config=DDPM_MNIST_CONFIG, metrics=results)
+    return results
+
+
+# -- benchmark (`course bench diffusion`) ----------------------------------------------
+
+
+# (sampler, steps, eta): DDPM is Algorithm 2; DDIM's eta = 0 is deterministic.
+DIFFUSION_SAMPLERS: list[tuple[str, int, float]] = [
+    ("DDPM", 1000, 1.0),
+    ("DDIM", 10, 0.0),
+    ("DDIM", 20, 0.0),
+    ("DDIM", 50, 0.0),
+    ("DDIM", 100, 0.0),
+    ("DDIM", 1000, 0.0),
+    ("DDIM", 50, 1.0),
+]
+
+
+def _diffusion_case(case: tuple[str, int, float, int]) -> dict[str, float | str | int]:
+    """Sample ``n`` images from the shipped ``ddpm_mnist`` model (no label) with one
+    sampler, from the same ``x_T`` for every sampler; FID against the MNIST test split,
+    class coverage, and wall seconds per 1000 images on one thread."""
+    torch.set_num_threads(1)
+    sampler, steps, eta, n = case
+    model = checkpoints.load_pretrained("ddpm_mnist")
+    betas = linear_beta_schedule(DDPM_T)
+    alpha_bar = alpha_bar_of(betas)
+    x_T = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    start = time.perf_counter()
+    chunks = []
+    for x in x_T.split(250):
+        if sampler == "DDPM":
+            chunks.append(sample_ddpm(model, x, betas)[0])
+        else:
+            chunks.append(sample_ddim(model, x, alpha_bar, steps, eta)[0])
+    seconds = time.perf_counter() - start
+    images = ((torch.cat(chunks) + 1) / 2).clamp(0, 1)
+    x_test, _ = data.mnist("test")
+    coverage = metrics.class_coverage(images)
+    return {"sampler": sampler, "steps": steps, "eta": eta, "samples": n,
+            "fid": metrics.fid(images, x_test), "classes_present": coverage.classes_present,
+            "class_entropy": coverage.entropy, "seconds_per_1000": seconds * 1000 / n}  # fmt: skip
+
+
+def format_diffusion_bench(result: dict) -> list[str]:
+    """The table of ``bench_diffusion``: per sampler, FID (and its ratio to DDPM's),
+    classes present, class entropy and seconds per 1000 images; the data floor last."""
+    rows = result["rows"]
+    ddpm = next(r["fid"] for r in rows if r["sampler"] == "DDPM")
+    lines = [
+        f"{'sampler':<14}{'steps':>6}{'FID':>8}{'/ DDPM':>8}{'classes':>9}{'entropy':>9}"
+        f"{'s / 1000 images':>17}"
+    ]
+    for r in rows:
+        name = r["sampler"] if r["sampler"] == "DDPM" else f"DDIM eta={r['eta']:g}"
+        lines.append(
+            f"{name:<14}{r['steps']:>6}{r['fid']:>8.1f}{r['fid'] / ddpm:>8.2f}"
+            f"{r['classes_present']:>6}/10{r['class_entropy']:>9.2f}{r['seconds_per_1000']:>17.0f}"
+        )
+    lines.append(f"{'data floor: 1000 train vs test images':<45}{result['fid_floor']:>8.1f}")
+    return lines
+
+
+def load_diffusion_bench(path: str | None = None) -> dict:
+    """The shipped ``course bench diffusion`` results
+    (``course_utils/weights/diffusion_bench.json``): ``{"samples", "fid_floor", "machine",
+    "rows"}``."""
+    return load_json("diffusion_bench.json", path)
+
+
+@benchmark("diffusion", summary="steps vs quality of the shipped MNIST diffusion model",
+           options=("save",))  # fmt: skip
+def bench_diffusion(samples: int = 1000, save: str | None = None, workers: int = 2) -> dict:
+    """Steps vs quality for the shipped MNIST diffusion model: ``samples`` unconditional
+    images per sampler (``DIFFUSION_SAMPLERS``), FID against the test split next to the data
+    floor (as many train images against the same split), class coverage and time."""
+    cases = [(sampler, steps, eta, samples) for sampler, steps, eta in DIFFUSION_SAMPLERS]
+    longest_first = sorted(cases, key=lambda case: -case[1])  # the 1000-step ones in parallel
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        done = dict(zip(longest_first, pool.map(_diffusion_case, longest_first, chunksize=1),
+                        strict=True))  # fmt: skip
+    rows = [done[case] for case in cases]
+    x_train, _ = data.mnist("train")
+    x_test, _ = data.mnist("test")
+    result = {"samples": samples, "fid_floor": metrics.fid(x_train[:samples], x_test),
+              "machine": machine(), "rows": rows}  # fmt: skip
+    print(f"{samples} unconditional samples per sampler, 1 thread per sampler; {machine()}")
+    print("\n".join(format_diffusion_bench(result)))
+    if save:
+        save_json(result, save)
+    return result
+
+
+# -- widget figures (lecture 04) -------------------------------------------------------
+
+
+def noising_figure(x0: torch.Tensor, t: int, schedules: Mapping[str, torch.Tensor]) -> Figure:
+    """Forward process at the paper's step ``t`` in ``1 … T`` (``alpha_bar[t - 1]`` in the
+    course's 0-based arrays): one row per schedule (name -> ``alpha_bar [T]``) with
+    ``x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps`` for one image ``x0 [1, H, W]`` in [-1, 1]
+    (the same ``eps`` for every schedule), the histogram of its pixels, and ``alpha_bar``
+    against ``t`` with ``t`` marked."""
+    if not schedules:
+        raise ValueError("schedules: expected at least one name -> alpha_bar, got none")
+    lengths = {len(ab) for ab in schedules.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"schedules: expected equal lengths, got {sorted(lengths)}")
+    T = lengths.pop()
+    if not isinstance(t, int) or not 1 <= t <= T:
+        raise ValueError(f"t: expected an int in [1, {T}] (the paper's step), got {t!r}")
+    if x0.dim() != 3:
+        raise ValueError(f"x0: expected one image [C, H, W], got {tuple(x0.shape)}")
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    fig, axes = plt.subplots(len(schedules), 3, figsize=(10, 3 * len(schedules)), squeeze=False)
+    steps = np.arange(1, T + 1)  # the paper's t
+    for row, (name, alpha_bar) in zip(axes, schedules.items(), strict=True):
+        ab = float(alpha_bar[t - 1])
+        x_t = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps
+        row[0].imshow(as_numpy(x_t[0]), cmap="gray", vmin=-2.5, vmax=2.5)
+        row[0].set_title(f"{name}: $x_t$ at t = {t}")
+        row[0].set_xticks([])
+        row[0].set_yticks([])
+        row[1].hist(as_numpy(x_t.flatten()), bins=50, range=(-4, 4), density=True, color="tab:blue")
+        row[1].set_title(f"pixel histogram; $\\bar\\alpha_t$ = {ab:.4f}")
+        row[1].set_xlabel("pixel value")
+        row[1].set_ylabel("density")
+        row[2].plot(steps, as_numpy(alpha_bar), color="tab:green")
+        row[2].axvline(t, color="k", ls="--")
+        row[2].set_title(f"{name} schedule, t = {t} of {T}")
+        row[2].set_xlabel("t")
+        row[2].set_ylabel("$\\bar\\alpha_t$")
+    fig.tight_layout()
+    return fig
+
+
+def denoising_figure(
+    trajectories: Mapping[str, Sequence[DenoisingStep]], index: int, nrow: int = 4
+) -> Figure:
+    """Reverse process: one row per sampler (name -> its kept ``DenoisingStep`` list, all of
+    the same length), showing kept step ``index``'s ``x_t`` and predicted ``x0`` as image
+    grids (samples ``[N, C, H, W]`` in about [-1, 1]). Titles give the paper's ``t``
+    (``DenoisingStep.t + 1``)."""
+    from course_utils.viz import show_images
+
+    if not trajectories:
+        raise ValueError("trajectories: expected at least one name -> steps, got none")
+    counts = {name: len(steps) for name, steps in trajectories.items()}
+    n = min(counts.values())
+    if len(set(counts.values())) != 1 or n == 0:
+        raise ValueError(f"trajectories: expected equal, non-zero lengths, got {counts}")
+    if not isinstance(index, int) or not 0 <= index < n:
+        raise ValueError(f"index: expected an int in [0, {n - 1}], got {index!r}")
+    fig, axes = plt.subplots(
+        len(trajectories), 2, figsize=(7, 2.4 * len(trajectories)), squeeze=False
+    )
+    for row, (name, steps) in zip(axes, trajectories.items(), strict=True):
+        step = steps[index]
+        for ax, images, what in (
+            (row[0], step.x_t, "$x_t$"),
+            (row[1], step.x0_hat, "predicted $x_0$"),
+        ):
+            grid = ((images + 1) / 2).clamp(0, 1)[: nrow * nrow]
+            show_images(grid, f"{name}, t = {step.t + 1}: {what}", nrow=nrow, ax=ax)
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,5 @@
-"""Normalizing-flow layers for lecture 03, ``course bench flow-digits`` and the shipped flow.
+"""Normalizing flows (lecture 03): layers, the shipped flows and their recipes,
+``course bench flow-digits`` and the lecture's widget figure.
 
 Convention (as in the 03_flows exercises): a layer's ``forward`` maps data towards the base
 distribution (the *normalizing* direction) and returns ``(output, log_det)`` with
@@ -14,9 +15,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 from torch import nn
+
+from course_utils import checkpoints, data, metrics
+from course_utils.bench import machine, print_rows
+from course_utils.device import get_device, seed_everything
+from course_utils.registry import benchmark, recipe
+from course_utils.train import train_keeping_best
+from course_utils.viz import as_numpy, grid_points
 
 
 def _sum_per_example(x: torch.Tensor) -> torch.Tensor:
@@ -314,3 +326,174 @@ def discrete_nll_bound(flow: Flow, x: torch.Tensor, draws: int = 10) -> torch.Te
     with torch.no_grad():
         values = [-flow.log_prob(dequantize(x)) for _ in range(draws)]
     return torch.stack(values).mean(0)
+
+
+# -- pretraining recipes (the checkpoints in course_utils/weights) ---------------------
+
+
+def train_flow(
+    flow: Flow,
+    x_train: torch.Tensor,
+    x_val: torch.Tensor,
+    *,
+    seconds: float | None = None,
+    epochs: int | None = None,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    ema_decay: float = 0.995,
+    eval_every: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Maximum likelihood on dequantized integer data (``x + u``, fresh ``u`` each step).
+
+    Trains in rounds of ``eval_every`` epochs until the time or epoch budget is spent, and
+    keeps the exponential moving average of the weights with the best validation NLL bound
+    (nats per example, 2 noise draws). Loads them into ``flow`` (eval mode) and returns
+    ``{"best_val_nll", "best_epoch", "epochs", "train_seconds"}``.
+    """
+    seed_everything(seed)
+    flow.train()
+    with torch.no_grad():  # ActNorm's data-dependent initialization, on a large batch
+        flow(dequantize(x_train[:512]))
+    opt = torch.optim.Adam(flow.parameters(), lr=lr)
+    info = train_keeping_best(
+        flow, opt, lambda x: -flow.log_prob(dequantize(x)).mean(),
+        lambda averaged: discrete_nll_bound(averaged, x_val, draws=2).mean().item(),
+        x_train, seconds=seconds, epochs=epochs, batch_size=batch_size, ema_decay=ema_decay,
+        eval_every=eval_every, seed=seed,
+    )  # fmt: skip
+    return {"best_val_nll": info.pop("best_val"), **info}
+
+
+FLOW_DIGITS_CONFIG = {"num_blocks": 4, "hidden": 256}
+
+
+def flow_digits_benchmark(seconds: float = 55.0, seed: int = 0) -> tuple[Flow, dict]:
+    """The intro_dgm digits protocol for flows: train on the first 1000 images, select on
+    the next 350, report the test NLL bound ``-E_u log p(x + u)`` (nats per image)."""
+    device = get_device()
+    x_train, _ = data.digits("train", device=device)
+    x_val, _ = data.digits("val", device=device)
+    x_test, _ = data.digits("test", device=device)
+    seed_everything(seed)
+    flow = realnvp_digits(**FLOW_DIGITS_CONFIG).to(device)
+    info = train_flow(flow, x_train, x_val, seconds=seconds, seed=seed)
+    torch.manual_seed(seed)
+    nll = discrete_nll_bound(flow, x_test, draws=10).mean().item()
+    results = {
+        "test_nll": nll,
+        "test_bits_per_dim": nll / (64 * math.log(2)),
+        "parameters": float(sum(p.numel() for p in flow.parameters())),
+        **info,
+    }
+    return flow, results
+
+
+@recipe("flow_digits", model="course_utils.flows:realnvp_digits", group="flow",
+        summary="lecture 03: RealNVP of the digits benchmark")  # fmt: skip
+def pretrain_flow_digits(out: Path, seconds: float = 55.0, seed: int = 0) -> dict[str, float]:
+    flow, results = flow_digits_benchmark(seconds, seed)
+    checkpoints.save(flow, out, name="flow_digits", config=FLOW_DIGITS_CONFIG, metrics=results)
+    return results
+
+
+FLOW_MNIST_CONFIG = {"steps_per_scale": [4, 8], "hidden": 64}
+
+
+@recipe("flow_mnist", model="course_utils.flows:glow_mnist", group="flow",
+        summary="lecture 03: Glow-style flow on MNIST at two scales")  # fmt: skip
+def pretrain_flow_mnist(out: Path, epochs: int = 100, seed: int = 0) -> dict[str, float]:
+    """The Glow-style flow on MNIST (256 grey levels): 3600 train images, 400 for
+    selection; test bits/dim, and FID / class coverage of 1000 samples at temperature 1
+    and 0.7."""
+    device = get_device()
+    x, _ = data.mnist("train", device=device)
+    x_test, _ = data.mnist("test", device=device)
+    levels = 255 * x
+    seed_everything(seed)
+    flow = glow_mnist(**FLOW_MNIST_CONFIG).to(device)
+    info = train_flow(flow, levels[:3600], levels[3600:], epochs=epochs, eval_every=5, seed=seed)
+    torch.manual_seed(seed)
+    nll = discrete_nll_bound(flow, 255 * x_test, draws=2).mean().item()
+    samples = (flow.sample(1000) / 256).clamp(0, 1)
+    coverage = metrics.class_coverage(samples)
+    torch.manual_seed(seed)
+    cooled = (flow.sample(1000, temperature=0.7) / 256).clamp(0, 1)
+    results = {
+        "test_bits_per_dim": nll / (784 * math.log(2)),
+        "fid_samples": metrics.fid(samples, x_test),
+        "classes_present": float(coverage.classes_present),
+        "class_entropy": coverage.entropy,
+        "fid_samples_t07": metrics.fid(cooled, x_test),
+        "classes_present_t07": float(metrics.class_coverage(cooled).classes_present),
+        **info,
+    }
+    checkpoints.save(flow, out, name="flow_mnist", config=FLOW_MNIST_CONFIG, metrics=results)
+    return results
+
+
+# -- benchmark (`course bench flow-digits`) --------------------------------------------
+
+
+@benchmark("flow-digits", summary="the digits RealNVP of lecture 03: test nats per image")
+def bench_flow_digits(seconds: float = 55.0, seed: int = 0) -> dict[str, float]:
+    """The digits flow benchmark (intro_dgm protocol, uniform dequantization, goal <= 105
+    nats): train a RealNVP, then print the test NLL bound, the time and the parameters."""
+    _, results = flow_digits_benchmark(seconds=seconds, seed=seed)
+    print(f"RealNVP on sklearn digits (train 1000 / val 350 / test 447); {machine()}")
+    rows = [
+        ("test NLL bound -E_u log p(x+u) (nats/image)", f"{results['test_nll']:.2f}"),
+        ("test bits/dim", f"{results['test_bits_per_dim']:.3f}"),
+        ("training time (s)", f"{results['train_seconds']:.1f}"),
+        ("epochs (best on validation)", f"{results['epochs']} ({results['best_epoch']})"),
+        ("parameters", f"{int(results['parameters']):,}"),
+    ]
+    print_rows(rows)
+    return results
+
+
+# -- widget figures (lecture 03) -------------------------------------------------------
+
+
+def flow_layers_figure(
+    flow: Flow, x: torch.Tensor, k: int, extent: tuple[float, float, float, float] = (-4, 4, -4, 4)
+) -> Figure:
+    """A 2D flow after its first ``k`` layers (``0 <= k <= len(flow.layers)``), three panels
+    in the space of ``h_k``:
+
+    1. the data ``x [n, 2]`` pushed through layers ``1..k``, coloured by the angle of its
+       final base point ``z`` (so colours show where each point ends up);
+    2. the model's density of ``h_k`` on a grid over ``extent``;
+    3. base samples ``z ~ N(0, I)`` pulled back through layers ``K..k+1``.
+    """
+    num_layers = len(flow.layers)
+    if not isinstance(k, int) or not 0 <= k <= num_layers:
+        raise ValueError(f"k: expected an int in [0, {num_layers}], got {k!r}")
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x: expected a tensor [n, 2], got {tuple(x.shape)}")
+    resolution = 120
+    with torch.no_grad():
+        pushed = flow.push(x, k)
+        hue = (torch.atan2(*flow(x)[0].T.flip(0)) + math.pi) / (2 * math.pi)
+        density = flow.log_prob_after(grid_points(extent, resolution), k).exp()
+        pulled = flow.pull(torch.randn(len(x), 2, generator=torch.Generator().manual_seed(0)), k)
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4))
+    axes[0].scatter(*as_numpy(pushed).T, s=3, c=as_numpy(hue), cmap="hsv", vmin=0, vmax=1)
+    axes[0].set_title(f"data after {k} of {num_layers} layers")
+    im = axes[1].imshow(
+        as_numpy(density).reshape(resolution, resolution),
+        origin="lower",
+        extent=extent,
+        cmap="viridis",
+    )
+    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label="density")
+    axes[1].set_title(f"model density of $h_{{{k}}}$")
+    axes[2].scatter(*as_numpy(pulled).T, s=3, c="tab:red")
+    axes[2].set_title(f"base samples $z$ pulled to $h_{{{k}}}$")
+    for ax in axes:
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xlabel("$h_1$")
+        ax.set_ylabel("$h_2$")
+    fig.tight_layout()
+    return fig

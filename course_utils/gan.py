@@ -1,4 +1,5 @@
-"""GAN plumbing for lecture 02 and ``course bench gan``.
+"""GANs (lecture 02): reference losses, toy GANs, the shipped DCGANs, their recipes,
+``course bench gan`` and the lecture's widget figure.
 
 * The losses of the 02_gan exercise set, as reference implementations, plus LSGAN's.
 * ``ToyGanConfig`` and ``CONFIGS``: the vanilla GAN, WGAN (weight clipping) and WGAN-GP
@@ -10,21 +11,34 @@
   discriminator estimates ``D* = p_data / (p_data + p_g)``, so ``exp(logit) ~ p_data / p_g``,
   and samples are kept with probability proportional to that ratio.
 
-Scores and logits are ``[B]`` tensors (one per example); data is ``[B, 2]``.
+* ``DcganGenerator`` / ``DcganDiscriminator``: the reference copies of lecture 02's MNIST
+  models, whose checkpoints ship (``dcgan_mnist``, ``cgan_mnist``); the lecture loads them
+  into its own classes, which ``tests/test_lecture_twins.py`` keeps in step.
+
+Scores and logits are ``[B]`` tensors (one per example); toy data is ``[B, 2]``; images
+are ``[B, 1, 28, 28]``, in [-1, 1] for the tanh generator.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch import nn
 
+from course_utils import checkpoints, data, metrics
+from course_utils.bench import load_json, machine, mean, save_json, stdev
+from course_utils.device import get_device, seed_everything
+from course_utils.registry import benchmark, recipe
 from course_utils.train import History, run
-from course_utils.viz import Extent, grid_points
+from course_utils.viz import MAX_WIDTH_PX, Extent, as_numpy, grid_points
 
 # -- the losses ------------------------------------------------------------------------
 
@@ -340,3 +354,290 @@ def rejection_sample(
             drawn += candidates
     accepted = torch.cat(kept)
     return accepted[:n].cpu(), len(accepted) / drawn
+
+
+# -- DCGAN (lecture 02's MNIST models) -------------------------------------------------
+
+
+class DcganGenerator(nn.Module):
+    """DCGAN generator for 28x28 digits: ``z [B, latent_dim]`` (and optional class labels
+    ``y [B]``) -> images ``[B, 1, 28, 28]`` in [-1, 1] (tanh).
+
+    Linear to 7x7 feature maps, then two stride-2 transposed convolutions (7 -> 14 -> 28),
+    batch norm and ReLU in between (Radford et al., 2016). With ``num_classes > 0`` it is
+    a conditional GAN: the one-hot label is concatenated to ``z``.
+    """
+
+    def __init__(self, latent_dim: int = 64, width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim + num_classes, 2 * width * 7 * 7, bias=False),
+            nn.BatchNorm1d(2 * width * 7 * 7),
+            nn.ReLU(),
+            nn.Unflatten(1, (2 * width, 7, 7)),
+        )
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            if y is None:
+                raise ValueError("y: expected class labels [B] for a conditional generator")
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
+        return self.upsample(self.project(z))
+
+
+class DcganDiscriminator(nn.Module):
+    """DCGAN discriminator: images ``[B, 1, 28, 28]`` in [-1, 1] (and optional labels
+    ``y [B]``) -> logits ``[B]``.
+
+    Two stride-2 convolutions (28 -> 14 -> 7) with LeakyReLU(0.2), batch norm on the
+    second, then a linear layer. Conditional: one-hot label planes are stacked on the image.
+    """
+
+    def __init__(self, width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.body = nn.Sequential(
+            nn.Conv2d(1 + num_classes, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(2 * width * 7 * 7, 1),
+        )
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            if y is None:
+                raise ValueError("y: expected class labels [B] for a conditional discriminator")
+            planes = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
+        return self.body(x).squeeze(1)
+
+
+# -- pretraining recipes (the checkpoints in course_utils/weights) ---------------------
+
+
+def train_dcgan(
+    generator: DcganGenerator,
+    discriminator: DcganDiscriminator,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, float]:
+    """DCGAN training with the non-saturating loss, Adam(2e-4, betas=(0.5, 0.999)).
+
+    Args:
+        images: ``[N, 1, 28, 28]`` in [0, 1]; rescaled to [-1, 1] for the tanh generator.
+        labels: ``[N]`` digit labels, used when the models are conditional.
+    """
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    conditional = generator.num_classes > 0
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = y if conditional else None
+        z = torch.randn(len(x), generator.latent_dim, device=x.device)
+        fake = generator(z, y)
+        d_loss = (
+            F.softplus(-discriminator(2 * x - 1, y)).mean()
+            + F.softplus(discriminator(fake.detach(), y)).mean()
+        )
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = F.softplus(-discriminator(fake, y)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+    start = time.perf_counter()
+    generator.train(), discriminator.train()
+    run(step, (images, labels), batch_size=batch_size, epochs=epochs, seed=seed, progress=False)
+    generator.eval(), discriminator.eval()
+    return {"train_seconds": time.perf_counter() - start, "epochs": float(epochs)}
+
+
+def _pretrain_dcgan(
+    out: Path, name: str, num_classes: int, epochs: int, seed: int
+) -> dict[str, float]:
+    """(Conditional) DCGAN on the MNIST train split; FID of 1000 samples vs the test split."""
+    device = get_device()
+    x, y = data.mnist("train", device=device)
+    x_test, _ = data.mnist("test", device=device)
+    config = {"latent_dim": 64, "width": 64, "num_classes": num_classes}
+    seed_everything(seed)
+    generator = DcganGenerator(**config).to(device)
+    discriminator = DcganDiscriminator(width=64, num_classes=num_classes).to(device)
+    info = train_dcgan(generator, discriminator, x, y, epochs=epochs, seed=seed)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        z = torch.randn(1000, config["latent_dim"], device=device)
+        labels = torch.arange(1000, device=device) % 10 if num_classes else None
+        samples = (generator(z, labels) + 1) / 2
+    coverage = metrics.class_coverage(samples)
+    results = {
+        "fid_samples": metrics.fid(samples, x_test),
+        "classes_present": float(coverage.classes_present),
+        "class_entropy": coverage.entropy,
+        **info,
+    }
+    if num_classes:
+        predicted = metrics.classifier_predict(samples)
+        results["label_accuracy"] = float((predicted == labels).float().mean())
+    checkpoints.save(generator, out, name=name, config=config, metrics=results)
+    return results
+
+
+@recipe("dcgan_mnist", model="course_utils.gan:DcganGenerator", group="dcgan",
+        summary="lecture 02: DCGAN generator on MNIST")  # fmt: skip
+def pretrain_dcgan_mnist(out: Path, epochs: int = 100, seed: int = 0) -> dict[str, float]:
+    return _pretrain_dcgan(out, "dcgan_mnist", 0, epochs, seed)
+
+
+@recipe("cgan_mnist", model="course_utils.gan:DcganGenerator", group="dcgan",
+        summary="lecture 02: class-conditional DCGAN generator on MNIST")  # fmt: skip
+def pretrain_cgan_mnist(out: Path, epochs: int = 40, seed: int = 0) -> dict[str, float]:
+    return _pretrain_dcgan(out, "cgan_mnist", 10, epochs, seed)
+
+
+# -- benchmark (`course bench gan`) ----------------------------------------------------
+
+
+GAN_VARIANTS = ("gan", "wgan", "wgan-gp", "wgan-gp + DRS")
+
+
+def _gan_case(case: tuple[str, str, int, int]) -> dict[str, float | str | int]:
+    """Train one toy GAN (one dataset, config, seed); its mode coverage and CPU seconds.
+
+    For ``wgan-gp`` the same generator is also scored after rejection sampling; the DRS
+    time adds the discriminator fit and the sampling to the training time."""
+    torch.set_num_threads(1)
+    dataset, variant, seed, steps = case
+    x = data.toy_2d(dataset, 20_000, seed=seed, device="cpu")
+    centers, std = data.mode_centers(dataset), data.mode_std(dataset)
+    cpu = time.process_time()
+    toy = train_toy_gan(x, variant, steps=steps, seed=seed)
+    train_cpu = time.process_time() - cpu
+    rows = [
+        {"dataset": dataset, "variant": variant, "seed": seed, "cpu_seconds": train_cpu,
+         **metrics.mode_coverage(toy.sample(2500, seed=seed), centers, std).__dict__}
+    ]  # fmt: skip
+    if variant == "wgan-gp":
+        cpu = time.process_time()
+        samples, acceptance = rejection_sample(toy.sample, x, 2500, seed=seed)
+        rows.append(
+            {"dataset": dataset, "variant": "wgan-gp + DRS", "seed": seed,
+             "cpu_seconds": train_cpu + time.process_time() - cpu, "acceptance": acceptance,
+             **metrics.mode_coverage(samples, centers, std).__dict__}
+        )  # fmt: skip
+    return rows
+
+
+def format_gan_bench(rows: list[dict]) -> list[str]:
+    """The table of ``bench_gan`` rows: per dataset and method, modes captured and % of
+    high-quality samples (mean ± std over seeds), CPU seconds per run, DRS acceptance."""
+    lines = [
+        f"{'data':<6}{'method':<16}{'modes':>14}{'high quality %':>18}{'CPU s/run':>11}"
+        f"{'DRS accept %':>14}"
+    ]
+    for dataset in ("ring", "grid"):
+        for variant in GAN_VARIANTS:
+            sel = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant]
+            if not sel:
+                continue
+            modes = [r["modes_captured"] for r in sel]
+            hq = [100 * r["high_quality_rate"] for r in sel]
+            mode_text = f"{mean(modes):.1f} ± {stdev(modes):.1f}/{sel[0]['num_modes']}"
+            hq_text = f"{mean(hq):.1f} ± {stdev(hq):.1f}"
+            seconds = mean([r["cpu_seconds"] for r in sel])
+            accept = [100 * r["acceptance"] for r in sel if "acceptance" in r]
+            accept_text = f"{mean(accept):.1f}" if accept else "-"
+            lines.append(
+                f"{dataset:<6}{variant:<16}{mode_text:>14}{hq_text:>18}{seconds:>11.1f}"
+                f"{accept_text:>14}"
+            )
+    return lines
+
+
+def load_gan_bench(path: str | None = None) -> dict:
+    """The shipped ``course bench gan`` results (``course_utils/weights/gan_bench.json``):
+    ``{"seeds", "steps", "machine", "rows"}``."""
+    return load_json("gan_bench.json", path)
+
+
+@benchmark("gan", summary="mode coverage on the ring and the grid, four GAN methods",
+           options=("seeds", "steps", "save"))  # fmt: skip
+def bench_gan(
+    seeds: int = 5, steps: int = 5000, save: str | None = None, workers: int = 2
+) -> list[dict]:
+    """Modes captured and % high-quality samples (2500 samples, VEEGAN protocol), mean ± std
+    over ``seeds``, and CPU seconds per run (1 thread), on the 8-ring and the 25-grid."""
+    cases = [
+        (dataset, variant, seed, steps)
+        for dataset in ("ring", "grid")
+        for variant in ("gan", "wgan", "wgan-gp")
+        for seed in range(seeds)
+    ]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        rows = [row for rows in pool.map(_gan_case, cases) for row in rows]
+    print(f"{seeds} seeds x {steps} generator steps, 2500 samples each; {machine()}")
+    print("\n".join(format_gan_bench(rows)))
+    if save:
+        save_json({"seeds": seeds, "steps": steps, "machine": machine(), "rows": rows}, save)
+    return rows
+
+
+# -- widget figures (lecture 02) -------------------------------------------------------
+
+
+def gan_snapshot_figure(
+    runs: Mapping[str, ToyGanRun], index: int, data_points: torch.Tensor
+) -> Figure:
+    """One panel per run: the critic's landscape at snapshot ``index`` as a heatmap, the
+    data ``[n, 2]`` in white and the generated points in red.
+
+    Args:
+        runs: name -> ``gan.ToyGanRun`` with the same number of snapshots.
+        index: which snapshot, ``0 <= index < len(run.snapshots)``.
+    """
+    if not runs:
+        raise ValueError("runs: expected at least one ToyGanRun, got none")
+    counts = {name: len(run.snapshots) for name, run in runs.items()}
+    if len(set(counts.values())) != 1 or 0 in counts.values():
+        raise ValueError(f"runs: expected equal, non-zero snapshot counts, got {counts}")
+    n = next(iter(counts.values()))
+    if not isinstance(index, int) or not 0 <= index < n:
+        raise ValueError(f"index: expected an int in [0, {n - 1}], got {index!r}")
+    width = min(4.6 * len(runs), MAX_WIDTH_PX / 100)
+    fig, axes = plt.subplots(1, len(runs), figsize=(width, 4.2), squeeze=False)
+    for ax, (name, toy) in zip(axes[0], runs.items(), strict=True):
+        snap = toy.snapshots[index]
+        label = "D(x)" if toy.config.landscape == "probability" else "critic f(x)"
+        im = ax.imshow(as_numpy(snap.landscape), origin="lower", extent=toy.extent, cmap="coolwarm")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+        pts = as_numpy(data_points)
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, c="white", alpha=0.5, label="data")
+        fake = as_numpy(snap.samples)
+        ax.scatter(fake[:, 0], fake[:, 1], s=2, c="red", alpha=0.5, label="generated")
+        ax.set_xlim(toy.extent[0], toy.extent[1])
+        ax.set_ylim(toy.extent[2], toy.extent[3])
+        ax.set_title(f"{name}: generator step {snap.step}")
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
+        ax.legend(loc="upper right", fontsize=7, markerscale=4)
+    fig.tight_layout()
+    return fig

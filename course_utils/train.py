@@ -14,6 +14,7 @@ Both stop at the first budget reached (steps, epochs or seconds) and return a
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -186,3 +187,72 @@ def _live_plot(history: History) -> None:
     clear_output(wait=True)
     display(fig)
     plt.close(fig)
+
+
+# -- training with weight averaging and model selection (the pretraining recipes') -----
+
+
+def step_and_average(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    model: torch.nn.Module,
+    averaged: torch.nn.Module,
+    ema_decay: float,
+) -> None:
+    """One optimizer step on ``loss``, then ``averaged <- ema_decay * averaged + (1 -
+    ema_decay) * model``, parameter by parameter."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        for avg, p in zip(averaged.parameters(), model.parameters(), strict=True):
+            avg.lerp_(p, 1 - ema_decay)
+
+
+def train_keeping_best(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    validate: Callable[[torch.nn.Module], float],
+    x_train: torch.Tensor,
+    *,
+    seconds: float | None,
+    epochs: int | None,
+    batch_size: int,
+    ema_decay: float,
+    eval_every: int,
+    seed: int,
+) -> dict[str, float]:
+    """Minimize ``loss_fn(batch)`` in rounds of ``eval_every`` epochs until the time or
+    epoch budget is spent, keeping an exponential moving average of the weights
+    (``ema_decay = 0``: the weights themselves). After each round ``validate(averaged)``
+    scores the average (lower is better); the best one is loaded into ``model`` (eval
+    mode). Returns ``{"best_val", "best_epoch", "epochs", "train_seconds"}``."""
+    averaged = copy.deepcopy(model)
+
+    def step(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = loss_fn(x)
+        step_and_average(loss, optimizer, model, averaged, ema_decay)
+        return {"loss": loss}
+
+    best, best_state, best_epoch, epoch = float("inf"), None, 0, 0
+    start = time.perf_counter()
+    while (seconds is None or time.perf_counter() - start < seconds) and (
+        epochs is None or epoch < epochs
+    ):
+        model.train()
+        run(step, x_train, batch_size=batch_size, epochs=eval_every, progress=False,
+            seed=seed + epoch)  # fmt: skip
+        epoch += eval_every
+        averaged.eval()
+        val = validate(averaged)
+        if val < best:
+            best, best_state, best_epoch = val, copy.deepcopy(averaged.state_dict()), epoch
+    model.load_state_dict(best_state)
+    model.eval()
+    return {
+        "best_val": best,
+        "best_epoch": best_epoch,
+        "epochs": epoch,
+        "train_seconds": time.perf_counter() - start,
+    }

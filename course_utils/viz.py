@@ -17,6 +17,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 Extent = tuple[float, float, float, float]
+# Widget figures are drawn at most this wide (pixels), so the output area never scales
+# them down and their text stays readable.
+MAX_WIDTH_PX = 1000
+
+
+def as_numpy(t: torch.Tensor) -> np.ndarray:
+    """``t`` detached, on the CPU, as a NumPy array (its dtype kept)."""
+    return t.detach().cpu().numpy()
 
 
 def _to_numpy(x: torch.Tensor | np.ndarray, arg: str) -> np.ndarray:

@@ -77,8 +77,8 @@ from course_utils.grading import (
     check_score,
     check_shape,
 )
-from course_utils.models import negative_elbo
 from course_utils.train import fit
+from course_utils.vae import negative_elbo
 
 torch.manual_seed(0)
 

@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils import data, metrics, viz, widgets
+from course_utils import data, foundations, metrics, viz, widgets
 from course_utils.device import get_device, seed_everything
 from course_utils.train import fit
 
@@ -231,9 +231,9 @@ for s in [0.1, 0.5, 1.0, 2.0]:
 # wide one between them that a start with large $\sigma$ can fall into. Try it below.)
 
 # %%
-xs = widgets.KL_GRID  # 4001 points on [-8, 8], float64
+xs = foundations.KL_GRID  # 4001 points on [-8, 8], float64
 dx = (xs[1] - xs[0]).item()
-log_p = widgets.bimodal_density(xs).log()
+log_p = foundations.bimodal_density(xs).log()
 
 
 def fit_gaussian(direction: str, steps: int = 600) -> tuple[float, float]:
@@ -257,7 +257,7 @@ fits = {direction: fit_gaussian(direction) for direction in ("forward", "reverse
 p_mean = (log_p.exp() * xs).sum().item() * dx
 p_std = math.sqrt((log_p.exp() * (xs - p_mean) ** 2).sum().item() * dx)
 for direction, (mu, sigma) in fits.items():
-    forward, reverse = widgets.kl_fit_values(mu, sigma)
+    forward, reverse = foundations.kl_fit_values(mu, sigma)
     print(
         f"{direction:>7} fit: mu = {mu:+.3f}, sigma = {sigma:.3f}   "
         f"KL(p||q) = {forward:.3f}, KL(q||p) = {reverse:.3f} nats"
@@ -283,7 +283,7 @@ plt.tight_layout()
 # Move $\mu$ and $\sigma$ yourself and watch both divergences. Can you find the two optima?
 
 # %% tags=["nbval-ignore-output"]
-widgets.figure_widget(widgets.kl_fit_figure, mu=(-4.0, 4.0, 0.1), sigma=(0.2, 4.0, 0.05))
+widgets.figure_widget(foundations.kl_fit_figure, mu=(-4.0, 4.0, 0.1), sigma=(0.2, 4.0, 0.05))
 
 # %% [markdown]
 # **Jensen–Shannon divergence.** With the mixture $m = \tfrac12(p + q)$,

@@ -75,7 +75,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from course_utils import bench, checkpoints, data, gan, metrics, viz, widgets
+from course_utils import checkpoints, data, gan, metrics, vae, viz, widgets
 from course_utils.device import get_device
 
 device = get_device()
@@ -413,7 +413,7 @@ for name, result in duel.items():
 
 # %% tags=["nbval-ignore-output"]
 widgets.figure_widget(
-    lambda snapshot: widgets.gan_snapshot_figure(duel, snapshot, ring[:1000]),
+    lambda snapshot: gan.gan_snapshot_figure(duel, snapshot, ring[:1000]),
     snapshot=(0, len(snapshot_steps) - 1, 1),
 )
 
@@ -428,9 +428,9 @@ widgets.figure_widget(
 # 8 / 71.7 and 24.8 / 68.5; PacGAN4 7.8 / 95.9 and 24.8 / 93.6.
 
 # %%
-shipped = bench.load_gan_bench()
+shipped = gan.load_gan_bench()
 print(f"{shipped['seeds']} seeds x {shipped['steps']} generator steps ({shipped['machine']})")
-print("\n".join(bench.format_gan_bench(shipped["rows"])))
+print("\n".join(gan.format_gan_bench(shipped["rows"])))
 
 # %% [markdown]
 # ### Discriminator rejection sampling
@@ -503,8 +503,7 @@ def load_generator(name: str, num_classes: int) -> Generator:
     """The shipped weights of `name` in our class, or (RETRAIN) trained here."""
     model = Generator(num_classes=num_classes).to(device)
     if RETRAIN:
-        from course_utils.models import DcganDiscriminator
-        from course_utils.pretrain import train_dcgan
+        from course_utils.gan import DcganDiscriminator, train_dcgan
 
         x_train, y_train = data.mnist("train", device=device)
         critic = DcganDiscriminator(num_classes=num_classes).to(device)
@@ -543,7 +542,7 @@ rows = []
 with torch.no_grad():
     for z0, z1 in z_pairs:
         path = torch.stack(
-            [widgets.interpolate(z0, z1, t, method="slerp") for t in np.linspace(0, 1, 10)]
+            [vae.interpolate(z0, z1, t, method="slerp") for t in np.linspace(0, 1, 10)]
         )
         rows.append((dcgan(path) + 1) / 2)
 viz.show_images(torch.cat(rows), "DCGAN: slerp between two latent codes (one row each)", nrow=10)

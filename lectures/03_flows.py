@@ -370,9 +370,7 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 moons_flow = toys["moons"]
 widgets.figure_widget(
-    lambda layers_applied: widgets.flow_layers_figure(
-        moons_flow, moons_test[:1500], layers_applied
-    ),
+    lambda layers_applied: flows.flow_layers_figure(moons_flow, moons_test[:1500], layers_applied),
     layers_applied=(0, len(moons_flow.layers), 1),
 )
 
@@ -408,7 +406,7 @@ widgets.figure_widget(
 # %%
 x_digits_test, _ = data.digits("test", device=device)
 if RETRAIN:
-    from course_utils.pretrain import flow_digits_benchmark
+    from course_utils.flows import flow_digits_benchmark
 
     digits_flow, digits_metrics = flow_digits_benchmark(seconds=60.0)
 else:
@@ -450,7 +448,7 @@ mnist_state, mnist_meta = checkpoints.shipped_state("flow_mnist")
 mnist_metrics = mnist_meta["metrics"]
 mnist_flow = flows.glow_mnist(**mnist_meta["config"]).to(device)
 if RETRAIN:
-    from course_utils.pretrain import train_flow
+    from course_utils.flows import train_flow
 
     x_mnist, _ = data.mnist("train", device=device)
     train_flow(

@@ -86,7 +86,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from course_utils import bench, checkpoints, data, diffusion, metrics, models, viz, widgets
+from course_utils import checkpoints, data, diffusion, metrics, viz, widgets
 from course_utils.device import get_device
 from course_utils.train import fit
 
@@ -220,7 +220,7 @@ x_mnist_test, _ = data.mnist("test", device=device)
 digit = 2 * x_mnist[0].cpu() - 1  # [1, 28, 28] in [-1, 1]
 
 # %% tags=["nbval-ignore-output"]
-widgets.figure_widget(lambda t: widgets.noising_figure(digit, t, schedules), t=(1, T, 1))
+widgets.figure_widget(lambda t: diffusion.noising_figure(digit, t, schedules), t=(1, T, 1))
 
 # %% [markdown]
 # ## 3. The reverse process and the ELBO
@@ -454,7 +454,7 @@ def algorithm_2(
 # ### A diffusion model on the swiss roll
 #
 # $\epsilon_\theta$ is an MLP that sees $x_t$ and a sinusoidal embedding of $t$ (the
-# transformer's position encoding, `models.timestep_embedding`: $\sin(t\,\omega_k)$ and
+# transformer's position encoding, `diffusion.timestep_embedding`: $\sin(t\,\omega_k)$ and
 # $\cos(t\,\omega_k)$ at the 16 geometric frequencies $\omega_k = 1000^{-k/16}$), so one
 # network serves all 1000 steps. 12,000 steps of Algorithm 1 take about 20 seconds.
 
@@ -471,7 +471,7 @@ class EpsMlp(nn.Module):
         )  # fmt: skip
 
     def forward(self, x_t: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        t_emb = models.timestep_embedding(i, 32, max_period=1000.0)  # U-Net's embedding, too
+        t_emb = diffusion.timestep_embedding(i, 32, max_period=1000.0)  # U-Net's embedding, too
         return self.net(torch.cat([x_t, t_emb], dim=1))
 
 
@@ -523,7 +523,7 @@ plt.show()
 # resolution on the way down to the same resolution on the way up, so that the output
 # can keep the input's fine detail. Each residual block adds an embedding of $t$ (the
 # sinusoidal features through a small MLP) to its feature maps: one network, told which
-# noise level it is looking at. The course's version is `course_utils.models.DiffusionUnet`
+# noise level it is looking at. The course's version is `course_utils.diffusion.DiffusionUnet`
 # (widths 16, 32 and 64, 0.46 M parameters); section 9 explains its label input.
 #
 # Training is Algorithm 1 with pixels scaled to $[-1, 1]$, Adam (learning rate
@@ -534,9 +534,9 @@ plt.show()
 
 # %%
 ddpm_state, ddpm_meta = checkpoints.shipped_state("ddpm_mnist")
-unet = models.DiffusionUnet(**ddpm_meta["config"]).to(device)
+unet = diffusion.DiffusionUnet(**ddpm_meta["config"]).to(device)
 if RETRAIN:
-    from course_utils.pretrain import train_ddpm
+    from course_utils.diffusion import train_ddpm
 
     train_ddpm(
         unet,
@@ -596,7 +596,7 @@ print("DDIM steps      (paper's t):", [s.t + 1 for s in ddim_path][:6], "...")
 
 # %% tags=["nbval-ignore-output"]
 widgets.figure_widget(
-    lambda reverse_step: widgets.denoising_figure(
+    lambda reverse_step: diffusion.denoising_figure(
         {"DDPM": ddpm_path, "DDIM": ddim_path}, reverse_step - 1, nrow=4
     ),
     reverse_step=(1, len(ddim_path), 1),
@@ -691,9 +691,9 @@ print("mean |pixel difference| to S = 100 (eta = 0):",
 # (`course bench diffusion --save course_utils/weights/diffusion_bench.json`).
 
 # %%
-shipped = bench.load_diffusion_bench()
+shipped = diffusion.load_diffusion_bench()
 print(f"{shipped['samples']} samples per sampler ({shipped['machine']})")
-print("\n".join(bench.format_diffusion_bench(shipped)))
+print("\n".join(diffusion.format_diffusion_bench(shipped)))
 ddim_rows = [r for r in shipped["rows"] if r["sampler"] == "DDIM" and r["eta"] == 0]
 ddpm_fid = next(r["fid"] for r in shipped["rows"] if r["sampler"] == "DDPM")
 fig, ax = plt.subplots(figsize=(6, 3.8))

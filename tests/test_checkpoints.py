@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from course_utils import checkpoints
+from course_utils import checkpoints, registry
 from course_utils.metrics import MnistClassifier
 
 
@@ -43,7 +43,7 @@ def test_load_pretrained_classifier_and_errors(monkeypatch, tmp_path):
 
 
 def test_every_registered_checkpoint_ships_and_loads():
-    assert set(checkpoints.available()) == set(checkpoints.REGISTRY)
-    for name in checkpoints.REGISTRY:
+    assert set(checkpoints.available()) == set(registry.recipes())
+    for name in registry.recipes():
         model = checkpoints.load_pretrained(name)
         assert not model.training and model.meta["name"] == name and model.meta["metrics"]

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from course_utils import bench, cli
+from course_utils import bench, cli, diffusion, gan
 
 
 def test_build_check_exit_codes(root, tmp_path, capsys):
@@ -29,6 +29,7 @@ def test_build_reports_broken_sources_without_traceback(root, tmp_path, capsys):
     shutil.copy(root / "pyproject.toml", tmp_path)  # the repository URL of the Colab entry
     (tmp_path / "solutions" / "01_bad.py").write_text(
         '# %%\n### BEGIN SOLUTION\nx = 1\n\n# %% tags=["graded"] points=1\n# TEST x (1 point)\n'
+        'check_close(x, 1, "x")\n'
     )
     assert cli.main(["build", "--root", str(tmp_path)]) == 2
     assert "never closed" in capsys.readouterr().err
@@ -54,21 +55,21 @@ def test_unknown_bench_is_an_argparse_error():
 
 
 def test_gan_bench_case_scores_every_method_and_drs():
-    rows = bench._gan_case(("ring", "wgan-gp", 0, 10))
+    rows = gan._gan_case(("ring", "wgan-gp", 0, 10))
     assert [r["variant"] for r in rows] == ["wgan-gp", "wgan-gp + DRS"]
     assert all(r["num_modes"] == 8 and 0 <= r["high_quality_rate"] <= 1 for r in rows)
     assert rows[1]["cpu_seconds"] > rows[0]["cpu_seconds"] and 0 < rows[1]["acceptance"] <= 1
-    lines = bench.format_gan_bench(rows)
+    lines = gan.format_gan_bench(rows)
     assert lines[0].split()[:2] == ["data", "method"] and len(lines) == 3
 
 
 def test_shipped_gan_bench_is_complete_and_in_the_readme(root):
-    shipped = bench.load_gan_bench()
+    shipped = gan.load_gan_bench()
     variants = {(r["dataset"], r["variant"]) for r in shipped["rows"]}
-    assert variants == {(d, v) for d in ("ring", "grid") for v in bench.GAN_VARIANTS}
-    assert len(shipped["rows"]) == 2 * len(bench.GAN_VARIANTS) * shipped["seeds"]
+    assert variants == {(d, v) for d in ("ring", "grid") for v in gan.GAN_VARIANTS}
+    assert len(shipped["rows"]) == 2 * len(gan.GAN_VARIANTS) * shipped["seeds"]
     readme = (root / "README.md").read_text()
-    for line in bench.format_gan_bench(shipped["rows"]):
+    for line in gan.format_gan_bench(shipped["rows"]):
         assert line in readme
 
 
@@ -78,16 +79,16 @@ def test_bench_options_only_apply_where_they_mean_something(capsys):
     assert cli.main(["bench", "diffusion", "--steps", "20"]) == 2
     assert "--steps only applies to 'gan'" in capsys.readouterr().err
     assert cli.main(["bench", "vae-digits", "--save", "x.json"]) == 2
-    assert "--save only applies to 'gan' and 'diffusion'" in capsys.readouterr().err
+    assert "--save only applies to 'diffusion' and 'gan'" in capsys.readouterr().err
 
 
 def test_diffusion_bench_case_samples_scores_and_times():
-    row = bench._diffusion_case(("DDIM", 3, 0.0, 20))
+    row = diffusion._diffusion_case(("DDIM", 3, 0.0, 20))
     assert (row["sampler"], row["steps"], row["eta"], row["samples"]) == ("DDIM", 3, 0.0, 20)
     assert row["fid"] > 0 and row["seconds_per_1000"] > 0
     assert 1 <= row["classes_present"] <= 10 and 0 <= row["class_entropy"] <= 2.31
     ddpm = {**row, "sampler": "DDPM", "steps": 1000, "eta": 1.0, "fid": 2 * row["fid"]}
-    lines = bench.format_diffusion_bench({"fid_floor": 7.0, "rows": [ddpm, row]})
+    lines = diffusion.format_diffusion_bench({"fid_floor": 7.0, "rows": [ddpm, row]})
     assert lines[0].split()[:3] == ["sampler", "steps", "FID"] and len(lines) == 4
     assert lines[1].split()[:4] == ["DDPM", "1000", f"{ddpm['fid']:.1f}", "1.00"]
     assert lines[2].split()[:5] == ["DDIM", "eta=0", "3", f"{row['fid']:.1f}", "0.50"]
@@ -95,12 +96,12 @@ def test_diffusion_bench_case_samples_scores_and_times():
 
 
 def test_shipped_diffusion_bench_is_complete_and_in_the_readme(root):
-    shipped = bench.load_diffusion_bench()
+    shipped = diffusion.load_diffusion_bench()
     assert shipped["samples"] == 1000
     ran = [(r["sampler"], r["steps"], r["eta"]) for r in shipped["rows"]]
-    assert ran == bench.DIFFUSION_SAMPLERS
+    assert ran == diffusion.DIFFUSION_SAMPLERS
     readme = (root / "README.md").read_text()
-    for line in bench.format_diffusion_bench(shipped):
+    for line in diffusion.format_diffusion_bench(shipped):
         assert line in readme
 
 

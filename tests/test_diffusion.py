@@ -130,13 +130,11 @@ def test_samplers_keep_steps_with_the_predicted_x0():
 def test_noising_and_denoising_figures():
     import matplotlib.pyplot as plt
 
-    from course_utils import widgets
-
     schedules = {
         "linear": diffusion.alpha_bar_of(diffusion.linear_beta_schedule(100)),
         "cosine": diffusion.cosine_alpha_bar(100),
     }
-    fig = widgets.noising_figure(torch.zeros(1, 8, 8), 30, schedules)
+    fig = diffusion.noising_figure(torch.zeros(1, 8, 8), 30, schedules)
     titles = [ax.get_title() for ax in fig.axes]
     assert "linear: $x_t$ at t = 30" in titles and "cosine schedule, t = 30 of 100" in titles
     ab30 = schedules["cosine"][29].item()  # the paper's t = 30 is index 29
@@ -144,7 +142,7 @@ def test_noising_and_denoising_figures():
     plt.close(fig)
     for t in (0, 101):  # the paper's t runs 1 ... T
         with pytest.raises(ValueError, match="t: expected an int"):
-            widgets.noising_figure(torch.zeros(1, 8, 8), t, schedules)
+            diffusion.noising_figure(torch.zeros(1, 8, 8), t, schedules)
     x_star = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
     ab = schedules["linear"].double()
     _, ddim = diffusion.sample_ddim(
@@ -152,7 +150,7 @@ def test_noising_and_denoising_figures():
     )
     _, ddpm = diffusion.sample_ddpm(_perfect_eps(x_star, ab), torch.randn(4, 1, 4, 4).double(),
                                     diffusion.betas_of(ab), keep=5)  # fmt: skip
-    fig = widgets.denoising_figure({"DDPM": ddpm, "DDIM": ddim}, 2, nrow=2)
+    fig = diffusion.denoising_figure({"DDPM": ddpm, "DDIM": ddim}, 2, nrow=2)
     titles = [ax.get_title() for ax in fig.axes]
     t_ddpm, t_ddim = ddpm[2].t + 1, ddim[2].t + 1  # titles give the paper's t
     assert titles == [
@@ -161,11 +159,11 @@ def test_noising_and_denoising_figures():
     ]  # fmt: skip
     plt.close(fig)
     with pytest.raises(ValueError, match="index"):
-        widgets.denoising_figure({"DDPM": ddpm}, 5)
+        diffusion.denoising_figure({"DDPM": ddpm}, 5)
 
 
 def test_diffusion_unet_shapes_labels_and_zero_init():
-    from course_utils.models import DiffusionUnet, timestep_embedding
+    from course_utils.diffusion import DiffusionUnet, timestep_embedding
 
     emb = timestep_embedding(torch.tensor([0, 5]), 8)
     assert emb.shape == (2, 8) and torch.equal(emb[0], torch.tensor([0.0] * 4 + [1.0] * 4))

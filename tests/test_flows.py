@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from course_utils import data, flows, viz, widgets
+from course_utils import data, flows, viz
 from course_utils.train import fit
 
 
@@ -108,7 +108,7 @@ def test_discrete_nll_bound_is_an_upper_bound_on_average():
 
 def test_flow_layers_figure_panels(moons_flow):
     x = data.toy_2d("moons", 300, seed=0)
-    fig = widgets.flow_layers_figure(moons_flow, x, 3)
+    fig = flows.flow_layers_figure(moons_flow, x, 3)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == [
         "data after 3 of 6 layers",
@@ -117,6 +117,6 @@ def test_flow_layers_figure_panels(moons_flow):
     ]
     plt.close(fig)
     with pytest.raises(ValueError, match="k: expected an int in"):
-        widgets.flow_layers_figure(moons_flow, x, 7)
+        flows.flow_layers_figure(moons_flow, x, 7)
     with pytest.raises(ValueError, match="x: expected"):
-        widgets.flow_layers_figure(moons_flow, x[:, :1], 0)
+        flows.flow_layers_figure(moons_flow, x[:, :1], 0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import data, gan, metrics, models, widgets
+from course_utils import data, gan, metrics
 
 
 def test_losses_match_their_definitions_and_stay_finite():
@@ -119,26 +119,26 @@ def test_gan_snapshot_figure_shows_each_run_at_the_chosen_step():
                                 resolution=6)
         for name in ("gan", "wgan-gp")
     }  # fmt: skip
-    fig = widgets.gan_snapshot_figure(runs, 1, x)
+    fig = gan.gan_snapshot_figure(runs, 1, x)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["gan: generator step 4", "wgan-gp: generator step 4"]
     labels = {ax.get_ylabel() for ax in fig.axes}
     assert {"D(x)", "critic f(x)", "$x_2$"} <= labels
     plt.close(fig)
     with pytest.raises(ValueError, match="index"):
-        widgets.gan_snapshot_figure(runs, 2, x)
+        gan.gan_snapshot_figure(runs, 2, x)
     with pytest.raises(ValueError, match="runs"):
-        widgets.gan_snapshot_figure({}, 0, x)
+        gan.gan_snapshot_figure({}, 0, x)
 
 
 def test_dcgan_reference_models():
     for classes in (0, 10):
-        g = models.DcganGenerator(latent_dim=8, width=8, num_classes=classes).eval()
-        d = models.DcganDiscriminator(width=8, num_classes=classes)
+        g = gan.DcganGenerator(latent_dim=8, width=8, num_classes=classes).eval()
+        d = gan.DcganDiscriminator(width=8, num_classes=classes)
         y = torch.arange(4) if classes else None
         images = g(torch.randn(4, 8), y)
         assert images.shape == (4, 1, 28, 28) and images.abs().max() <= 1
         assert d(images, y).shape == (4,)
     with pytest.raises(ValueError, match="y: expected class labels"):
-        models.DcganGenerator(latent_dim=8, width=8, num_classes=10)(torch.randn(2, 8))
+        gan.DcganGenerator(latent_dim=8, width=8, num_classes=10)(torch.randn(2, 8))
     assert math.isfinite(float(d(images, y).detach().sum()))
