@@ -1,8 +1,13 @@
 """Save and load model weights: a ``state_dict`` plus plain metadata, never a pickled model.
 
 A checkpoint file holds ``{"state_dict": ..., "meta": {"name", "config", "metrics",
-"torch_version"}}``. ``torch.load(weights_only=True)`` reads it: only tensors and plain
-Python values. Shipped checkpoints live in ``course_utils/weights/NAME.pt`` and are made by
+"pixel_range", "torch_version"}}`` (and ``"schedule"`` for a diffusion model): everything
+needed to use it. ``config`` rebuilds the model, ``pixel_range`` is the range of the data
+it models (``data.to_unit`` turns such values into images in [0, 1]), ``schedule`` the
+noise schedule it was trained with (``diffusion.betas_from``).
+``torch.load(weights_only=True)`` reads it: only tensors and plain Python values.
+
+Shipped checkpoints live in ``course_utils/weights/NAME.pt`` and are made by
 ``python -m course_utils.pretrain NAME``; ``load_pretrained(NAME)`` builds the model class
 that NAME's recipe names (``course_utils.registry``) from the stored config and loads the
 weights.
@@ -27,12 +32,16 @@ def save(
     *,
     name: str,
     config: dict[str, Any],
+    pixel_range: tuple[float, float],
     metrics: dict[str, float] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model.state_dict()`` and metadata to ``path``; return the path.
 
     ``config`` holds the constructor arguments of the model class, so that
-    ``load_pretrained`` can rebuild it; ``metrics`` the numbers the model reached.
+    ``load_pretrained`` can rebuild it; ``pixel_range`` the ``(low, high)`` of the data the
+    model was trained on; ``metrics`` the numbers the model reached; ``schedule`` a
+    diffusion model's noise schedule.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -42,8 +51,11 @@ def save(
         "name": name,
         "config": dict(config),
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        "pixel_range": [float(pixel_range[0]), float(pixel_range[1])],
         "torch_version": str(torch.__version__),
     }
+    if schedule is not None:
+        meta["schedule"] = dict(schedule)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save({"state_dict": state, "meta": meta}, path)
     return path

@@ -107,6 +107,22 @@ def toy_2d(
     return x.float().to(_resolve_device(device))
 
 
+SIGNED = (-1.0, 1.0)  # the tanh generators' and the diffusion models' pixel range
+
+
+def to_unit(x: torch.Tensor, pixel_range: tuple[float, float] = SIGNED) -> torch.Tensor:
+    """Values in ``pixel_range = (low, high)`` as images in [0, 1], clamped: ``(x - low) /
+    (high - low)``. The default turns a [-1, 1] model's output into images."""
+    low, high = pixel_range
+    return ((x - low) / (high - low)).clamp(0, 1)
+
+
+def from_unit(images: torch.Tensor, pixel_range: tuple[float, float] = SIGNED) -> torch.Tensor:
+    """Images in [0, 1] as values in ``pixel_range`` (the inverse of ``to_unit``)."""
+    low, high = pixel_range
+    return low + (high - low) * images
+
+
 @lru_cache(maxsize=1)
 def _digits_numpy() -> tuple[np.ndarray, np.ndarray]:
     with np.load(DIGITS_FILE) as shipped:  # sklearn's load_digits(), in its order

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -351,7 +352,7 @@ def train_ddpm(
     def step(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         drop = torch.rand(len(y), device=y.device) < p_uncond
         y = torch.where(drop, model.num_classes, y)
-        loss = ddpm_loss(lambda x_t, t: model(x_t, t, y), 2 * x - 1, alpha_bar)
+        loss = ddpm_loss(lambda x_t, t: model(x_t, t, y), data.from_unit(x), alpha_bar)
         step_and_average(loss, opt, model, averaged, ema_decay)
         return {"loss": loss}
 
@@ -368,7 +369,21 @@ def train_ddpm(
     }
 
 
-DDPM_T = 1000  # linear betas 1e-4 -> 0.02, as in Ho et al.
+DDPM_SCHEDULE = {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02}  # Ho et al.
+
+
+def betas_from(schedule: Mapping[str, Any]) -> torch.Tensor:
+    """The betas ``[T]`` of a schedule as a checkpoint's metadata records it
+    (``{"kind": "linear", "T", "beta_start", "beta_end"}``).
+
+    Raises:
+        ValueError: another kind of schedule.
+    """
+    if schedule.get("kind") != "linear":
+        raise ValueError(f"schedule: expected kind 'linear', got {schedule.get('kind')!r}")
+    return linear_beta_schedule(
+        int(schedule["T"]), float(schedule["beta_start"]), float(schedule["beta_end"])
+    )
 
 
 DDPM_MNIST_CONFIG = {"width": 16, "mults": [1, 2, 4], "num_classes": 10}
@@ -385,18 +400,18 @@ def pretrain_ddpm_mnist(out: Path, epochs: int = 250, seed: int = 0) -> dict[str
     device = get_device()
     x, y = data.mnist("train", device=device)
     x_test, _ = data.mnist("test", device=device)
-    alpha_bar = alpha_bar_of(linear_beta_schedule(DDPM_T))
+    alpha_bar = alpha_bar_of(betas_from(DDPM_SCHEDULE))
     seed_everything(seed)
     model = DiffusionUnet(**DDPM_MNIST_CONFIG).to(device)
     info = train_ddpm(model, x, y, alpha_bar, epochs=epochs, seed=seed)
     torch.manual_seed(seed)
     x_T = torch.randn(1000, 1, 28, 28, device=device)
     samples, _ = sample_ddim(model, x_T, alpha_bar, 50)
-    samples = ((samples + 1) / 2).clamp(0, 1)
+    samples = data.to_unit(samples)
     coverage = metrics.class_coverage(samples)
     wanted = torch.arange(1000, device=device) % 10
     with_guidance, _ = sample_ddim(guided(model, wanted, 2.0), x_T, alpha_bar, 50)
-    with_guidance = ((with_guidance + 1) / 2).clamp(0, 1)
+    with_guidance = data.to_unit(with_guidance)
     results = {
         "fid_ddim50": metrics.fid(samples, x_test),
         "classes_present": float(coverage.classes_present),
@@ -407,7 +422,10 @@ def pretrain_ddpm_mnist(out: Path, epochs: int = 250, seed: int = 0) -> dict[str
         ),
         **info,
     }
-    checkpoints.save(model, out, name="ddpm_mnist", config=DDPM_MNIST_CONFIG, metrics=results)
+    checkpoints.save(
+        model, out, name="ddpm_mnist", config=DDPM_MNIST_CONFIG, pixel_range=data.SIGNED,
+        metrics=results, schedule=DDPM_SCHEDULE,
+    )  # fmt: skip
     return results
 
 
@@ -433,7 +451,7 @@ def _diffusion_case(case: tuple[str, int, float, int]) -> dict[str, float | str 
     torch.set_num_threads(1)
     sampler, steps, eta, n = case
     model = checkpoints.load_pretrained("ddpm_mnist")
-    betas = linear_beta_schedule(DDPM_T)
+    betas = betas_from(model.meta["schedule"])
     alpha_bar = alpha_bar_of(betas)
     x_T = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(1)
@@ -445,7 +463,7 @@ def _diffusion_case(case: tuple[str, int, float, int]) -> dict[str, float | str 
         else:
             chunks.append(sample_ddim(model, x, alpha_bar, steps, eta)[0])
     seconds = time.perf_counter() - start
-    images = ((torch.cat(chunks) + 1) / 2).clamp(0, 1)
+    images = data.to_unit(torch.cat(chunks))
     x_test, _ = data.mnist("test")
     coverage = metrics.class_coverage(images)
     return {"sampler": sampler, "steps": steps, "eta": eta, "samples": n,
@@ -571,7 +589,7 @@ def denoising_figure(
             (row[0], step.x_t, "$x_t$"),
             (row[1], step.x0_hat, "predicted $x_0$"),
         ):
-            grid = ((images + 1) / 2).clamp(0, 1)[: nrow * nrow]
+            grid = data.to_unit(images)[: nrow * nrow]
             show_images(grid, f"{name}, t = {step.t + 1}: {what}", nrow=nrow, ax=ax)
     fig.tight_layout()
     return fig

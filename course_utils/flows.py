@@ -393,11 +393,15 @@ def flow_digits_benchmark(seconds: float = 55.0, seed: int = 0) -> tuple[Flow, d
         summary="lecture 03: RealNVP of the digits benchmark")  # fmt: skip
 def pretrain_flow_digits(out: Path, seconds: float = 55.0, seed: int = 0) -> dict[str, float]:
     flow, results = flow_digits_benchmark(seconds, seed)
-    checkpoints.save(flow, out, name="flow_digits", config=FLOW_DIGITS_CONFIG, metrics=results)
+    checkpoints.save(
+        flow, out, name="flow_digits", config=FLOW_DIGITS_CONFIG, pixel_range=(0, 17),
+        metrics=results,
+    )  # fmt: skip
     return results
 
 
 FLOW_MNIST_CONFIG = {"steps_per_scale": [4, 8], "hidden": 64}
+FLOW_MNIST_PIXELS = (0, 256)  # 256 grey levels, dequantized: x + u in [0, 256)
 
 
 @recipe("flow_mnist", model="course_utils.flows:glow_mnist", group="flow",
@@ -415,10 +419,10 @@ def pretrain_flow_mnist(out: Path, epochs: int = 100, seed: int = 0) -> dict[str
     info = train_flow(flow, levels[:3600], levels[3600:], epochs=epochs, eval_every=5, seed=seed)
     torch.manual_seed(seed)
     nll = discrete_nll_bound(flow, 255 * x_test, draws=2).mean().item()
-    samples = (flow.sample(1000) / 256).clamp(0, 1)
+    samples = data.to_unit(flow.sample(1000), FLOW_MNIST_PIXELS)
     coverage = metrics.class_coverage(samples)
     torch.manual_seed(seed)
-    cooled = (flow.sample(1000, temperature=0.7) / 256).clamp(0, 1)
+    cooled = data.to_unit(flow.sample(1000, temperature=0.7), FLOW_MNIST_PIXELS)
     results = {
         "test_bits_per_dim": nll / (784 * math.log(2)),
         "fid_samples": metrics.fid(samples, x_test),
@@ -428,7 +432,10 @@ def pretrain_flow_mnist(out: Path, epochs: int = 100, seed: int = 0) -> dict[str
         "classes_present_t07": float(metrics.class_coverage(cooled).classes_present),
         **info,
     }
-    checkpoints.save(flow, out, name="flow_mnist", config=FLOW_MNIST_CONFIG, metrics=results)
+    checkpoints.save(
+        flow, out, name="flow_mnist", config=FLOW_MNIST_CONFIG, pixel_range=FLOW_MNIST_PIXELS,
+        metrics=results,
+    )  # fmt: skip
     return results
 
 

@@ -451,7 +451,7 @@ def train_dcgan(
         z = torch.randn(len(x), generator.latent_dim, device=x.device)
         fake = generator(z, y)
         d_loss = (
-            F.softplus(-discriminator(2 * x - 1, y)).mean()
+            F.softplus(-discriminator(data.from_unit(x), y)).mean()
             + F.softplus(discriminator(fake.detach(), y)).mean()
         )
         opt_d.zero_grad(set_to_none=True)
@@ -486,7 +486,7 @@ def _pretrain_dcgan(
     with torch.no_grad():
         z = torch.randn(1000, config["latent_dim"], device=device)
         labels = torch.arange(1000, device=device) % 10 if num_classes else None
-        samples = (generator(z, labels) + 1) / 2
+        samples = data.to_unit(generator(z, labels))
     coverage = metrics.class_coverage(samples)
     results = {
         "fid_samples": metrics.fid(samples, x_test),
@@ -497,7 +497,9 @@ def _pretrain_dcgan(
     if num_classes:
         predicted = metrics.classifier_predict(samples)
         results["label_accuracy"] = float((predicted == labels).float().mean())
-    checkpoints.save(generator, out, name=name, config=config, metrics=results)
+    checkpoints.save(
+        generator, out, name=name, config=config, pixel_range=data.SIGNED, metrics=results
+    )
     return results
 
 

@@ -265,5 +265,7 @@ def pretrain_classifier(out: Path, epochs: int = 15, seed: int = 0) -> dict[str,
         "fid_train_vs_test": frechet_distance(train_feats, test_feats),
         "train_seconds": seconds,
     }
-    checkpoints.save(model, out, name="classifier", config=config, metrics=results)
+    checkpoints.save(
+        model, out, name="classifier", config=config, pixel_range=(0, 1), metrics=results
+    )
     return results

@@ -209,7 +209,10 @@ def digits_vae_benchmark(seconds: float = 50.0, seed: int = 0) -> tuple[torch.nn
 def pretrain_vae_digits(out: Path, seconds: float = 50.0, seed: int = 0) -> dict[str, float]:
     """The digits benchmark model (``ConvDigitsVae``), trained for ``seconds``."""
     model, results = digits_vae_benchmark(seconds, seed)
-    checkpoints.save(model, out, name="vae_digits", config=DIGITS_VAE_CONFIG, metrics=results)
+    checkpoints.save(
+        model, out, name="vae_digits", config=DIGITS_VAE_CONFIG, pixel_range=(0, 16),
+        metrics=results,
+    )  # fmt: skip
     return results
 
 
@@ -239,7 +242,7 @@ def _pretrain_vae_mnist(
         "class_entropy": coverage.entropy,
         **info,
     }
-    checkpoints.save(model, out, name=name, config=config, metrics=results)
+    checkpoints.save(model, out, name=name, config=config, pixel_range=(0, 1), metrics=results)
     return results
 
 

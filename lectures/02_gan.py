@@ -518,7 +518,7 @@ dcgan = load_generator("dcgan_mnist", num_classes=0)
 x_test, _ = data.mnist("test", device=device)
 torch.manual_seed(0)
 with torch.no_grad():
-    samples = (dcgan(torch.randn(1000, 64, device=device)) + 1) / 2  # back to [0, 1]
+    samples = data.to_unit(dcgan(torch.randn(1000, 64, device=device)))  # (x + 1) / 2: [0, 1]
 coverage = metrics.class_coverage(samples)
 print(f"FID (1000 samples vs the 1000 test images): {metrics.fid(samples, x_test):.1f}")
 print(f"data floor (1000 train vs 1000 test images): "
@@ -544,7 +544,7 @@ with torch.no_grad():
         path = torch.stack(
             [vae.interpolate(z0, z1, t, method="slerp") for t in np.linspace(0, 1, 10)]
         )
-        rows.append((dcgan(path) + 1) / 2)
+        rows.append(data.to_unit(dcgan(path)))
 viz.show_images(torch.cat(rows), "DCGAN: slerp between two latent codes (one row each)", nrow=10)
 plt.show()
 
@@ -563,10 +563,10 @@ torch.manual_seed(0)
 with torch.no_grad():
     z = torch.randn(8, 64, device=device).repeat(10, 1)
     labels = torch.arange(10, device=device).repeat_interleave(8)
-    grid_images = (cgan(z, labels) + 1) / 2
+    grid_images = data.to_unit(cgan(z, labels))
     z_eval = torch.randn(1000, 64, device=device)
     y_eval = torch.arange(1000, device=device) % 10
-    eval_images = (cgan(z_eval, y_eval) + 1) / 2
+    eval_images = data.to_unit(cgan(z_eval, y_eval))
 accuracy = (metrics.classifier_predict(eval_images) == y_eval).float().mean().item()
 print(f"conditional GAN: the classifier reads the requested digit in {100 * accuracy:.1f}% of "
       f"1000 samples; FID {metrics.fid(eval_images, x_test):.1f}")  # fmt: skip

@@ -534,6 +534,8 @@ plt.show()
 
 # %%
 ddpm_state, ddpm_meta = checkpoints.shipped_state("ddpm_mnist")
+# The checkpoint records the schedule it was trained with: it must be the one defined above.
+assert ddpm_meta["schedule"] == {"kind": "linear", "T": T, "beta_start": 1e-4, "beta_end": 0.02}
 unet = diffusion.DiffusionUnet(**ddpm_meta["config"]).to(device)
 if RETRAIN:
     from course_utils.diffusion import train_ddpm
@@ -559,8 +561,8 @@ def eps_unet(x_t: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
 
 
 def to_pixels(x: torch.Tensor) -> torch.Tensor:
-    """Model space [-1, 1] -> pixels [0, 1]."""
-    return ((x + 1) / 2).clamp(0, 1)
+    """Model space [-1, 1] (the checkpoint's pixel range) -> pixels [0, 1]: (x + 1) / 2."""
+    return data.to_unit(x, ddpm_meta["pixel_range"])
 
 
 # %% [markdown]

@@ -1,3 +1,5 @@
+import inspect
+
 import pytest
 import torch
 
@@ -8,13 +10,14 @@ from course_utils.metrics import MnistClassifier
 def test_save_load_roundtrip_with_plain_metadata(tmp_path):
     model = torch.nn.Linear(3, 2)
     path = checkpoints.save(
-        model, tmp_path / "m.pt", name="lin", config={"a": 1}, metrics={"nll": 2}
-    )
+        model, tmp_path / "m.pt", name="lin", config={"a": 1}, pixel_range=(0, 1),
+        metrics={"nll": 2},
+    )  # fmt: skip
     raw = torch.load(path, weights_only=True)  # no pickled objects: weights-only loading works
     assert set(raw) == {"state_dict", "meta"}
     state, meta = checkpoints.load(path)
     assert meta == {"name": "lin", "config": {"a": 1}, "metrics": {"nll": 2.0},
-                    "torch_version": str(torch.__version__)}  # fmt: skip
+                    "pixel_range": [0.0, 1.0], "torch_version": str(torch.__version__)}  # fmt: skip
     fresh = torch.nn.Linear(3, 2)
     fresh.load_state_dict(state)
     assert torch.equal(fresh.weight, model.weight)
@@ -27,7 +30,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(ValueError, match="not a course checkpoint"):
         checkpoints.load(tmp_path / "other.pt")
     with pytest.raises(TypeError, match="model"):
-        checkpoints.save("not a model", tmp_path / "x.pt", name="x", config={})
+        checkpoints.save("not a model", tmp_path / "x.pt", name="x", config={}, pixel_range=(0, 1))
 
 
 def test_load_pretrained_classifier_and_errors(monkeypatch, tmp_path):
@@ -47,3 +50,20 @@ def test_every_registered_checkpoint_ships_and_loads():
     for name in registry.recipes():
         model = checkpoints.load_pretrained(name)
         assert not model.training and model.meta["name"] == name and model.meta["metrics"]
+
+
+def test_every_shipped_checkpoint_says_how_to_use_it():
+    """Its metadata carries the architecture, the data's pixel range and, for a diffusion
+    model, the schedule: the recipe's own constants (one source)."""
+    from course_utils import diffusion
+
+    for name in registry.recipes():
+        meta = checkpoints.shipped_state(name)[1]
+        low, high = meta["pixel_range"]
+        assert low < high and set(meta["config"]) <= set(
+            inspect.signature(registry.model_class(name)).parameters
+        ), name
+    assert checkpoints.shipped_state("ddpm_mnist")[1]["schedule"] == diffusion.DDPM_SCHEDULE
+    assert torch.equal(
+        diffusion.betas_from(diffusion.DDPM_SCHEDULE), diffusion.linear_beta_schedule(1000)
+    )
