@@ -124,6 +124,46 @@ BADGES_BEGIN = "<!-- colab badges: written by `course build` -->"
 BADGES_END = "<!-- end of colab badges -->"
 
 
+def _between(readme: str, begin: str, end: str, lines: list[str]) -> str:
+    """``readme`` with the text between the ``begin`` and ``end`` lines replaced by
+    ``lines`` (indented as ``begin`` is); unchanged when a marker is missing."""
+    if begin not in readme or end not in readme:
+        return readme
+    head, rest = readme.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    indent = head[head.rfind("\n") + 1 :]
+    body = "".join(f"{indent}{line}\n" if line else "\n" for line in lines)
+    return f"{head}{begin}\n{body}{indent}{end}{tail}"
+
+
+CHECKPOINTS_BEGIN = "<!-- checkpoints: written by `course build` from the shipped metadata -->"
+CHECKPOINTS_END = "<!-- end of checkpoints -->"
+
+
+def bench_markers(name: str) -> tuple[str, str]:
+    """The README markers around ``course bench NAME``'s shipped table."""
+    return (
+        f"<!-- course bench {name}: written by `course build` from the shipped results -->",
+        f"<!-- end of course bench {name} -->",
+    )
+
+
+def readme_with_tables(readme: str) -> str:
+    """``readme`` with the shipped checkpoints' table (from each recipe's summary and its
+    checkpoint's stored metrics) and every shipped benchmark table rewritten."""
+    from course_utils import checkpoints, registry
+
+    rows = ["| name | what | numbers (test split) |", "|---|---|---|"]
+    for name, recipe in registry.recipes().items():
+        metrics = checkpoints.shipped_state(name)[1]["metrics"]
+        rows.append(f"| `{name}` | {recipe.summary} | {recipe.numbers.format(**metrics)} |")
+    readme = _between(readme, CHECKPOINTS_BEGIN, CHECKPOINTS_END, rows)
+    for name, bench in registry.benchmarks().items():
+        if bench.table is not None:
+            readme = _between(readme, *bench_markers(name), ["```", *bench.table(), "```"])
+    return readme
+
+
 def readme_with_badges(readme: str, root: Path, url: str) -> str:
     """``readme`` with the table between ``BADGES_BEGIN`` and ``BADGES_END`` rewritten: an
     "Open in Colab" badge for every lecture, exercise and solution notebook."""
@@ -139,9 +179,7 @@ def readme_with_badges(readme: str, root: Path, url: str) -> str:
             ColabEntry(url, f"{d}/{stem}.ipynb").badge if there else "" for d, there in folders
         ]
         rows.append(f"| `{stem}` | " + " | ".join(cells) + " |")
-    head, rest = readme.split(BADGES_BEGIN, 1)
-    tail = rest.split(BADGES_END, 1)[1]
-    return f"{head}{BADGES_BEGIN}\n" + "\n".join(rows) + f"\n{BADGES_END}{tail}"
+    return _between(readme, BADGES_BEGIN, BADGES_END, rows)
 
 
 def _add_colab_entry(nb: nbformat.NotebookNode, entry: ColabEntry) -> None:
@@ -314,7 +352,8 @@ def plan(root: Path) -> list[Planned]:
                 ]
     readme = root / "README.md"
     if readme.is_file():
-        planned.append(Planned(readme, readme_with_badges(readme.read_text(), root, url)))
+        text = readme_with_tables(readme_with_badges(readme.read_text(), root, url))
+        planned.append(Planned(readme, text))
     return planned
 
 

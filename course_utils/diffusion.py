@@ -389,8 +389,19 @@ def betas_from(schedule: Mapping[str, Any]) -> torch.Tensor:
 DDPM_MNIST_CONFIG = {"width": 16, "mults": [1, 2, 4], "num_classes": 10}
 
 
-@recipe("ddpm_mnist", model="course_utils.diffusion:DiffusionUnet", group="ddpm",
-        summary="lecture 04: class-conditional DDPM U-Net on MNIST")  # fmt: skip
+@recipe(
+    "ddpm_mnist",
+    model="course_utils.diffusion:DiffusionUnet",
+    group="ddpm",
+    summary="class-conditional DDPM U-Net (EMA weights, trained with label dropout for "
+    "classifier-free guidance; lecture 04)",
+    numbers=(
+        "1000 unconditional DDIM-50 samples: FID {fid_ddim50:.1f}, {classes_present:.0f}/10 "
+        "digits, class entropy {class_entropy:.2f}; guided (w = 2), 100 per class: FID "
+        "{fid_guided_w2:.1f}, the classifier reads the requested digit in "
+        "{label_accuracy_w2:.1%}; {epochs:.0f} epochs, {train_seconds:.0f} s of training"
+    ),
+)
 def pretrain_ddpm_mnist(out: Path, epochs: int = 250, seed: int = 0) -> dict[str, float]:
     """The class-conditional DDPM U-Net on the MNIST train split (batch 64), trained with
     label dropout so that one network serves unconditional sampling and guidance. Reports
@@ -497,8 +508,12 @@ def load_diffusion_bench(path: str | None = None) -> dict:
     return load_json("diffusion_bench.json", path)
 
 
-@benchmark("diffusion", summary="steps vs quality of the shipped MNIST diffusion model",
-           options=("save",))  # fmt: skip
+@benchmark(
+    "diffusion",
+    summary="steps vs quality of the shipped MNIST diffusion model",
+    options=("save",),
+    table=lambda: format_diffusion_bench(load_diffusion_bench()),
+)
 def bench_diffusion(samples: int = 1000, save: str | None = None, workers: int = 2) -> dict:
     """Steps vs quality for the shipped MNIST diffusion model: ``samples`` unconditional
     images per sampler (``DIFFUSION_SAMPLERS``), FID against the test split next to the data

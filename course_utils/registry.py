@@ -27,24 +27,29 @@ TOPICS = (
 class Recipe:
     """How a shipped checkpoint is made: ``make(out, **options) -> metrics`` trains and
     saves it; its weights load into ``model`` (``"module:attribute"``, called with the
-    checkpoint's config); ``group`` names the ``pretrain`` target that makes several."""
+    checkpoint's config); ``summary`` says what it is and ``numbers`` (a ``str.format``
+    template over its stored metrics) what it reached, for the README's table; ``group``
+    names the ``pretrain`` target that makes several."""
 
     name: str
     make: Callable[..., dict[str, float]]
     model: str
     summary: str
+    numbers: str
     group: str | None = None
 
 
 @dataclass(frozen=True)
 class Benchmark:
     """A ``course bench NAME``: ``run(**options)`` prints its table; ``options`` are the
-    command-line options it takes (of ``OPTIONS``)."""
+    command-line options it takes (of ``OPTIONS``); ``table()``, when the results ship,
+    gives their table's lines (``course build`` writes it into the README)."""
 
     name: str
     run: Callable[..., Any]
     summary: str
     options: tuple[str, ...] = ()
+    table: Callable[[], list[str]] | None = None
 
 
 # The options a benchmark may take on the command line, with their help.
@@ -59,21 +64,25 @@ _BENCHMARKS: dict[str, Benchmark] = {}
 
 
 def recipe(
-    name: str, *, model: str, summary: str, group: str | None = None
+    name: str, *, model: str, summary: str, numbers: str, group: str | None = None
 ) -> Callable[[Callable[..., dict[str, float]]], Callable[..., dict[str, float]]]:
     """Register the decorated ``make(out, **options)`` as the recipe of checkpoint ``name``."""
 
     def register(make: Callable[..., dict[str, float]]) -> Callable[..., dict[str, float]]:
         if name in _RECIPES:
             raise ValueError(f"name: recipe {name!r} is registered twice")
-        _RECIPES[name] = Recipe(name, make, model, summary, group)
+        _RECIPES[name] = Recipe(name, make, model, summary, numbers, group)
         return make
 
     return register
 
 
 def benchmark(
-    name: str, *, summary: str, options: tuple[str, ...] = ()
+    name: str,
+    *,
+    summary: str,
+    options: tuple[str, ...] = (),
+    table: Callable[[], list[str]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as ``course bench name``."""
     unknown = set(options) - set(OPTIONS)
@@ -83,7 +92,7 @@ def benchmark(
     def register(run: Callable[..., Any]) -> Callable[..., Any]:
         if name in _BENCHMARKS:
             raise ValueError(f"name: benchmark {name!r} is registered twice")
-        _BENCHMARKS[name] = Benchmark(name, run, summary, tuple(options))
+        _BENCHMARKS[name] = Benchmark(name, run, summary, tuple(options), table)
         return run
 
     return register
@@ -94,10 +103,18 @@ def _load_topics() -> None:
         importlib.import_module(module)
 
 
+def _in_topic_order(table: dict[str, Any], module_of: Callable[[Any], str]) -> dict[str, Any]:
+    """``table`` in ``TOPICS`` order (then in the order each module registered), whatever
+    order the modules were imported in."""
+    order = {m: i for i, m in enumerate(TOPICS)}
+    items = sorted(table.items(), key=lambda item: order.get(module_of(item[1]), -1))
+    return dict(items)
+
+
 def recipes() -> dict[str, Recipe]:
-    """Every registered recipe, by checkpoint name (importing every topic)."""
+    """Every registered recipe, by checkpoint name, in ``TOPICS`` order."""
     _load_topics()
-    return dict(_RECIPES)
+    return _in_topic_order(_RECIPES, lambda r: r.make.__module__)
 
 
 def groups() -> dict[str, list[str]]:
@@ -110,10 +127,10 @@ def groups() -> dict[str, list[str]]:
 
 
 def benchmarks() -> dict[str, Benchmark]:
-    """Every registered benchmark, by name (importing every topic and ``bench``)."""
+    """Every registered benchmark, by name: ``bench``'s own, then ``TOPICS`` order."""
     importlib.import_module("course_utils.bench")
     _load_topics()
-    return dict(_BENCHMARKS)
+    return _in_topic_order(_BENCHMARKS, lambda b: b.run.__module__)
 
 
 def model_class(name: str) -> Callable[..., Any]:

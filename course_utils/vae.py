@@ -3,9 +3,12 @@ likelihood bounds, pretraining recipes, the digits benchmark and the lecture's w
 
 The lecture writes its own models, where students read them; ``MlpVae`` is its reference
 copy, with the same parameter names, so the lecture loads the shipped ``state_dict`` into
-its own class (``tests/test_lecture_twins.py`` keeps the two in step). ``negative_elbo``
-here is the model-level bound, ``-ELBO(x)`` in nats per example, averaged over ``draws``
-reparameterized samples; lecture 01's exercise ``elbo`` is the per-example ELBO itself.
+its own class (``tests/test_lecture_twins.py`` keeps the two in step).
+
+``negative_elbo_estimate(model, x, draws)`` evaluates ``-ELBO(x)`` in nats per example,
+averaged over ``draws`` reparameterized samples; lecture 01's own ``negative_elbo(model, x,
+beta)`` is its one-sample training loss (with the β of β-VAE), and exercise 01's ``elbo``
+the per-example ELBO itself.
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ def log_weights(model: nn.Module, x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def negative_elbo(model: nn.Module, x: torch.Tensor, draws: int = 10) -> torch.Tensor:
+def negative_elbo_estimate(model: nn.Module, x: torch.Tensor, draws: int = 10) -> torch.Tensor:
     """Per-example negative ELBO ``[B]``: the single-sample estimator, averaged over ``draws``
     independent draws (same expectation, lower variance)."""
     return -log_weights(model, x, draws).mean(0)
@@ -171,7 +174,7 @@ def train_vae(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     info = train_keeping_best(
         model, opt, lambda x: -log_weights(model, x, 1).mean(),
-        lambda averaged: negative_elbo(averaged, x_val).mean().item(), x_train,
+        lambda averaged: negative_elbo_estimate(averaged, x_val).mean().item(), x_train,
         seconds=seconds, epochs=epochs, batch_size=batch_size, ema_decay=ema_decay,
         eval_every=eval_every, seed=seed,
     )  # fmt: skip
@@ -196,7 +199,7 @@ def digits_vae_benchmark(seconds: float = 50.0, seed: int = 0) -> tuple[torch.nn
     )  # fmt: skip
     torch.manual_seed(seed)
     results = {
-        "test_neg_elbo": negative_elbo(model, x_test).mean().item(),
+        "test_neg_elbo": negative_elbo_estimate(model, x_test).mean().item(),
         "test_iwae_nll_k1000": iwae_nll(model, x_test, k=1000, chunk=50).mean().item(),
         "parameters": float(sum(p.numel() for p in model.parameters())),
         **info,
@@ -204,8 +207,15 @@ def digits_vae_benchmark(seconds: float = 50.0, seed: int = 0) -> tuple[torch.nn
     return model, results
 
 
-@recipe("vae_digits", model="course_utils.vae:ConvDigitsVae",
-        summary="lecture 01: the conv VAE of the digits benchmark")  # fmt: skip
+@recipe(
+    "vae_digits",
+    model="course_utils.vae:ConvDigitsVae",
+    summary="conv VAE, sklearn digits, 17-way categorical pixels (lecture 01)",
+    numbers=(
+        "−ELBO {test_neg_elbo:.2f} nats, IWAE (k=1000) NLL {test_iwae_nll_k1000:.2f} nats, "
+        "{train_seconds:.0f} s of training"
+    ),
+)
 def pretrain_vae_digits(out: Path, seconds: float = 50.0, seed: int = 0) -> dict[str, float]:
     """The digits benchmark model (``ConvDigitsVae``), trained for ``seconds``."""
     model, results = digits_vae_benchmark(seconds, seed)
@@ -235,7 +245,7 @@ def _pretrain_vae_mnist(
         samples = torch.sigmoid(model.decoder(torch.randn(1000, latent_dim, device=device)))
     coverage = metrics.class_coverage(samples)
     results = {
-        "test_neg_elbo": negative_elbo(model, x_test).mean().item(),
+        "test_neg_elbo": negative_elbo_estimate(model, x_test).mean().item(),
         "test_iwae_nll_k1000": iwae_nll(model, x_test, k=1000).mean().item(),
         "fid_prior_samples": metrics.fid(samples, x_grey),
         "classes_present": float(coverage.classes_present),
@@ -246,14 +256,27 @@ def _pretrain_vae_mnist(
     return results
 
 
-@recipe("vae_mnist", model="course_utils.vae:MlpVae", group="vae",
-        summary="lecture 01: MLP VAE on binarized MNIST, 16-d latent")  # fmt: skip
+@recipe(
+    "vae_mnist",
+    model="course_utils.vae:MlpVae",
+    group="vae",
+    summary="MLP VAE, 16-d latent, binarized MNIST (lecture 01)",
+    numbers=(
+        "−ELBO {test_neg_elbo:.1f} nats, IWAE (k=1000) NLL {test_iwae_nll_k1000:.2f} nats; "
+        "prior samples: FID {fid_prior_samples:.0f}, {classes_present:.0f}/10 digits"
+    ),
+)
 def pretrain_vae_mnist(out: Path, epochs: int = 300, seed: int = 0) -> dict[str, float]:
     return _pretrain_vae_mnist(out, "vae_mnist", 16, epochs, seed)
 
 
-@recipe("vae_mnist_2d", model="course_utils.vae:MlpVae", group="vae",
-        summary="lecture 01: the same with a 2-d latent")  # fmt: skip
+@recipe(
+    "vae_mnist_2d",
+    model="course_utils.vae:MlpVae",
+    group="vae",
+    summary="the same with a 2-d latent",
+    numbers=("−ELBO {test_neg_elbo:.1f}, IWAE (k=1000) NLL {test_iwae_nll_k1000:.1f} nats"),
+)
 def pretrain_vae_mnist_2d(out: Path, epochs: int = 300, seed: int = 0) -> dict[str, float]:
     return _pretrain_vae_mnist(out, "vae_mnist_2d", 2, epochs, seed)
 

@@ -269,3 +269,19 @@ def test_find_root(root, tmp_path):
     assert build.find_root(root / "lectures") == root
     with pytest.raises(build.BuildError, match="root"):
         build.find_root(tmp_path)
+
+
+def test_readme_tables_come_from_the_shipped_metadata_and_results(root):
+    """The checkpoints' table and the benchmark tables are written by `course build`, so a
+    hand edit or a retrained checkpoint makes `course build --check` fail until rebuilt."""
+    from course_utils import checkpoints
+
+    readme = (root / "README.md").read_text()
+    assert build.readme_with_tables(readme) == readme  # up to date
+    fid = f"{checkpoints.shipped_state('ddpm_mnist')[1]['metrics']['fid_ddim50']:.1f}"
+    edited = readme.replace(f"DDIM-50 samples: FID {fid}", "DDIM-50 samples: FID 1.0")
+    assert edited != readme and build.readme_with_tables(edited) == readme
+    dropped = readme.replace("grid  wgan-gp + DRS", "grid  WGAN-GP + DRS")
+    assert dropped != readme and build.readme_with_tables(dropped) == readme
+    for marker in (build.CHECKPOINTS_BEGIN, *build.bench_markers("gan")):
+        assert marker in readme
