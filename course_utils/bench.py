@@ -213,6 +213,18 @@ def print_rows(rows: list[tuple[str, str]]) -> None:
         print(f"{name:<{width}}{value:>12}")
 
 
+def print_digits_benchmark(title: str, rows: list[tuple[str, str]], results: dict) -> None:
+    """A digits benchmark's table: ``title``, its own ``rows``, then the training time,
+    the epochs (and the one selected on validation) and the parameter count."""
+    print(f"{title} on sklearn digits (train 1000 / val 350 / test 447); {machine()}")
+    print_rows([
+        *rows,
+        ("training time (s)", f"{results['train_seconds']:.1f}"),
+        ("epochs (best on validation)", f"{results['epochs']} ({results['best_epoch']})"),
+        ("parameters", f"{int(results['parameters']):,}"),
+    ])  # fmt: skip
+
+
 def mean(values: list[float]) -> float:
     return statistics.fmean(values)
 

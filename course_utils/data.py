@@ -150,6 +150,14 @@ def digits(
     return torch.from_numpy(x[part].copy()).to(dev), torch.from_numpy(y[part].copy()).to(dev)
 
 
+def digits_protocol(
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The intro_dgm protocol's images: train ``[1000, 64]``, validation ``[350, 64]`` (model
+    selection), test ``[447, 64]`` (the reported number)."""
+    return tuple(digits(split, device)[0] for split in ("train", "val", "test"))  # type: ignore[return-value]
+
+
 @lru_cache(maxsize=1)
 def _mnist_numpy() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     with np.load(MNIST_FILE) as shipped:  # 5000 images in 0..255, sorted by class, 500 each

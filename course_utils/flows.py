@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from course_utils import checkpoints, data, metrics
-from course_utils.bench import machine, print_rows
+from course_utils.bench import print_digits_benchmark
 from course_utils.device import get_device, seed_everything
 from course_utils.registry import benchmark, recipe
 from course_utils.train import train_keeping_best
@@ -372,9 +372,7 @@ def flow_digits_benchmark(seconds: float = 55.0, seed: int = 0) -> tuple[Flow, d
     """The intro_dgm digits protocol for flows: train on the first 1000 images, select on
     the next 350, report the test NLL bound ``-E_u log p(x + u)`` (nats per image)."""
     device = get_device()
-    x_train, _ = data.digits("train", device=device)
-    x_val, _ = data.digits("val", device=device)
-    x_test, _ = data.digits("test", device=device)
+    x_train, x_val, x_test = data.digits_protocol(device)
     seed_everything(seed)
     flow = realnvp_digits(**FLOW_DIGITS_CONFIG).to(device)
     info = train_flow(flow, x_train, x_val, seconds=seconds, seed=seed)
@@ -464,15 +462,11 @@ def bench_flow_digits(seconds: float = 55.0, seed: int = 0) -> dict[str, float]:
     """The digits flow benchmark (intro_dgm protocol, uniform dequantization, goal <= 105
     nats): train a RealNVP, then print the test NLL bound, the time and the parameters."""
     _, results = flow_digits_benchmark(seconds=seconds, seed=seed)
-    print(f"RealNVP on sklearn digits (train 1000 / val 350 / test 447); {machine()}")
     rows = [
         ("test NLL bound -E_u log p(x+u) (nats/image)", f"{results['test_nll']:.2f}"),
         ("test bits/dim", f"{results['test_bits_per_dim']:.3f}"),
-        ("training time (s)", f"{results['train_seconds']:.1f}"),
-        ("epochs (best on validation)", f"{results['epochs']} ({results['best_epoch']})"),
-        ("parameters", f"{int(results['parameters']):,}"),
     ]
-    print_rows(rows)
+    print_digits_benchmark("RealNVP", rows, results)
     return results
 
 

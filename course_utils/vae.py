@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from course_utils import checkpoints, data, metrics
-from course_utils.bench import machine, print_rows
+from course_utils.bench import print_digits_benchmark
 from course_utils.device import get_device, seed_everything
 from course_utils.metrics import log_mean_exp
 from course_utils.registry import benchmark, recipe
@@ -188,9 +188,7 @@ def digits_vae_benchmark(seconds: float = 50.0, seed: int = 0) -> tuple[torch.nn
     """The intro_dgm digits protocol: train on the first 1000 images, select on the next 350,
     report the test negative ELBO (nats per image) and the IWAE (k=1000) NLL."""
     device = get_device()
-    x_train, _ = data.digits("train", device=device)
-    x_val, _ = data.digits("val", device=device)
-    x_test, _ = data.digits("test", device=device)
+    x_train, x_val, x_test = data.digits_protocol(device)
     seed_everything(seed)
     model = ConvDigitsVae(**DIGITS_VAE_CONFIG).to(device)
     info = train_vae(
@@ -275,7 +273,7 @@ def pretrain_vae_mnist(out: Path, epochs: int = 300, seed: int = 0) -> dict[str,
     model="course_utils.vae:MlpVae",
     group="vae",
     summary="the same with a 2-d latent",
-    numbers=("−ELBO {test_neg_elbo:.1f}, IWAE (k=1000) NLL {test_iwae_nll_k1000:.1f} nats"),
+    numbers="−ELBO {test_neg_elbo:.1f}, IWAE (k=1000) NLL {test_iwae_nll_k1000:.1f} nats",
 )
 def pretrain_vae_mnist_2d(out: Path, epochs: int = 300, seed: int = 0) -> dict[str, float]:
     return _pretrain_vae_mnist(out, "vae_mnist_2d", 2, epochs, seed)
@@ -289,15 +287,11 @@ def bench_vae_digits(seconds: float = 50.0, seed: int = 0) -> dict[str, float]:
     """The digits VAE benchmark (intro_dgm protocol, goal <= 92 nats): train, then print the
     test negative ELBO, the IWAE (k=1000) NLL, the time and the parameter count."""
     _, results = digits_vae_benchmark(seconds=seconds, seed=seed)
-    print(f"ConvDigitsVae on sklearn digits (train 1000 / val 350 / test 447); {machine()}")
     rows = [
         ("test negative ELBO (nats/image)", f"{results['test_neg_elbo']:.2f}"),
         ("test NLL, IWAE k=1000 (nats/image)", f"{results['test_iwae_nll_k1000']:.2f}"),
-        ("training time (s)", f"{results['train_seconds']:.1f}"),
-        ("epochs (best on validation)", f"{results['epochs']} ({results['best_epoch']})"),
-        ("parameters", f"{int(results['parameters']):,}"),
     ]
-    print_rows(rows)
+    print_digits_benchmark("ConvDigitsVae", rows, results)
     return results
 
 
