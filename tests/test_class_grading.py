@@ -97,6 +97,15 @@ def _make_class(root, folder):
     # lone surrogate (which no UTF-8 CSV can hold).
     redraw = '    raise ValueError("\\x1b[2J\\x1b[H\\r\\udcff\\u202etotal 8 8")'
     subs["trent"] = variant(solved, lambda nb: body(nb, "js_divergence", redraw))
+    # a code cell that hangs before it defines js_divergence: the test then misses the name
+    subs["uma"] = variant(
+        solved,
+        lambda nb: setattr(
+            _code_cell_defining(nb, "js_divergence"),
+            "source",
+            "while True:\n    pass\n" + _code_cell_defining(nb, "js_divergence").source,
+        ),
+    )
     subs["=1+2"] = variant(solved)  # a name a spreadsheet would run as a formula
     folder.mkdir()
     for student, nb in subs.items():
@@ -138,6 +147,7 @@ EXPECTED = {  # student: (status, total of 8, points per question)
     "oscar": ("ok", 0, None),  # a forged test cell neither earns nor overrides points
     "peggy": ("crashed", 6, {"js_divergence": 0}),
     "trent": ("ok", 6, {"js_divergence": 0}),
+    "uma": ("timeout", 6, {"js_divergence": 0}),
     "'=1+2": ("ok", 8, None),  # escaped in the CSV
     "nina": ("ok", 8, None),  # nbformat 4.4
     "olga": ("ok", 8, None),  # nbformat 3
@@ -202,6 +212,7 @@ def test_reasons_are_clear(graded_class):
     assert rows["grace"]["reason"] == rows["peggy"]["reason"]
     assert "process died" in rows["grace"]["reason"]
     assert "per-cell time limit" in rows["frank"]["reason"]
+    assert "per-cell time limit" in rows["uma"]["reason"]
     assert rows["heidi"]["status"] == "ok"  # a syntax error is the student's, not a fault
 
 

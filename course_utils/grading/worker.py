@@ -253,14 +253,15 @@ def _namespace(shell: Any, cell: dict[str, Any], seed: int) -> dict[str, Any]:
     }
 
 
-def _run_code_cell(shell: Any, source: str, timeout: float) -> None:
+def _run_code_cell(shell: Any, source: str, timeout: float) -> bool:
     """A student (or solution) code cell, as a kernel would run it: magics included; an
-    error is the cell's and the next cell runs."""
+    error is the cell's and the next cell runs. Returns whether it ran past ``timeout``."""
     try:
         with _time_limit(timeout):
-            shell.run_cell(source, store_history=False, silent=True)
-    except CellTimeout:
-        pass
+            result = shell.run_cell(source, store_history=False, silent=True)
+    except CellTimeout:  # raised outside the code IPython runs (its own bookkeeping)
+        return True
+    return isinstance(result.error_in_exec, CellTimeout)  # IPython catches it in the code
 
 
 def record(job_path: Path, out: Path) -> None:
@@ -279,9 +280,11 @@ def record(job_path: Path, out: Path) -> None:
             "__course_record__": course_record,
         }
     )
+    stopped: int | None = None  # the latest code cell stopped at the time limit
     for n, cell in enumerate(job["cells"]):
         if cell["test"] is None:
-            _run_code_cell(shell, cell["source"], job["cell_timeout"])
+            if _run_code_cell(shell, cell["source"], job["cell_timeout"]):
+                stopped = n
             continue
         records.clear()
         error = None
@@ -296,6 +299,13 @@ def record(job_path: Path, out: Path) -> None:
             error = ("Timeout", str(exc))
         except BaseException as exc:  # the student's error, whatever it is
             error = (type(exc).__name__, str(exc)[:2000])
+        if error is not None and error[0] != "Timeout" and stopped is not None:
+            # what the test misses was never made: say why, not only "name undefined"
+            error = (
+                "Timeout",
+                f"code cell {stopped} ran past the {job['cell_timeout']} s per-cell limit "
+                f"before this test ({error[0]}: {error[1][:200]})",
+            )
         with contextlib.suppress(Exception):
             torch.save({"records": list(records), "error": error}, out / f"{n}.pt")
     (out / "done").write_text("")
