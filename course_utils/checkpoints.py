@@ -10,7 +10,7 @@ noise schedule it was trained with (``diffusion.betas_from``).
 Shipped checkpoints live in ``course_utils/weights/NAME.pt`` and are made by
 ``python -m course_utils.pretrain NAME``; ``load_pretrained(NAME)`` builds the model class
 that NAME's recipe names (``course_utils.registry``) from the stored config and loads the
-weights.
+weights. How weights move between lectures, recipes and the README: docs/DESIGN.md.
 """
 
 from __future__ import annotations

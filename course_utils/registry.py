@@ -4,7 +4,8 @@ A topic module (``vae``, ``gan``, ``flows``, ``diffusion``; ``metrics`` for the 
 decorates each pretraining recipe with ``@recipe`` and each benchmark with ``@benchmark``.
 ``course pretrain`` / ``python -m course_utils.pretrain``, ``course bench``,
 ``checkpoints.load_pretrained`` and their help text read these tables; none of them names a
-topic. ``TOPICS`` is the one list of topic modules (a new topic adds its line here).
+topic. ``TOPICS`` is the one list of topic modules (a new topic adds its line here; the
+checklist is in docs/DESIGN.md, "Add a topic").
 """
 
 from __future__ import annotations
