@@ -1,5 +1,6 @@
 """course_utils.diffusion: the closed form matches the chain, the posterior matches Monte
-Carlo, and both samplers recover x0 with a perfect noise predictor."""
+Carlo, both samplers recover x0 with a perfect noise predictor, and `course bench
+diffusion`'s case and shipped results."""
 
 import math
 
@@ -189,3 +190,23 @@ def test_classifier_free_guidance_combines_the_two_predictions():
     assert torch.allclose(diffusion.guided(model, y, 2.0)(x, t), 3 * model(x, t, y))
     with pytest.raises(ValueError, match="w: expected a non-negative number"):
         diffusion.guided(model, y, -1.0)
+
+
+def test_diffusion_bench_case_samples_scores_and_times():
+    row = diffusion._diffusion_case(("DDIM", 3, 0.0, 20))
+    assert (row["sampler"], row["steps"], row["eta"], row["samples"]) == ("DDIM", 3, 0.0, 20)
+    assert row["fid"] > 0 and row["seconds_per_1000"] > 0
+    assert 1 <= row["classes_present"] <= 10 and 0 <= row["class_entropy"] <= 2.31
+    ddpm = {**row, "sampler": "DDPM", "steps": 1000, "eta": 1.0, "fid": 2 * row["fid"]}
+    lines = diffusion.format_diffusion_bench({"fid_floor": 7.0, "rows": [ddpm, row]})
+    assert lines[0].split()[:3] == ["sampler", "steps", "FID"] and len(lines) == 4
+    assert lines[1].split()[:4] == ["DDPM", "1000", f"{ddpm['fid']:.1f}", "1.00"]
+    assert lines[2].split()[:5] == ["DDIM", "eta=0", "3", f"{row['fid']:.1f}", "0.50"]
+    assert lines[3].startswith("data floor") and lines[3].endswith("7.0")
+
+
+def test_shipped_diffusion_bench_is_complete():
+    shipped = diffusion.load_diffusion_bench()
+    assert shipped["samples"] == 1000
+    ran = [(r["sampler"], r["steps"], r["eta"]) for r in shipped["rows"]]
+    assert ran == diffusion.DIFFUSION_SAMPLERS

@@ -1,5 +1,5 @@
 """course_utils.gan: the reference losses, the toy trainer, rejection sampling, the widget,
-and the DCGAN reference models."""
+the DCGAN reference models, and `course bench gan`'s case and shipped results."""
 
 import math
 
@@ -142,3 +142,19 @@ def test_dcgan_reference_models():
     with pytest.raises(ValueError, match="y: expected class labels"):
         gan.DcganGenerator(latent_dim=8, width=8, num_classes=10)(torch.randn(2, 8))
     assert math.isfinite(float(d(images, y).detach().sum()))
+
+
+def test_gan_bench_case_scores_every_method_and_drs():
+    rows = gan._gan_case(("ring", "wgan-gp", 0, 10))
+    assert [r["variant"] for r in rows] == ["wgan-gp", "wgan-gp + DRS"]
+    assert all(r["num_modes"] == 8 and 0 <= r["high_quality_rate"] <= 1 for r in rows)
+    assert rows[1]["cpu_seconds"] > rows[0]["cpu_seconds"] and 0 < rows[1]["acceptance"] <= 1
+    lines = gan.format_gan_bench(rows)
+    assert lines[0].split()[:2] == ["data", "method"] and len(lines) == 3
+
+
+def test_shipped_gan_bench_is_complete():
+    shipped = gan.load_gan_bench()
+    variants = {(r["dataset"], r["variant"]) for r in shipped["rows"]}
+    assert variants == {(d, v) for d in ("ring", "grid") for v in gan.GAN_VARIANTS}
+    assert len(shipped["rows"]) == 2 * len(gan.GAN_VARIANTS) * shipped["seeds"]
