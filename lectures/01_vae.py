@@ -75,6 +75,14 @@ from torch import nn
 from course_utils import checkpoints, data, metrics, viz, widgets
 from course_utils.device import get_device, seed_everything
 from course_utils.train import fit
+from course_utils.vae import (
+    beta_figure,
+    interpolate,
+    interpolation_figure,
+    iwae_nll,
+    latent_explorer_figure,
+    negative_elbo_estimate,
+)
 
 RETRAIN = False  # True: train the MNIST VAEs in this notebook (about a minute each on a CPU)
 device = get_device()
@@ -481,7 +489,7 @@ print(
 # %% tags=["nbval-ignore-output"]
 decode2 = lambda z: torch.sigmoid(vae2.decoder(z))  # noqa: E731
 widgets.figure_widget(
-    lambda z1, z2: vae.latent_explorer_figure(decode2, codes2, y_test, z1, z2),
+    lambda z1, z2: latent_explorer_figure(decode2, codes2, y_test, z1, z2),
     z1=(-3.0, 3.0, 0.1),
     z2=(-3.0, 3.0, 0.1),
 )
@@ -506,14 +514,14 @@ norm_prior = torch.randn(10_000, 16).norm(dim=1)
 print(f"norm of prior samples: {norm_prior.mean():.2f} ± {norm_prior.std():.2f}")
 for method in ("linear", "slerp"):
     print(
-        f"{method:>6} midpoint norm: {vae.interpolate(z_a, z_b, 0.5, method).norm():.2f}"
+        f"{method:>6} midpoint norm: {interpolate(z_a, z_b, 0.5, method).norm():.2f}"
         f"   (endpoints {z_a.norm():.2f}, {z_b.norm():.2f})"
     )
 
 # %% tags=["nbval-ignore-output"]
 decode16 = lambda z: torch.sigmoid(vae.decoder(z))  # noqa: E731
 widgets.figure_widget(
-    lambda first_digit, second_digit, t, method: vae.interpolation_figure(
+    lambda first_digit, second_digit, t, method: interpolation_figure(
         decode16, code_of(first_digit), code_of(second_digit), t, method
     ),
     first_digit=list(range(10)),
@@ -567,7 +575,7 @@ for beta, r in beta_results.items():
     print(f"{beta:>5} {r['kl']:>7.2f} {r['reconstruction']:>15.2f} {r['active_units']:>18}")
 
 # %% tags=["nbval-ignore-output"]
-widgets.figure_widget(lambda beta: vae.beta_figure(beta_results, beta), beta=list(beta_results))
+widgets.figure_widget(lambda beta: beta_figure(beta_results, beta), beta=list(beta_results))
 
 # %% [markdown]
 # **The IWAE bound** (Burda et al., 2016). Draw $k$ codes $z_1, \dots, z_k \sim q_\phi(z\mid x)$
@@ -635,8 +643,8 @@ digits_vae = checkpoints.load_pretrained("vae_digits", device=device)
 x_digits_test = data.digits("test", device=device)[0]
 torch.manual_seed(0)
 with torch.no_grad():
-    digits_nelbo = vae.negative_elbo(digits_vae, x_digits_test).mean().item()
-    digits_nll = vae.iwae_nll(digits_vae, x_digits_test, k=100).mean().item()
+    digits_nelbo = negative_elbo_estimate(digits_vae, x_digits_test).mean().item()
+    digits_nll = iwae_nll(digits_vae, x_digits_test, k=100).mean().item()
 print(
     f"digits test: negative ELBO {digits_nelbo:.2f} nats (goal <= 92), IWAE k=100 NLL {digits_nll:.2f} nats"
 )

@@ -708,14 +708,20 @@ ax.set(title="Sample quality vs sampling steps", xlabel="steps S",
 ax.legend()
 plt.show()
 fid_of = {(r["sampler"], r["steps"], r["eta"]): r["fid"] for r in shipped["rows"]}
+# The DDIM paper's CIFAR-10 FIDs (Song et al. 2021, Table 1): DDPM's 1000-step sampler with
+# sigma-hat, and DDIM (eta = 0) with 50 and 1000 steps.
+paper = {"DDPM-1000": 3.17, "DDIM-50": 4.67, "DDIM-1000": 4.04}
 print(
     f"DDIM-50 / DDPM-1000 FID: {fid_of['DDIM', 50, 0.0] / ddpm_fid:.2f} (goal: at most 1.2; "
-    f"the DDIM paper's CIFAR-10 ratio is 4.67 / 4.04 = {4.67 / 4.04:.2f})"
+    f"the DDIM paper's CIFAR-10: {paper['DDIM-50'] / paper['DDPM-1000']:.2f})"
 )
 print(
     f"DDIM-50 / DDIM-1000 (both eta = 0): {fid_of['DDIM', 50, 0.0] / fid_of['DDIM', 1000, 0.0]:.2f}"
 )
-print(f"DDIM-1000 (eta = 0) / DDPM-1000: {fid_of['DDIM', 1000, 0.0] / ddpm_fid:.2f}")
+print(
+    f"DDIM-1000 (eta = 0) / DDPM-1000: {fid_of['DDIM', 1000, 0.0] / ddpm_fid:.2f} "
+    f"(the paper's: {paper['DDIM-1000'] / paper['DDPM-1000']:.2f})"
+)
 print(f"DDIM-50 with eta = 1 / DDPM-1000: {fid_of['DDIM', 50, 1.0] / ddpm_fid:.2f}")  # fmt: skip
 
 # %% [markdown]
@@ -729,10 +735,12 @@ print(f"DDIM-50 with eta = 1 / DDPM-1000: {fid_of['DDIM', 50, 1.0] / ddpm_fid:.2
 #   $\eta = 0$ itself, not from skipping steps. A stochastic sampler re-injects fresh
 #   noise at every step, which washes out part of the network's errors; the deterministic
 #   one carries every error to the end (look for faint speckle on some $\eta = 0$ digits
-#   above). DDIM with $\eta = 1$ at 50 steps closes most of the gap (last ratio). The DDIM
-#   paper's ratio was measured on a large, well-trained CIFAR-10 model; our U-Net has
-#   0.46 M parameters and 25 minutes of CPU training, and it is the deterministic
-#   sampler that rewards a more accurate network.
+#   above). DDIM with $\eta = 1$ at 50 steps closes most of the gap (last ratio).
+# - **The paper sees the same.** Song et al.'s own CIFAR-10 table puts DDIM-50 and
+#   DDIM-1000 at about the ratios printed next to ours, measured against DDPM's 1000-step
+#   sampler (with $\hat\sigma$, its best): a deterministic sampler trails the stochastic
+#   one there too. The 1.2 goal asks more than the paper's model reaches; our small
+#   network is not what stands in the way.
 #
 # Few-step sampling is still an open problem, and the field's answers go further: better
 # ODE solvers (DPM-Solver, Lu et al., 2022), distilling the sampler into fewer steps
@@ -843,7 +851,8 @@ plt.show()
 #   learned steps; with the $\epsilon$-parameterization each is a weighted noise
 #   regression, and $L_\text{simple}$ drops the weights.
 # - Sampling runs the learned chain (Algorithm 2); DDIM reuses the same network on a
-#   short, deterministic path and keeps the quality at a twentieth of the cost.
+#   short, deterministic path: 50 steps give almost the FID of its own 1000 steps at a
+#   twentieth of the cost, while both stay behind the stochastic 1000-step DDPM sampler.
 # - Classifier-free guidance turns one label-dropout network into a tunable conditional
 #   model; latent diffusion moves it all into an autoencoder's latent space.
 #

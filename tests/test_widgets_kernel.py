@@ -27,7 +27,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
 from course_utils.lab import WIDGET_VIEW
-from course_utils.widgets import MAX_WIDTH_PX
+from course_utils.viz import MAX_WIDTH_PX
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = sorted((ROOT / "lectures").glob("*.ipynb"))
