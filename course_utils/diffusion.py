@@ -323,11 +323,12 @@ class DiffusionUnet(nn.Module):
 # -- pretraining recipes (the checkpoints in course_utils/weights) ---------------------
 
 
-def train_ddpm(
-    model: DiffusionUnet,
+def train_with_label_dropout(
+    model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    alpha_bar: torch.Tensor,
+    loss: Callable[[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], torch.Tensor],
+                   torch.Tensor],
     *,
     epochs: int,
     batch_size: int = 64,
@@ -335,15 +336,16 @@ def train_ddpm(
     ema_decay: float = 0.999,
     p_uncond: float = 0.1,
     seed: int = 0,
-) -> dict[str, float]:
-    """Algorithm 1 (``diffusion.ddpm_loss``) with classifier-free guidance's label dropout:
-    each label is replaced by the "no label" token with probability ``p_uncond``. Loads the
-    exponential moving average of the weights into ``model`` (eval mode).
+) -> dict[str, float]:  # fmt: skip
+    """Train a class-conditional ``model(x, t, y)`` (with a ``num_classes`` "no label"
+    token) on ``loss(net, x)``, where ``net(x, t)`` is the model at this batch's labels and
+    ``x`` the images in [-1, 1]. Classifier-free guidance's label dropout: each label is
+    replaced by the "no label" token with probability ``p_uncond``. Loads the exponential
+    moving average of the weights into ``model`` (eval mode).
 
     Args:
         images: ``[N, 1, 28, 28]`` in [0, 1]; rescaled to [-1, 1].
         labels: ``[N]`` digit labels.
-        alpha_bar: ``[T]`` noise schedule.
     """
     seed_everything(seed)
     averaged = copy.deepcopy(model)
@@ -352,9 +354,9 @@ def train_ddpm(
     def step(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         drop = torch.rand(len(y), device=y.device) < p_uncond
         y = torch.where(drop, model.num_classes, y)
-        loss = ddpm_loss(lambda x_t, t: model(x_t, t, y), data.from_unit(x), alpha_bar)
-        step_and_average(loss, opt, model, averaged, ema_decay)
-        return {"loss": loss}
+        value = loss(lambda x_t, t: model(x_t, t, y), data.from_unit(x))
+        step_and_average(value, opt, model, averaged, ema_decay)
+        return {"loss": value}
 
     start = time.perf_counter()
     model.train()
@@ -367,6 +369,20 @@ def train_ddpm(
         "epochs": float(epochs),
         "final_loss": float(sum(history["loss"][-50:]) / len(history["loss"][-50:])),
     }
+
+
+def train_ddpm(
+    model: DiffusionUnet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    **options: Any,
+) -> dict[str, float]:
+    """Algorithm 1 (``ddpm_loss`` on the ``[T]`` schedule ``alpha_bar``) with label dropout:
+    ``train_with_label_dropout``, whose keyword options it takes."""
+    return train_with_label_dropout(
+        model, images, labels, lambda net, x: ddpm_loss(net, x, alpha_bar), **options
+    )
 
 
 DDPM_SCHEDULE = {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02}  # Ho et al.
