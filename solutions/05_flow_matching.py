@@ -1,0 +1,634 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["colab-setup"]
+# Colab setup (written by `course build`). In Google Colab: clone the course, install it
+# without touching Colab's torch, numpy and ipywidgets, and import it in this kernel.
+# Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib.metadata
+    import os
+    import subprocess
+
+    # COURSE_REPO, COURSE_DIR (optional): clone a fork, or a local copy, elsewhere
+    repo = os.environ.get("COURSE_REPO", "https://github.com/dgm-course/deep-generative-models")
+    course = os.environ.get("COURSE_DIR", "/content/course")
+    if not os.path.isdir(course):
+        subprocess.run(["git", "clone", "--depth=1", repo, course], check=True)
+    keep = []  # pip must keep these exactly as Colab has them
+    for name in ("torch", "numpy", "ipywidgets"):
+        try:
+            keep.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    with open("/tmp/course-keep.txt", "w") as constraints:
+        constraints.write("\n".join(keep) + "\n")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/course-keep.txt"]
+    subprocess.run([*pip, "-e", course], check=True)
+    sys.path.insert(0, course)  # this kernel started before the install
+
+# %% [markdown]
+# # Exercises 05 — Scores, Langevin dynamics and flow matching
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgm-course/deep-generative-models/blob/main/solutions/05_flow_matching.ipynb)
+#
+# Eight functions: the denoising score matching loss, the score implied by a noise
+# prediction (Tweedie), one step of Langevin dynamics, the linear interpolant of flow
+# matching and its velocity, the conditional flow matching loss, and two ODE samplers
+# (Euler and Heun). Then your loss trains a flow on the two moons, sampled in 10 steps.
+# For each function: read the definition, replace `# YOUR CODE HERE` /
+# `raise NotImplementedError()` with your code, and run the test cell below it. A failing
+# test says what it expected, what it got, and the likely mistake.
+#
+# **Grade yourself** from a terminal in the course folder:
+#
+# ```
+# course grade exercises/05_flow_matching.ipynb
+# ```
+#
+# Conventions (as in lecture 05; Lipman et al. 2023, Liu et al. 2023): continuous time
+# $t \in [0, 1]$, one value per example (a float tensor of shape `[batch]`), with
+# **noise at $t = 0$ and data at $t = 1$**: $x_0 \sim \mathcal{N}(0, I)$, $x_1$ a data
+# batch, $x_t = (1 - t)\,x_0 + t\,x_1$. Score-based papers (Song et al. 2021) run time
+# the other way, data at 0 and noise at 1. `v_model(x_t, t)` predicts the velocity, same
+# shape as `x_t`; `score(x)` returns $\nabla_x \log p(x)$, same shape as `x`. Per-example
+# values must broadcast over the other dimensions (reshape `[batch]` to `[batch, 1, ...]`).
+
+# %%
+import copy
+import math
+
+import torch
+from torch import nn
+
+from course_utils import data
+from course_utils.grading import check, check_close, check_finite, check_score
+from course_utils.train import fit
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. Denoising score matching (2 points)
+#
+# Vincent (2011): perturb the data, $\tilde x = x + \sigma\epsilon$ with
+# $\epsilon \sim \mathcal{N}(0, I)$. The score of the perturbation kernel is
+# $\nabla_{\tilde x} \log q_\sigma(\tilde x \mid x) = -(\tilde x - x)/\sigma^2$, and
+# regressing on it trains $s_\theta(\tilde x) \approx \nabla \log q_\sigma(\tilde x)$, the
+# score of the *noised data*. Weight the loss by $\lambda(\sigma) = \sigma^2$, as Song &
+# Ermon (2019) do, so that every noise level contributes on the same scale: return the
+# batch mean of
+#
+# $$\tfrac12\,\sigma^2\,\big\|s_\theta(\tilde x) + (\tilde x - x)/\sigma^2\big\|^2,$$
+#
+# the squared norm summed over all non-batch dimensions.
+
+
+# %%
+def dsm_loss(score_model: nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Denoising score matching at noise level sigma; a scalar."""
+    ### BEGIN SOLUTION
+    x_noisy = x + sigma * torch.randn_like(x)
+    target = -(x_noisy - x) / sigma**2
+    residual = (score_model(x_noisy) - target).flatten(1)
+    return 0.5 * sigma**2 * residual.square().sum(dim=1).mean()
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=2
+# TEST dsm_loss (2 points)
+# With all the data at 0, x~ = sigma eps and the target is the score of N(0, sigma^2 I),
+# -x~ / sigma^2: a model that returns exactly it has zero loss.
+torch.manual_seed(0)
+sigma, n = 0.5, 200_000
+exact = dsm_loss(lambda x_noisy: -x_noisy / sigma**2, torch.zeros(n, 2), sigma)
+check_finite(exact, "dsm_loss")
+check_close(
+    exact, 0.0, "dsm_loss of the exact score of N(0, sigma^2 I) at sigma = 0.5", atol=0.02,
+    hint="the target is -(x~ - x) / sigma^2, the score of q(x~ | x)",
+    mistakes={
+        "the target's sign: grad log q(x~ | x) = -(x~ - x) / sigma^2 points back to the data": 4.0,
+        "the target is divided by sigma^2: -(x~ - x) / sigma^2, not -(x~ - x) or -(x~ - x) / sigma": 0.5625,
+        "the target is divided by sigma^2, not by sigma": 0.25,
+    },
+)  # fmt: skip
+# A model that says 1 everywhere: 0.5 sigma^2 E||1 + eps / sigma||^2 = 0.5 (sigma^2 |1|^2 + D).
+ones = dsm_loss(lambda x_noisy: torch.ones_like(x_noisy), torch.zeros(n, 2), sigma)
+check_close(
+    ones, 0.5 * (sigma**2 * 2 + 2), "dsm_loss of a constant model, 2 dimensions", atol=0.03,
+    hint="0.5 sigma^2 times the squared norm summed over the non-batch dimensions, then the batch mean",
+    mistakes={
+        "sum the squared error over the non-batch dimensions (a squared norm), then average over the batch": 0.5 * (sigma**2 * 2 + 2) / 2,
+        "weight by 0.5 sigma^2": 0.5 * (sigma**2 * 2 + 2) / sigma**2,
+    },
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST dsm_loss
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+from course_utils.grading import hidden_generator, solution
+
+g = hidden_generator()
+sigma = 0.2 + float(torch.rand((), generator=g))
+x = torch.randn(50_000, 3, 2, generator=g)
+shift = torch.randn(3, 2, generator=g)
+linear = lambda x_noisy: -(x_noisy - shift) / (1 + sigma**2)  # noqa: E731
+torch.manual_seed(int(torch.randint(0, 2**31, (), generator=g)))
+actual = dsm_loss(linear, x, sigma)
+torch.manual_seed(0)
+check_close(
+    actual,
+    solution.dsm_loss(linear, x, sigma),
+    "dsm_loss at a random sigma, [B, 3, 2] data",
+    atol=0.05,
+    rtol=0.02,
+)
+
+# %% [markdown]
+# ## 2. The score from a noise prediction (1 point)
+#
+# A DDPM noise predictor is a score model in disguise. For
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon$, Tweedie's formula
+# gives $\nabla_{x_t} \log q(x_t) = -\,\mathbb{E}[\epsilon \mid x_t] / \sqrt{1 - \bar\alpha_t}$,
+# so the optimal $\epsilon_\theta$ implies the score $-\epsilon_\theta / \sqrt{1 - \bar\alpha_t}$.
+# `alpha_bar_t` is a float or a `[batch]` tensor.
+
+
+# %%
+def score_from_eps(eps: torch.Tensor, alpha_bar_t: torch.Tensor | float) -> torch.Tensor:
+    """The score -eps / sqrt(1 - alpha_bar_t), alpha_bar_t broadcast per example."""
+    ### BEGIN SOLUTION
+    alpha_bar_t = torch.as_tensor(alpha_bar_t, dtype=eps.dtype)
+    if alpha_bar_t.dim() == 1:
+        alpha_bar_t = alpha_bar_t.view(-1, *[1] * (eps.dim() - 1))
+    return -eps / (1 - alpha_bar_t).sqrt()
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=1
+# TEST score_from_eps (1 point)
+eps = torch.tensor([[1.0, -2.0], [0.5, 0.0]])
+check_close(
+    score_from_eps(eps, 0.36), -eps / 0.8, "score_from_eps(eps, 0.36)",
+    hint="-eps / sqrt(1 - alpha_bar_t)",
+    mistakes={
+        "take the square root: the noise's standard deviation is sqrt(1 - alpha_bar_t)": -eps / 0.64,
+        "1 - alpha_bar_t, not alpha_bar_t: the noise's variance is 1 - alpha_bar_t": -eps / 0.6,
+        "the sign: the score points from the noisy sample back towards the data, -eps / sqrt(1 - alpha_bar_t)": eps / 0.8,
+    },
+)  # fmt: skip
+check_close(
+    score_from_eps(eps, torch.tensor([0.36, 0.75])), -eps / torch.tensor([[0.8], [0.5]]),
+    "score_from_eps with one alpha_bar_t per example", hint="reshape a [batch] alpha_bar_t to [batch, 1, ...]",
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST score_from_eps
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+eps = torch.randn(5, 1, 3, 3, generator=g)
+alpha_bar_t = 0.05 + 0.9 * torch.rand(5, generator=g)
+check_close(
+    score_from_eps(eps, alpha_bar_t),
+    solution.score_from_eps(eps, alpha_bar_t),
+    "score_from_eps on random [B, 1, 3, 3] inputs",
+)
+
+# %% [markdown]
+# ## 3. One step of Langevin dynamics (1 point)
+#
+# The Langevin diffusion $dx = \nabla \log p(x)\,dt + \sqrt{2}\,dW$ has $p$ as its
+# stationary law. Its Euler–Maruyama step with step size $h$ is the unadjusted Langevin
+# algorithm:
+#
+# $$x_{k+1} = x_k + h\,\nabla \log p(x_k) + \sqrt{2h}\,z_k, \qquad z_k \sim \mathcal{N}(0, I).$$
+#
+# `noise` is $z_k$, given.
+
+
+# %%
+def langevin_step(score, x: torch.Tensor, step_size: float, noise: torch.Tensor) -> torch.Tensor:
+    """x + step_size * score(x) + sqrt(2 step_size) * noise."""
+    ### BEGIN SOLUTION
+    return x + step_size * score(x) + math.sqrt(2 * step_size) * noise
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=1
+# TEST langevin_step (1 point)
+x, z = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.5, 1.0]])
+standard_normal_score = lambda x: -x  # noqa: E731
+check_close(
+    langevin_step(standard_normal_score, x, 0.08, z), x - 0.08 * x + 0.4 * z, "langevin_step with h = 0.08 on N(0, I)",
+    hint="x + h score(x) + sqrt(2 h) z",
+    mistakes={
+        "the noise is sqrt(2 h) z, not sqrt(h) z: the Langevin SDE is dx = grad log p dt + sqrt(2) dW": x - 0.08 * x + 0.08**0.5 * z,
+        "the noise is sqrt(2 h) z, not 2 h z": x - 0.08 * x + 0.16 * z,
+    },
+)  # fmt: skip
+# Many steps on N(0, I) must leave N(0, I) nearly invariant (the step adds O(h) bias).
+torch.manual_seed(0)
+chain = 3 * torch.randn(20_000, 2)
+for _ in range(300):
+    chain = langevin_step(standard_normal_score, chain, 0.05, torch.randn_like(chain))
+check_close(chain.var(0), torch.full((2,), 1 / (1 - 0.05 / 2)), "variance after 300 steps on N(0, I) (h = 0.05: 1 / (1 - h/2))", atol=0.05,
+            hint="the chain must settle at variance about 1: x + h score(x) + sqrt(2 h) z")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST langevin_step
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+x, z = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
+h = 0.01 + 0.2 * float(torch.rand((), generator=g))
+mu = torch.randn(3, generator=g)
+gaussian_score = lambda x: -(x - mu) / 2  # noqa: E731
+check_close(
+    langevin_step(gaussian_score, x, h, z),
+    solution.langevin_step(gaussian_score, x, h, z),
+    "langevin_step at a random step size",
+)
+
+# %% [markdown]
+# ## 4. The interpolant (1 point)
+#
+# Flow matching's linear (conditional optimal transport) path from noise to data:
+# $x_t = (1 - t)\,x_0 + t\,x_1$, noise $x_0$ at $t = 0$, data $x_1$ at $t = 1$. `t` holds
+# one time per example; make it broadcast over the non-batch dimensions of images too.
+
+
+# %%
+def interpolant(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(1 - t) x0 + t x1 with t [batch] broadcast per example."""
+    ### BEGIN SOLUTION
+    t = t.view(-1, *[1] * (x0.dim() - 1))
+    return (1 - t) * x0 + t * x1
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=1
+# TEST interpolant (1 point)
+x0, x1 = torch.zeros(3, 3), torch.ones(3, 3) * torch.tensor([[1.0], [2.0], [3.0]])
+t = torch.tensor([0.0, 0.5, 1.0])
+per_example = torch.tensor([[0.0] * 3, [1.0] * 3, [3.0] * 3])
+check_close(
+    interpolant(x0, x1, t), per_example, "interpolant with t = [0, 0.5, 1] for 3 examples",
+    hint="(1 - t) x0 + t x1: noise at t = 0, data at t = 1",
+    mistakes={
+        "x0 is the noise at t = 0 and x1 the data at t = 1: (1 - t) x0 + t x1, not t x0 + (1 - t) x1": x1 * (1 - t)[:, None],
+        "t holds one time per example: reshape it to [batch, 1, ...] so that it multiplies rows, not columns": x1 * t[None, :],
+    },
+)  # fmt: skip
+images0, images1, t = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2), torch.tensor([0.25, 0.75])
+try:
+    on_images = interpolant(images0, images1, t)
+except RuntimeError as error:
+    check(
+        False,
+        f"interpolant on [2, 1, 2, 2] images raised {error}",
+        hint="t holds one time per example: reshape it to [batch, 1, 1, 1] for images",
+    )
+check_close(on_images, t.view(2, 1, 1, 1).expand(2, 1, 2, 2), "interpolant on [2, 1, 2, 2] images",
+            hint="t holds one time per example: reshape it to [batch, 1, 1, 1] for images")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST interpolant
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+x0, x1, t = (
+    torch.randn(4, 2, 3, generator=g),
+    torch.randn(4, 2, 3, generator=g),
+    torch.rand(4, generator=g),
+)
+check_close(
+    interpolant(x0, x1, t),
+    solution.interpolant(x0, x1, t),
+    "interpolant on random [4, 2, 3] inputs",
+)
+
+# %% [markdown]
+# ## 5. The conditional velocity (1 point)
+#
+# Along one path, $\dfrac{d x_t}{dt} = \dfrac{d}{dt}\big[(1 - t)\,x_0 + t\,x_1\big]$.
+
+
+# %%
+def target_velocity(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+    """d x_t / dt of the linear path."""
+    ### BEGIN SOLUTION
+    return x1 - x0
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=1
+# TEST target_velocity (1 point)
+x0, x1 = torch.tensor([[0.5, -1.0]]), torch.tensor([[2.0, 1.0]])
+check_close(
+    target_velocity(x0, x1), x1 - x0, "target_velocity(x0, x1)",
+    hint="differentiate (1 - t) x0 + t x1 in t",
+    mistakes={"the sign: the path moves from the noise x0 to the data x1, so d x_t / dt = x1 - x0": x0 - x1},
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST target_velocity
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+x0, x1 = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+check_close(
+    target_velocity(x0, x1), solution.target_velocity(x0, x1), "target_velocity on random inputs"
+)
+
+# %% [markdown]
+# ## 6. The conditional flow matching loss (2 points)
+#
+# Lipman et al. (2023): the marginal velocity $u_t(x) = \mathbb{E}[x_1 - x_0 \mid x_t = x]$
+# is intractable, but regressing on the *conditional* velocity has the same gradient, so
+# draw $t \sim U[0, 1]$ **for each example**, $x_0 \sim \mathcal{N}(0, I)$, form $x_t$ and
+# return the mean squared error (mean over all elements) between `v_model(x_t, t)` and
+# $x_1 - x_0$.
+
+
+# %%
+def flow_matching_loss(v_model: nn.Module, x1: torch.Tensor) -> torch.Tensor:
+    """Conditional flow matching with uniform t per example; a scalar."""
+    ### BEGIN SOLUTION
+    t = torch.rand(x1.shape[0])
+    x0 = torch.randn_like(x1)
+    t_ = t.view(-1, *[1] * (x1.dim() - 1))
+    x_t = (1 - t_) * x0 + t_ * x1  # as interpolant does
+    return ((v_model(x_t, t) - (x1 - x0)) ** 2).mean()
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=2
+# TEST flow_matching_loss (2 points)
+class Recorder(nn.Module):
+    """Given that every data point is x1 = c, x_t determines x0 = (x_t - t c) / (1 - t), so
+    the velocity (c - x_t) / (1 - t) is exact: the loss must be 0. Records t, x_t and v."""
+
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.c = c
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.t, self.x_t = t, x_t
+        self.v = (self.c - x_t) / (1 - t.view(-1, *[1] * (x_t.dim() - 1)))
+        return self.v
+
+
+torch.manual_seed(0)
+recorder = Recorder(3.0)
+loss = flow_matching_loss(recorder, torch.full((4096, 2), 3.0))
+check_finite(loss, "flow_matching_loss")
+check(
+    tuple(recorder.t.shape) == (4096,), f"v_model got t of shape {tuple(recorder.t.shape)}, expected (4096,)",
+    hint="one time per example: torch.rand(batch), passed to v_model as a [batch] tensor",
+)  # fmt: skip
+check(
+    float(recorder.t.min()) >= 0 and float(recorder.t.max()) <= 1 and float(recorder.t.std()) > 0.25,
+    f"t ranged over [{float(recorder.t.min()):.3f}, {float(recorder.t.max()):.3f}] with std {float(recorder.t.std()):.3f}",
+    hint="draw a different t ~ U[0, 1] for every example, not one t for the whole batch",
+)  # fmt: skip
+implied_x0 = (recorder.x_t - recorder.t[:, None] * 3.0) / (1 - recorder.t[:, None])
+check_close(
+    implied_x0[recorder.t < 0.9].std(), 1.0, "std of the noise implied by x_t = (1 - t) x0 + t x1", atol=0.1,
+    hint="x_t = (1 - t) x0 + t x1 with x0 ~ N(0, I): noise at t = 0, the data at t = 1; x0 and x1 swapped?",
+)  # fmt: skip
+check_close(
+    loss, 0.0, "flow_matching_loss of the exact velocity", atol=1e-3,
+    hint="the regression target is the conditional velocity x1 - x0",
+    mistakes={"the target's sign: regress on x1 - x0, the velocity from noise to data": 4 * recorder.v.square().mean()},
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST flow_matching_loss
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+c = 1 + 2 * float(torch.rand((), generator=g))
+torch.manual_seed(int(torch.randint(0, 2**31, (), generator=g)))
+check_close(flow_matching_loss(Recorder(c), torch.full((2048, 1, 2, 2), c)), 0.0,
+            "flow_matching_loss of the exact velocity on [B, 1, 2, 2] data", atol=1e-3)  # fmt: skip
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## 7. The Euler sampler (2 points)
+#
+# Integrate $\dfrac{dx}{dt} = v_\theta(x, t)$ from $t = 0$ (noise) to $t = 1$ (data) in
+# `steps` equal steps of size $\Delta t = 1/\text{steps}$:
+# $x_{t + \Delta t} = x_t + \Delta t\, v_\theta(x_t, t)$ at $t = 0, \Delta t, \dots, 1 - \Delta t$.
+# That is `steps` network evaluations. Pass `t` as a `[batch]` tensor.
+
+
+# %%
+@torch.no_grad()
+def euler_sample(v_model: nn.Module, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """x at t = 1 from x0 at t = 0 by Euler's method in `steps` steps."""
+    ### BEGIN SOLUTION
+    x, dt = x0, 1.0 / steps
+    for i in range(steps):
+        t = torch.full((x.shape[0],), i * dt)
+        x = x + dt * v_model(x, t)
+    return x
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=2
+# TEST euler_sample (2 points)
+class TimeField(nn.Module):
+    """v(x, t) = t: the exact solution is x0 + 1/2. Records each t it was called with."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls.append(t.clone())
+        return t.view(-1, *[1] * (x.dim() - 1)).expand_as(x)
+
+
+field, x0 = TimeField(), torch.tensor([[1.0, -1.0]])
+field.calls = []
+euler = euler_sample(field, x0, 4)
+check_close(
+    euler, x0 + 0.375, "euler_sample of v = t in 4 steps (x0 + 3/8)",
+    hint="x <- x + dt v(x, t) at t = 0, dt, ..., 1 - dt, with dt = 1 / steps",
+    mistakes={
+        "integrate forwards, from t = 0 (noise) to t = 1 (data)": x0 - 0.625,
+        "integrate forwards from t = 0: the times are 0, dt, ..., 1 - dt": x0 + 0.625,
+        "multiply the velocity by dt = 1 / steps": x0 + 1.5,
+    },
+)  # fmt: skip
+check(
+    len(field.calls) == 4,
+    f"v_model was called {len(field.calls)} times for 4 steps",
+    hint="one network evaluation per step",
+)
+check(all(tuple(t.shape) == (1,) for t in field.calls), f"v_model got t of shapes {[tuple(t.shape) for t in field.calls]}",
+      hint="pass t as a [batch] tensor, torch.full((batch,), t)")  # fmt: skip
+growth = euler_sample(lambda x, t: x, torch.ones(1, 1), 5)
+check_close(growth, (1 + 0.2) ** 5, "euler_sample of v = x in 5 steps ((1 + 1/5)^5)",
+            hint="x <- x + dt v(x, t), evaluated at the current x")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST euler_sample
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+a, x0 = torch.randn(3, generator=g), torch.randn(4, 3, generator=g)
+steps = int(torch.randint(2, 12, (), generator=g))
+field = lambda x, t: a * x.tanh() + t[:, None] ** 2  # noqa: E731
+check_close(
+    euler_sample(field, x0, steps),
+    solution.euler_sample(field, x0, steps),
+    f"euler_sample of a random field in {steps} steps",
+    atol=1e-5,
+)
+
+# %% [markdown]
+# ## 8. Heun's sampler (2 points)
+#
+# Heun's method (the explicit trapezoid rule) is second order: on each interval take an
+# Euler step to predict $\tilde x = x_t + \Delta t\,v_\theta(x_t, t)$, then correct with the
+# average of the slopes at both ends,
+#
+# $$x_{t + \Delta t} = x_t + \tfrac{\Delta t}{2}\big[v_\theta(x_t, t) + v_\theta(\tilde x, t + \Delta t)\big].$$
+#
+# `steps` intervals cost `2 * steps` network evaluations.
+
+
+# %%
+@torch.no_grad()
+def heun_sample(v_model: nn.Module, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """x at t = 1 from x0 at t = 0 by Heun's method on `steps` intervals."""
+    ### BEGIN SOLUTION
+    x, dt = x0, 1.0 / steps
+    for i in range(steps):
+        t = torch.full((x.shape[0],), i * dt)
+        d = v_model(x, t)
+        x_pred = x + dt * d
+        x = x + dt / 2 * (d + v_model(x_pred, t + dt))
+    return x
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=2
+# TEST heun_sample (2 points)
+field, x0 = TimeField(), torch.tensor([[1.0, -1.0]])
+field.calls = []
+check_close(
+    heun_sample(field, x0, 4), x0 + 0.5, "heun_sample of v = t in 4 intervals (exact for a field linear in t: x0 + 1/2)",
+    hint="x <- x + dt/2 [v(x, t) + v(x_pred, t + dt)] with x_pred = x + dt v(x, t)",
+    mistakes={
+        "the corrector averages both slopes, v(x, t) and v(x_pred, t + dt), not the end slope alone": x0 + 0.625,
+        "the corrector's slope is taken at the new time t + dt, not at the old time t": x0 + 0.375,
+    },
+)  # fmt: skip
+check(
+    len(field.calls) == 8,
+    f"v_model was called {len(field.calls)} times for 4 intervals",
+    hint="two network evaluations per interval",
+)
+check_close(heun_sample(lambda x, t: x, torch.ones(1, 1), 5), (1 + 0.2 + 0.02) ** 5,
+            "heun_sample of v = x in 5 intervals ((1 + h + h^2/2)^5)",
+            hint="the corrector uses the slope at x_pred = x + dt v(x, t)",
+            mistakes={"the corrector averages both slopes, v(x, t) and v(x_pred, t + dt), not the end slope alone": (1 + 0.2 + 0.04) ** 5})  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST heun_sample
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+a, x0 = torch.randn(3, generator=g), torch.randn(4, 3, generator=g)
+steps = int(torch.randint(2, 8, (), generator=g))
+field = lambda x, t: a * x.tanh() + t[:, None] ** 2  # noqa: E731
+check_close(
+    heun_sample(field, x0, steps),
+    solution.heun_sample(field, x0, steps),
+    f"heun_sample of a random field on {steps} intervals",
+    atol=1e-5,
+)
+
+# %% [markdown]
+# ## 9. Your flow on the two moons, in 10 steps (2 points)
+#
+# A small MLP $v_\theta(x_t, t)$, trained with your `flow_matching_loss` for 3000 steps,
+# then 2000 samples drawn with your `heun_sample` on 5 intervals: 10 network evaluations.
+# The test compares samples with held-out data by the **Chamfer distance** (mean distance
+# from each sample to its nearest data point, plus the reverse): below **0.2**. The cell
+# also prints the score of a Gaussian fit and of fresh data from the moons, for scale.
+
+
+# %%
+class VelocityMlp(nn.Module):
+    def __init__(self, hidden: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2 + 16, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))  # fmt: skip
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        angles = t[:, None] * torch.exp(math.log(100.0) * torch.arange(8) / 8)  # frequencies 1..~56
+        return self.net(torch.cat([x_t, angles.sin(), angles.cos()], dim=1))
+
+
+def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
+    d = torch.cdist(a, b)
+    return (d.min(1).values.mean() + d.min(0).values.mean()).item()
+
+
+torch.manual_seed(0)
+moons_train, moons_test = data.toy_2d("moons", 20_000, seed=0), data.toy_2d("moons", 2000, seed=1)
+v_net = VelocityMlp()
+optimizer = torch.optim.Adam(v_net.parameters(), lr=2e-3)
+fit(
+    lambda x: flow_matching_loss(v_net, x),
+    optimizer,
+    moons_train,
+    batch_size=256,
+    steps=3000,
+    seed=0,
+    progress=False,
+)
+moons_samples = heun_sample(v_net, torch.randn(2000, 2), 5)
+gaussian = (
+    moons_train.mean(0) + torch.randn(2000, 2) @ torch.linalg.cholesky(torch.cov(moons_train.T)).T
+)
+print(f"Chamfer distance: samples {chamfer(moons_samples, moons_test):.3f}, a Gaussian fit {chamfer(gaussian, moons_test):.3f}, "
+      f"fresh data {chamfer(data.toy_2d('moons', 2000, seed=2), moons_test):.3f}")  # fmt: skip
+
+
+# %% tags=["graded"] points=2
+# TEST moons_flow (2 points)
+# The grade samples your trained network with the course's own Heun sampler (5 intervals,
+# 10 evaluations) and measures the samples against held-out points.
+def trained_chamfer(state: dict, template: nn.Module = v_net) -> float:
+    net = copy.deepcopy(template)
+    net.load_state_dict(state)
+    x = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for i in range(5):
+            t = torch.full((len(x),), i / 5)
+            d = net(x, t)
+            x = x + 0.1 * (d + net(x + 0.2 * d, t + 0.2))
+    return chamfer(x, moons_test) if torch.isfinite(x).all() else math.inf
+
+
+check_score(
+    v_net.state_dict(), trained_chamfer,
+    "flow matching on the two moons: Chamfer distance of 2000 samples at 10 evaluations", at_most=0.2,
+    hint="check interpolant, target_velocity and flow_matching_loss (the model must learn x1 - x0 "
+    "from x_t); then run the training cell again",
+)  # fmt: skip

@@ -1,0 +1,144 @@
+"""Exercise set 05's grader cases (played by tests/test_grader.py): the mistakes the
+issue names, each of which must lose its question's points with a hint that names it, and
+alternative correct implementations that must pass. moons_flow trains with the student's
+flow_matching_loss and samples with the course's own Heun sampler, so a loss mistake may
+or may not leave a usable model (a swapped target trains the reverse flow, which fails);
+a sampler mistake costs only the sampler's points."""
+
+from __future__ import annotations
+
+SOLUTION = "solutions/05_flow_matching.py"
+NAME = "05_flow_matching"
+POINTS = {
+    "dsm_loss": 2, "score_from_eps": 1, "langevin_step": 1, "interpolant": 1,
+    "target_velocity": 1, "flow_matching_loss": 2, "euler_sample": 2, "heun_sample": 2,
+    "moons_flow": 2,
+}  # fmt: skip
+DEPENDS: dict[str, list[str]] = {}
+MAY_AFFECT = {"flow_matching_loss": ["moons_flow"]}
+
+FM_LOSS = """
+    t = {t}
+    x0 = torch.randn_like(x1)
+    t_ = t.view(-1, *[1] * (x1.dim() - 1))
+    x_t = {x_t}
+    return ((v_model(x_t, t) - ({target})) ** 2).mean()
+"""
+
+
+def fm_loss(t="torch.rand(x1.shape[0])", x_t="(1 - t_) * x0 + t_ * x1", target="x1 - x0"):
+    return FM_LOSS.format(t=t, x_t=x_t, target=target)
+
+
+EULER = """
+    x, dt = x0, 1.0 / steps
+    for i in range(steps):
+        t = torch.full((x.shape[0],), {t})
+        x = x {op} {dt}v_model(x, t)
+    return x
+"""
+
+HEUN = """
+    x, dt = x0, 1.0 / steps
+    for i in range(steps):
+        t = torch.full((x.shape[0],), i * dt)
+        d = v_model(x, t)
+        x_pred = x + dt * d
+        x = x + {update}
+    return x
+"""
+
+WRONG = {
+    "dsm_loss": [
+        ("target without 1/sigma^2", """
+            x_noisy = x + sigma * torch.randn_like(x)
+            target = -(x_noisy - x)
+            return 0.5 * sigma**2 * (score_model(x_noisy) - target).flatten(1).square().sum(1).mean()""",
+         "divided by sigma^2"),
+        ("target with the wrong sign", """
+            x_noisy = x + sigma * torch.randn_like(x)
+            target = (x_noisy - x) / sigma**2
+            return 0.5 * sigma**2 * (score_model(x_noisy) - target).flatten(1).square().sum(1).mean()""",
+         "the target's sign"),
+        ("mean over dimensions instead of the squared norm", """
+            x_noisy = x + sigma * torch.randn_like(x)
+            target = -(x_noisy - x) / sigma**2
+            return 0.5 * sigma**2 * (score_model(x_noisy) - target).square().mean()""",
+         "sum the squared error over the non-batch dimensions"),
+    ],
+    "score_from_eps": [
+        ("missing the square root", """
+            ab = torch.as_tensor(alpha_bar_t).view(-1, *[1] * (eps.dim() - 1)) if torch.as_tensor(alpha_bar_t).dim() else alpha_bar_t
+            return -eps / (1 - ab)""", "take the square root"),
+        ("alpha_bar instead of 1 - alpha_bar", """
+            ab = torch.as_tensor(alpha_bar_t).view(-1, *[1] * (eps.dim() - 1)) if torch.as_tensor(alpha_bar_t).dim() else torch.as_tensor(alpha_bar_t)
+            return -eps / ab.sqrt()""", "1 - alpha_bar_t, not alpha_bar_t"),
+    ],
+    "langevin_step": [
+        ("noise sqrt(h) instead of sqrt(2h)", "return x + step_size * score(x) + math.sqrt(step_size) * noise",
+         "not sqrt(h) z"),
+    ],
+    "interpolant": [
+        ("x0 and x1 swapped", """
+            t = t.view(-1, *[1] * (x0.dim() - 1))
+            return t * x0 + (1 - t) * x1""", "not t x0 + (1 - t) x1"),
+        ("t not broadcast per example", "return (1 - t) * x0 + t * x1", "one time per example"),
+    ],
+    "target_velocity": [
+        ("the velocity's sign", "return x0 - x1", "the sign"),
+    ],
+    "flow_matching_loss": [
+        ("one t for the whole batch", fm_loss(t="torch.rand(1).expand(x1.shape[0])"),
+         "not one t for the whole batch"),
+        ("the velocity's sign", fm_loss(target="x0 - x1"), "the target's sign"),
+        ("x0 and x1 swapped in the interpolant", fm_loss(x_t="t_ * x0 + (1 - t_) * x1"),
+         "x0 and x1 swapped"),
+    ],
+    "euler_sample": [
+        ("integrates backwards from t = 1", EULER.format(t="1 - i * dt", op="-", dt="dt * "),
+         "integrate forwards, from t = 0"),
+        ("ignores dt", EULER.format(t="i * dt", op="+", dt=""), "multiply the velocity by dt"),
+        ("times 1 - i dt", EULER.format(t="1 - i * dt", op="+", dt="dt * "),
+         "the times are 0, dt, ..., 1 - dt"),
+    ],
+    "heun_sample": [
+        ("corrector with the end slope only", HEUN.format(update="dt * v_model(x_pred, t + dt)"),
+         "not the end slope alone"),
+        ("corrector's slope at the old time", HEUN.format(update="dt / 2 * (d + v_model(x_pred, t))"),
+         "at the new time t + dt"),
+    ],
+}  # fmt: skip
+
+ALTERNATIVE_CORRECT = {
+    "dsm_loss": """
+        eps = torch.randn_like(x)
+        residual = score_model(x + sigma * eps) + eps / sigma
+        return 0.5 * sigma**2 * torch.sum(residual.reshape(len(x), -1) ** 2, dim=-1).mean()""",
+    "score_from_eps": """
+        if isinstance(alpha_bar_t, torch.Tensor) and alpha_bar_t.dim() == 1:
+            alpha_bar_t = alpha_bar_t.reshape(len(alpha_bar_t), *([1] * (eps.dim() - 1)))
+        return -eps * torch.rsqrt(1 - torch.as_tensor(alpha_bar_t))""",
+    "langevin_step": "return x + step_size * score(x) + (2 * step_size) ** 0.5 * noise",
+    "interpolant": "return torch.lerp(x0, x1, t.reshape(-1, *([1] * (x0.dim() - 1))))",
+    "target_velocity": "return -(x0 - x1)",
+    "flow_matching_loss": """
+        t = torch.rand(len(x1), device=x1.device)
+        noise = torch.randn_like(x1)
+        x_t = torch.lerp(noise, x1, t.reshape(-1, *([1] * (x1.dim() - 1))))
+        return torch.nn.functional.mse_loss(v_model(x_t, t), x1 - noise)""",
+    "euler_sample": """
+        times = torch.linspace(0, 1, steps + 1)
+        x = x0
+        for t0, t1 in zip(times[:-1], times[1:]):
+            x = x + (t1 - t0) * v_model(x, t0.expand(len(x)))
+        return x""",
+    "heun_sample": """
+        times = torch.linspace(0, 1, steps + 1)
+        x = x0
+        for t0, t1 in zip(times[:-1], times[1:]):
+            h = t1 - t0
+            k1 = v_model(x, t0.repeat(len(x)))
+            k2 = v_model(x + h * k1, t1.repeat(len(x)))
+            x = x + h * (k1 + k2) / 2
+        return x""",
+}
