@@ -22,7 +22,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from course_utils import checkpoints, data, metrics
@@ -37,7 +36,7 @@ from course_utils.diffusion import (
     train_with_label_dropout,
 )
 from course_utils.registry import benchmark, recipe
-from course_utils.viz import as_numpy
+from course_utils.viz import as_numpy, density_heatmap, grid_points, scatter_2d, show_images
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Score = Callable[[torch.Tensor], torch.Tensor]
@@ -611,24 +610,6 @@ def bench_sampling(samples: int = 1000, save: str | None = None, workers: int = 
 # -- widget figures (lecture 05) -------------------------------------------------------
 
 
-def _density_background(ax: Axes, density: GaussianMixture | None, lim: float) -> None:
-    if density is None:
-        return
-    grid = torch.linspace(-lim, lim, 120)
-    xx, yy = torch.meshgrid(grid, grid, indexing="xy")
-    logp = density.log_prob(torch.stack([xx.flatten(), yy.flatten()], 1)).view(120, 120)
-    ax.contourf(as_numpy(xx), as_numpy(yy), as_numpy(logp.exp()), levels=12, cmap="Greys")
-
-
-def _square(ax: Axes, lim: float, title: str) -> None:
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_title(title)
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-
-
 def langevin_figure(
     chains: Mapping[str, torch.Tensor], step: int, target: GaussianMixture, lim: float = 4.0
 ) -> Figure:
@@ -641,14 +622,15 @@ def langevin_figure(
     K = counts.pop()
     if not isinstance(step, int) or not 0 <= step < K:
         raise ValueError(f"step: expected an int in [0, {K - 1}], got {step!r}")
-    fig, axes = plt.subplots(1, len(chains), figsize=(4.2 * len(chains), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(chains), figsize=(4.6 * len(chains), 4.4), squeeze=False)
+    extent = (-lim, lim, -lim, lim)
     for ax, (name, chain) in zip(axes[0], chains.items(), strict=True):
         x = chain[step]
-        _density_background(ax, target, lim)
-        ax.scatter(*as_numpy(x).T, s=3, alpha=0.5, color="tab:orange")
         nearest = torch.cdist(x, target.means).argmin(1)
         shares = torch.bincount(nearest, minlength=len(target.means)).float() / len(x)
-        _square(ax, lim, f"{name}\nshare per mode: " + ", ".join(f"{s:.2f}" for s in shares))
+        title = f"{name}\nshare per mode: " + ", ".join(f"{s:.2f}" for s in shares)
+        density_heatmap(target.log_prob, title, extent, resolution=120, ax=ax)
+        scatter_2d(x, title, ax=ax, color="tab:orange", lim=lim)
     fig.tight_layout()
     return fig
 
@@ -662,21 +644,21 @@ def probability_path_figure(
 ) -> Figure:
     """The linear path at time ``t``: samples of ``p_t`` (``interpolant(x0, x1, t)`` of
     noise ``x0 [N, 2]`` and data ``x1 [N, 2]``) and, one panel per name -> ``v(x, t)``,
-    that velocity field drawn as arrows on a grid."""
+    that velocity field drawn as arrows on a grid (length ``|v| / 8``, at most 1)."""
     if not 0 <= t <= 1:
         raise ValueError(f"t: expected a time in [0, 1], got {t!r}")
     x_t = interpolant(x0, x1, torch.full((len(x0),), t))
-    grid = torch.linspace(-lim, lim, 17)
-    xx, yy = torch.meshgrid(grid, grid, indexing="xy")
-    points = torch.stack([xx.flatten(), yy.flatten()], 1)
+    points = grid_points((-lim, lim, -lim, lim), 17)
     fig, axes = plt.subplots(1, len(fields), figsize=(4.4 * len(fields), 4.4), squeeze=False)
     for ax, (name, field) in zip(axes[0], fields.items(), strict=True):
         with torch.no_grad():
             v = field(points, torch.full((len(points),), t))
-        ax.scatter(*as_numpy(x_t).T, s=2, alpha=0.3, color="tab:blue", label="samples of $p_t$")
-        ax.quiver(*as_numpy(points).T, *as_numpy(v).T, color="tab:red", angles="xy",
-                  scale_units="xy", scale=4, width=0.004)  # fmt: skip
-        _square(ax, lim, f"{name} at t = {t:.2f} (arrows: v / 4)")
+        norm = v.norm(dim=1, keepdim=True)
+        v = v * norm.clamp(max=8) / norm.clamp_min(1e-12)  # speeds above 8 drawn as 8
+        ax.quiver(*as_numpy(points).T, *as_numpy(v).T, color="tab:red", alpha=0.7, angles="xy",
+                  scale_units="xy", scale=8, width=0.004)  # fmt: skip
+        scatter_2d(x_t, f"{name} at t = {t:.2f}\narrows: v / 8, capped at length 1", ax=ax,
+                   lim=lim, label="samples of $p_t$")  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -686,11 +668,9 @@ def steps_figure(
 ) -> Figure:
     """One panel per sampler (name -> network evaluations -> images ``[N, 1, H, W]`` in
     [-1, 1], or ``None`` where the sampler cannot spend exactly that many)."""
-    from course_utils.viz import show_images
-
     if not samples:
         raise ValueError("samples: expected at least one sampler, got none")
-    fig, axes = plt.subplots(1, len(samples), figsize=(2.6 * len(samples), 2.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(samples), figsize=(2.4 * len(samples), 2.9), squeeze=False)
     for ax, (name, by_nfe) in zip(axes[0], samples.items(), strict=True):
         if nfe not in by_nfe:
             raise ValueError(f"nfe: expected one of {sorted(by_nfe)}, got {nfe!r}")
