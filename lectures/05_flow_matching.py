@@ -746,9 +746,10 @@ plt.show()
 # first third of its time, while $\bar\alpha$ is still nearly 0, and does most of its
 # travel in the last half. That is what $S$ sees, and what Euler in $t$ pays for: with
 # the same number of steps, its error on the VP ODE is larger at every step count above.
-# DDIM's variables of section 4 reparameterize the same paths (their $S$ and
-# chord/length, measured in $t$, are the VP ODE's); the last row shows what that
-# change of variables buys against flow matching, whose own time needs none.
+# The last row solves the same VP paths in DDIM's variables of section 4, on the same
+# grid in $t$ ($S$ and chord/length are measured in $t$, so they are the VP ODE's): no
+# better at a few steps here, so the change of variables alone does not give the VP
+# ODE what the linear path has by construction.
 #
 # Few-step sampling with the *learned* field: Euler and Heun (exercises 05.7–05.8) at a
 # few network evaluations, scored by the Chamfer distance to held-out data (mean distance
