@@ -666,22 +666,28 @@ def probability_path_figure(
 def steps_figure(
     samples: Mapping[str, Mapping[int, torch.Tensor | None]], nfe: int, nrow: int = 4
 ) -> Figure:
-    """One panel per sampler (name -> network evaluations -> images ``[N, 1, H, W]`` in
-    [-1, 1], or ``None`` where the sampler cannot spend exactly that many)."""
+    """One panel per sampler, two per row (name -> network evaluations -> images
+    ``[N, 1, H, W]`` in [-1, 1], or ``None`` where the sampler cannot spend exactly that
+    many)."""
     if not samples:
         raise ValueError("samples: expected at least one sampler, got none")
-    fig, axes = plt.subplots(1, len(samples), figsize=(2.4 * len(samples), 2.9), squeeze=False)
-    for ax, (name, by_nfe) in zip(axes[0], samples.items(), strict=True):
+    cols = min(2, len(samples))
+    rows = math.ceil(len(samples) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.4 * rows), squeeze=False)
+    evaluations = f"{nfe} network evaluation" + ("s" if nfe != 1 else "")
+    for ax, (name, by_nfe) in zip(axes.flat, samples.items(), strict=False):
         if nfe not in by_nfe:
             raise ValueError(f"nfe: expected one of {sorted(by_nfe)}, got {nfe!r}")
         images = by_nfe[nfe]
         if images is None:
-            ax.text(0.5, 0.5, f"not possible\nwith {nfe} evaluation(s)", ha="center",
-                    va="center", transform=ax.transAxes)  # fmt: skip
+            ax.text(0.5, 0.5, f"not possible with\n{evaluations}", ha="center", va="center",
+                    transform=ax.transAxes)  # fmt: skip
             ax.set_axis_off()
             ax.set_title(name)
             continue
-        show_images(data.to_unit(images)[: nrow * nrow], f"{name}\n{nfe} evaluations", nrow=nrow,
+        show_images(data.to_unit(images)[: nrow * nrow], f"{name}\n{evaluations}", nrow=nrow,
                     ax=ax)  # fmt: skip
+    for ax in list(axes.flat)[len(samples) :]:
+        ax.set_axis_off()
     fig.tight_layout()
     return fig

@@ -940,10 +940,10 @@ budgets_shown = [1, 2, 4, 6, 8, 10, 20]
 start = time.perf_counter()
 with torch.no_grad():
     by_sampler = {
-        "DDPM model, DDIM": {n: flow_matching.sample_ddim_euler(ddpm, noise, alpha_bar, n) for n in budgets_shown},
-        "DDPM model, DPM-Solver++(2M)": {n: flow_matching.sample_dpm_solver_2m(ddpm, noise, alpha_bar, n) for n in budgets_shown},
-        "flow matching, Euler": {n: flow_matching.euler_sample(fm_model, noise, n) for n in budgets_shown},
-        "flow matching, Heun": {n: flow_matching.heun_sample(fm_model, noise, n // 2) if n % 2 == 0 else None
+        "DDIM (DDPM model)": {n: flow_matching.sample_ddim_euler(ddpm, noise, alpha_bar, n) for n in budgets_shown},
+        "DPM-Solver++(2M) (DDPM model)": {n: flow_matching.sample_dpm_solver_2m(ddpm, noise, alpha_bar, n) for n in budgets_shown},
+        "Euler (flow matching)": {n: flow_matching.euler_sample(fm_model, noise, n) for n in budgets_shown},
+        "Heun (flow matching)": {n: flow_matching.heun_sample(fm_model, noise, n // 2) if n % 2 == 0 else None
                                 for n in budgets_shown},
     }  # fmt: skip
 print(f"{len(budgets_shown)} budgets x 4 samplers: {time.perf_counter() - start:.1f} s")

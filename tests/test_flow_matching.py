@@ -197,7 +197,7 @@ def test_widget_figures_have_titles_and_reject_bad_input():
         flow_matching.probability_path_figure(torch.randn(5, 2), torch.randn(5, 2), 1.5, {})
     images = {"s": {1: None, 2: torch.zeros(16, 1, 4, 4)}}
     fig = flow_matching.steps_figure(images, 2)
-    assert "2 evaluations" in fig.axes[0].get_title()
+    assert "2 network evaluations" in fig.axes[0].get_title()
     plt.close(fig)
     fig = flow_matching.steps_figure(images, 1)
     assert "not possible" in fig.axes[0].texts[0].get_text()
@@ -211,3 +211,26 @@ def test_fm_recipe_is_registered():
 
     assert registry.model_class("fm_mnist") is flow_matching.FlowMatchingUnet
     assert "{fid_euler10" in registry.recipes()["fm_mnist"].numbers
+
+
+def test_sampling_bench_case_scores_and_skips_what_a_solver_cannot_spend():
+    assert flow_matching._sampling_case(("FM Heun", 1, 8)) is None  # two evaluations per step
+    row = flow_matching._sampling_case(("DPM-Solver++(2M)", 2, 20))
+    assert (row["solver"], row["nfe"], row["samples"]) == ("DPM-Solver++(2M)", 2, 20)
+    assert row["fid"] > 0 and row["seconds_per_1000"] > 0 and 1 <= row["classes_present"] <= 10
+    fm_row = {**row, "solver": "FM Euler", "fid": row["fid"] / 4}
+    result = {"rows": [row, fm_row], "nfe": [1, 2], "ddpm_1000": {"fid": row["fid"] / 2},
+              "fid_floor": 7.0}  # fmt: skip
+    lines = flow_matching.format_sampling_bench(result)
+    assert "goal: FID <= " in lines[0] and lines[2].split() == ["evaluations", "1", "2"]
+    assert lines[4].split() == ["DPM-Solver++(2M)", "-", f"{row['fid']:.1f}"]
+    assert lines[-1].startswith("best at <= 10 evaluations: FM Euler at 2")
+    assert lines[-1].endswith("0.50x DDPM-1000 (goal met: True)")
+
+
+def test_shipped_sampling_bench_is_complete():
+    shipped = flow_matching.load_sampling_bench()
+    assert shipped["samples"] == 1000 and shipped["nfe"] == list(flow_matching.SAMPLING_NFE)
+    ran = {(r["solver"], r["nfe"]) for r in shipped["rows"]}
+    expected = {(s, n) for s in flow_matching.SAMPLING_SOLVERS for n in flow_matching.SAMPLING_NFE}
+    assert ran == expected - {("FM Heun", 1)}
