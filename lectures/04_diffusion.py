@@ -622,7 +622,8 @@ widgets.figure_widget(
 # - The same trained $\epsilon_\theta$ works for every member: no retraining.
 # - $\eta = 1$ gives $\sigma_t^2 = \tilde\beta_t$: DDPM with the posterior variance.
 # - $\eta = 0$ is **deterministic**: $x_T$ determines $x_0$ (an ODE solver in disguise,
-#   Song et al., 2021b), so nearby $x_T$ give similar digits.
+#   Song et al., 2021b: lecture 05 derives it as Euler's method on the probability-flow
+#   ODE), so nearby $x_T$ give similar digits.
 # - The update only needs $\bar\alpha$ at the two times, so it can jump along a short
 #   subsequence $\tau_S > \dots > \tau_1$ of the 1000 steps, with $\bar\alpha_{\tau_{i-1}}$
 #   in place of $\bar\alpha_{t-1}$.
@@ -762,7 +763,8 @@ print(f"DDIM-50 with eta = 1 / DDPM-1000: {fid_of['DDIM', 50, 1.0] / ddpm_fid:.2
 # w\,\epsilon_\theta(x_t, t, \varnothing).$$
 #
 # Why it works: $\epsilon_\theta(x_t, t, \cdot) \approx -\sqrt{1 - \bar\alpha_t}\,
-# \nabla_{x_t} \log p(x_t \mid \cdot)$ (the noise prediction is a scaled score), and
+# \nabla_{x_t} \log p(x_t \mid \cdot)$ (the noise prediction is a scaled score: Tweedie's
+# formula, lecture 05), and
 # $\nabla \log p(x_t \mid y) - \nabla \log p(x_t) = \nabla \log p(y \mid x_t)$ by Bayes'
 # rule. So $\tilde\epsilon$ follows $\nabla \log p(x_t \mid y) + w\,\nabla \log p(y \mid
 # x_t)$: the conditional model pushed further towards images an *implicit classifier*
