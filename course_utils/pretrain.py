@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     names = groups.get(args.name, [args.name])
     if args.out is not None and len(names) > 1:
         parser.error(f"--out: {args.name!r} writes {len(names)} checkpoints ({', '.join(names)})")
+    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+        # before training, not after it: a recipe can train for half an hour
+        parser.error(f"--out: expected a file path in an existing folder, got {str(args.out)!r}")
     options = {} if args.epochs is None else {"epochs": args.epochs}
     for name in names:
         out = args.out or checkpoints.WEIGHTS_DIR / f"{name}.pt"

@@ -24,6 +24,13 @@ def test_unknown_recipe_is_an_argparse_error():
         pretrain.main(["gpt"])
 
 
+def test_an_out_path_that_cannot_be_written_is_refused_before_training(tmp_path, capsys):
+    for bad in (tmp_path, tmp_path / "missing" / "x.pt"):  # a folder; a file in no folder
+        with pytest.raises(SystemExit):
+            pretrain.main(["classifier", "--out", str(bad)])
+        assert "--out: expected a file path in an existing folder" in capsys.readouterr().err
+
+
 def test_vae_group_writes_both_mnist_vaes_and_refuses_one_out_path(tmp_path, capsys, monkeypatch):
     assert registry.groups()["vae"] == ["vae_mnist", "vae_mnist_2d"]
     with pytest.raises(SystemExit):
