@@ -212,16 +212,26 @@ def sample_ddpm(
     return x, trajectory
 
 
+def ddim_times(alpha_bar: torch.Tensor, steps: int) -> list[int]:
+    """``steps`` evenly spaced time indices from ``T - 1`` down to ``0`` (DDIM's
+    subsequence; the ODE solvers of ``flow_matching`` use the same grid).
+
+    Raises:
+        ValueError: ``steps`` is not an int in ``[1, T]``.
+    """
+    T = len(alpha_bar)
+    if not isinstance(steps, int) or not 1 <= steps <= T:
+        raise ValueError(f"steps: expected an int in [1, {T}], got {steps!r}")
+    return torch.linspace(T - 1, 0, steps).round().long().tolist()
+
+
 @torch.no_grad()
 def sample_ddim(
     eps_model: EpsModel, x_T: torch.Tensor, alpha_bar: torch.Tensor, steps: int, eta: float = 0.0
 ) -> tuple[torch.Tensor, list[DenoisingStep]]:
     """DDIM with ``steps`` evenly spaced time indices from ``T - 1`` to ``0``, then to the
     data. Returns ``(x_0, trajectory)``, one ``DenoisingStep`` before every update."""
-    T = len(alpha_bar)
-    if not isinstance(steps, int) or not 1 <= steps <= T:
-        raise ValueError(f"steps: expected an int in [1, {T}], got {steps!r}")
-    times = torch.linspace(T - 1, 0, steps).round().long().tolist()
+    times = ddim_times(alpha_bar, steps)
     x, trajectory = x_T, []
     for t, t_prev in zip(times, [*times[1:], -1], strict=True):
         trajectory.append(_kept(eps_model, x, t, alpha_bar))

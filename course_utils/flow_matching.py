@@ -31,6 +31,7 @@ from course_utils.diffusion import (
     DiffusionUnet,
     alpha_bar_of,
     betas_from,
+    ddim_times,
     guided,
     load_diffusion_bench,
     train_with_label_dropout,
@@ -281,13 +282,6 @@ def _eps(eps_model: Callable, x: torch.Tensor, t: int) -> torch.Tensor:
     return eps_model(x, torch.full((len(x),), t, dtype=torch.long, device=x.device))
 
 
-def _grid(alpha_bar: torch.Tensor, steps: int) -> list[int]:
-    T = len(alpha_bar)
-    if not isinstance(steps, int) or not 1 <= steps <= T:
-        raise ValueError(f"steps: expected an int in [1, {T}], got {steps!r}")
-    return torch.linspace(T - 1, 0, steps).round().long().tolist()
-
-
 @torch.no_grad()
 def sample_ddim_euler(
     eps_model: Callable, x_T: torch.Tensor, alpha_bar: torch.Tensor, steps: int
@@ -296,7 +290,7 @@ def sample_ddim_euler(
     variables ``xbar = x / sqrt(ab)``, ``sigma = sqrt((1 - ab) / ab)``:
     ``d xbar / d sigma = eps(x, t)``. The same time indices as ``diffusion.sample_ddim``,
     then to ``sigma = 0``; ``steps`` network evaluations."""
-    times = _grid(alpha_bar, steps)
+    times = ddim_times(alpha_bar, steps)
     ab = [float(alpha_bar[t]) for t in times] + [1.0]
     sig = [math.sqrt((1 - a) / a) for a in ab]
     xbar = x_T / math.sqrt(ab[0])
@@ -312,7 +306,7 @@ def sample_ddim_heun(
     """Heun's method on the same ODE and grid (Karras et al. 2022, Algorithm 1): a
     trapezoid corrector on every interval but the last one, to ``sigma = 0``, which is an
     Euler step. ``2 steps - 1`` network evaluations."""
-    times = _grid(alpha_bar, steps)
+    times = ddim_times(alpha_bar, steps)
     ab = [float(alpha_bar[t]) for t in times] + [1.0]
     sig = [math.sqrt((1 - a) / a) for a in ab]
     xbar = x_T / math.sqrt(ab[0])
@@ -342,7 +336,7 @@ def sample_dpm_solver_2m(
 
     (``D = x0_hat`` on the first step, and on the last, to the data, ``x_next = x0_hat``:
     first order there, as the paper's code does.)"""
-    times = _grid(alpha_bar, steps)
+    times = ddim_times(alpha_bar, steps)
     x, previous, h_prev = x_T, None, None
     for i, t in enumerate(times):
         ab = float(alpha_bar[t])
