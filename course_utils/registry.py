@@ -1,11 +1,11 @@
 """What the course ships and measures, registered where it is defined.
 
-A topic module (``vae``, ``gan``, ``flows``, ``diffusion``, ``flow_matching``; ``metrics``
-for the classifier) decorates each pretraining recipe with ``@recipe`` and each benchmark
-with ``@benchmark``. ``course pretrain`` / ``python -m course_utils.pretrain``, ``course bench``,
-``checkpoints.load_pretrained`` and their help text read these tables; none of them names a
-topic. ``TOPICS`` is the one list of topic modules (a new topic adds its line here; the
-checklist is in docs/DESIGN.md, "Add a topic").
+A topic module (``vae``, ``gan``, ``flows``, ``diffusion``, ``flow_matching``,
+``autoregressive``; ``metrics`` for the classifier) decorates each pretraining recipe with
+``@recipe`` and each benchmark with ``@benchmark``. ``course pretrain`` / ``python -m
+course_utils.pretrain``, ``course bench``, ``checkpoints.load_pretrained`` and their help
+text read these tables; none of them names a topic. ``TOPICS`` is the one list of topic
+modules (a new topic adds its line here; the checklist is in docs/DESIGN.md, "Add a topic").
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ TOPICS = (
     "course_utils.flows",
     "course_utils.diffusion",
     "course_utils.flow_matching",
+    "course_utils.autoregressive",
 )
 
 

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import graderlib
 import pytest
-from grader_cases import diffusion, flow_matching, flows, foundations, gan, vae
+from grader_cases import autoregressive, diffusion, flow_matching, flows, foundations, gan, vae
 
 from course_utils import cli
 from course_utils.grading import notebooks
@@ -72,6 +72,10 @@ class TestDiffusion(GraderSet):
 
 class TestFlowMatching(GraderSet):
     cases = flow_matching
+
+
+class TestAutoregressive(GraderSet):
+    cases = autoregressive
 
 
 def test_a_cell_that_hangs_times_out_and_grading_goes_on(root, tmp_path):

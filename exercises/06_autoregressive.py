@@ -1,0 +1,489 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["colab-setup"]
+# Colab setup (written by `course build`). In Google Colab: clone the course, install it
+# without touching Colab's torch, numpy and ipywidgets, and import it in this kernel.
+# Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib.metadata
+    import os
+    import subprocess
+
+    # COURSE_REPO, COURSE_DIR (optional): clone a fork, or a local copy, elsewhere
+    repo = os.environ.get("COURSE_REPO", "https://github.com/dgm-course/deep-generative-models")
+    course = os.environ.get("COURSE_DIR", "/content/course")
+    if not os.path.isdir(course):
+        subprocess.run(["git", "clone", "--depth=1", repo, course], check=True)
+    keep = []  # pip must keep these exactly as Colab has them
+    for name in ("torch", "numpy", "ipywidgets"):
+        try:
+            keep.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    with open("/tmp/course-keep.txt", "w") as constraints:
+        constraints.write("\n".join(keep) + "\n")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/course-keep.txt"]
+    subprocess.run([*pip, "-e", course], check=True)
+    sys.path.insert(0, course)  # this kernel started before the install
+
+# %% [markdown]
+# # Exercises 06 — Autoregressive models and discrete latents
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgm-course/deep-generative-models/blob/main/exercises/06_autoregressive.ipynb)
+#
+# Seven functions: the causal mask of a transformer, PixelCNN's masked-convolution mask,
+# the exact negative log-likelihood of categorical pixels, sampling with a temperature,
+# scaled dot-product self-attention, and VQ-VAE's vector quantization and its two extra
+# losses. Then your mask and your likelihood train a small PixelCNN on the digits.
+# For each function: read the definition, replace `# YOUR CODE HERE` /
+# `raise NotImplementedError()` with your code, and run the test cell below it. A failing
+# test says what it expected, what it got, and the likely mistake.
+#
+# **Grade yourself** from a terminal in the course folder:
+#
+# ```
+# course grade exercises/06_autoregressive.ipynb
+# ```
+#
+# Conventions (as in lecture 06): images are integer tensors of levels $0 \dots K-1$;
+# logits are `[batch, K, ...]`, the class dimension second, as
+# `torch.nn.functional.cross_entropy` expects; attention tensors are `[batch, n, d]`; a
+# boolean mask is `True` where attention is allowed.
+
+# %%
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils import autoregressive as reference
+from course_utils.grading import check, check_close, check_grad, check_score
+from course_utils.train import fit
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. The causal mask (1 point)
+#
+# An autoregressive model factorizes $p(x) = \prod_i p(x_i \mid x_{<i})$, so the output at
+# position $i$ may depend on positions $j \le i$ of its input (the input is the sequence
+# shifted by one, so position $i$ holds $x_{i-1}$). In self-attention this is a mask: row
+# $i$ (the query) may attend to column $j$ (the key) when $j \le i$. Return a boolean
+# `[n, n]` tensor, `True` where attention is allowed.
+
+
+# %%
+def causal_mask(n: int) -> torch.Tensor:
+    """Bool [n, n], True where position i (row) may attend to position j (column)."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=1
+# TEST causal_mask (1 point)
+mask = causal_mask(4)
+check(isinstance(mask, torch.Tensor) and mask.dtype == torch.bool, "causal_mask(4) must be a bool tensor",
+      hint="a boolean tensor: torch.ones(n, n, dtype=torch.bool), then keep the allowed part")  # fmt: skip
+check_close(
+    mask.float(), torch.ones(4, 4).tril(), "causal_mask(4) (1 = may attend)",
+    hint="row i (the query) may attend to every column j <= i, itself included",
+    mistakes={
+        "a position may attend to itself: j <= i, not j < i (the input is already shifted by one)": torch.ones(4, 4).tril(-1),
+        "row i is the query and column j the key: allowed where j <= i (lower triangle), not j >= i": torch.ones(4, 4).triu(),
+    },
+)  # fmt: skip
+
+# %% [markdown]
+# ## 2. PixelCNN's masked convolution (2 points)
+#
+# PixelCNN (van den Oord et al. 2016) orders the pixels in raster order (row by row, left
+# to right) and keeps the convolution causal by multiplying its kernel by a mask: 1 at
+# every position **above the centre row**, and **left of the centre in the centre row**;
+# 0 elsewhere. The centre itself is 0 for a **type A** mask (the first layer: the
+# prediction for a pixel must not see that pixel) and 1 for a **type B** mask (later
+# layers: their centre holds features that already exclude the pixel). Return the float
+# `[kernel_size, kernel_size]` mask; `kernel_size` is odd.
+
+
+# %%
+def masked_conv_mask(kernel_size: int, mask_type: str) -> torch.Tensor:
+    """PixelCNN's spatial mask, float [kernel_size, kernel_size], type "A" or "B"."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST masked_conv_mask (2 points)
+a5 = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0],
+                   [0, 0, 0, 0, 0]], dtype=torch.float32)  # fmt: skip
+centre = torch.zeros(5, 5)
+centre[2, 2] = 1
+right = torch.zeros(5, 5)
+right[2, 3:] = 1
+below = torch.zeros(5, 5)
+below[3:] = 1
+check_close(
+    masked_conv_mask(5, "A"), a5, "masked_conv_mask(5, 'A')",
+    hint="1 above the centre row and left of the centre in the centre row; type A closes the centre",
+    mistakes={
+        "type A closes the centre: the first layer's output for a pixel must not see the pixel itself": a5 + centre,
+        "nothing right of the centre in the centre row: those pixels come later in raster order": a5 + right,
+        "the rows below the centre come later in raster order: they must be 0": a5 + below,
+        "nothing right of the centre, nor below it: only the pixels before the centre in raster order": a5 + right + below,
+    },
+)  # fmt: skip
+check_close(
+    masked_conv_mask(3, "B"), torch.tensor([[1.0, 1, 1], [1, 1, 0], [0, 0, 0]]), "masked_conv_mask(3, 'B')",
+    hint="type B opens the centre, and only the centre, on top of type A",
+    mistakes={"type B opens the centre (its features already exclude the pixel)": torch.tensor([[1.0, 1, 1], [1, 0, 0], [0, 0, 0]])},
+)  # fmt: skip
+
+# %% [markdown]
+# ## 3. The exact negative log-likelihood (2 points)
+#
+# With logits $\ell \in \mathbb{R}^{K}$ at each pixel, the model's probability of level
+# $x_i$ is $\mathrm{softmax}(\ell)_{x_i}$, and by the chain rule the image's NLL is
+# $-\log p(x) = -\sum_i \log \mathrm{softmax}(\ell_i)_{x_i}$ in nats, **summed** over all
+# pixels (a per-pixel average is a different number: it is what `bits/dim` normalizes
+# afterwards). `logits` is `[batch, K, ...]` and `x` `[batch, ...]`; return one value per
+# example, `[batch]`. Compute $\log\mathrm{softmax}$ in one stable step
+# (`torch.log_softmax`, or `F.cross_entropy`): `log(softmax(l))` underflows to
+# $-\infty$ once a level's probability is below about $10^{-38}$.
+
+
+# %%
+def categorical_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x) in nats per example, [batch], summed over every non-batch dim."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST categorical_nll (2 points)
+torch.manual_seed(0)
+logits, x = torch.randn(2, 5, 3, 4), torch.randint(0, 5, (2, 3, 4))
+per_pixel = -logits.log_softmax(1).gather(1, x[:, None])[:, 0]  # [2, 3, 4]
+expected = per_pixel.flatten(1).sum(1)
+wrong_dim = -logits.log_softmax(-1).gather(1, x[:, None])[:, 0].flatten(1).sum(1)
+check_close(
+    categorical_nll(logits, x), expected, "categorical_nll of [2, 5, 3, 4] logits",
+    hint="-log_softmax over the class dim (1), taken at x, summed over every pixel: one value per example",
+    mistakes={
+        "sum over the pixels: the NLL of an image is the sum of its pixels' NLLs, not their mean": per_pixel.flatten(1).mean(1),
+        "the softmax runs over the class dim, dim 1 of [batch, K, ...], not the last dim": wrong_dim,
+        "one value per example, [batch]: sum over the pixels only, not over the batch": expected.sum(),
+    },
+)  # fmt: skip
+confident = torch.tensor([[[300.0], [0.0], [-300.0]]])  # [1, 3, 1]: level 2 has p = e^-600
+check_close(
+    categorical_nll(confident, torch.tensor([[2]])), 600.0, "categorical_nll of a level with probability e^-600",
+    hint="log(softmax(l)) underflows: use torch.log_softmax (or F.cross_entropy), which computes it in one stable step",
+)  # fmt: skip
+
+# %% [markdown]
+# ## 4. Sampling with a temperature (2 points)
+#
+# Dividing the logits by a temperature $T$ before the softmax, $p_T \propto
+# \exp(\ell / T)$, sharpens the distribution ($T < 1$) or flattens it ($T > 1$); $T \to 0$
+# is the argmax. Draw one sample per row from $\mathrm{softmax}(\ell / T)$ over the last
+# dim (`torch.multinomial` wants a 2-D input: flatten the leading dims, then reshape), with
+# `temperature = 0` meaning the argmax; return a LongTensor of `logits.shape[:-1]`. Pass
+# `generator` on to the sampler.
+
+
+# %%
+def sample_with_temperature(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One draw per row from softmax(logits / temperature) over the last dim; [*leading]."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST sample_with_temperature (2 points)
+# Two levels with logits 0 and log 3: p(level 1) = 3^(1/T) / (1 + 3^(1/T)).
+two = torch.tensor([0.0, math.log(3.0)]).expand(200_000, 2)
+frequency = {
+    T: sample_with_temperature(two, T, torch.Generator().manual_seed(0)).float().mean()
+    for T in (1.0, 0.5, 2.0)
+}
+check_close(frequency[1.0], 0.75, "frequency of level 1 at T = 1 (p = 0.75)", atol=0.005,
+            hint="sample from softmax(logits) over the last dim, e.g. torch.multinomial(probs, 1)")  # fmt: skip
+check_close(
+    frequency[0.5], 0.9, "frequency of level 1 at T = 0.5 (p = 9/10)", atol=0.005,
+    hint="divide the logits by T before the softmax",
+    mistakes={
+        "divide the logits by T before the softmax: scaling the probabilities afterwards changes nothing once they are renormalized": 0.75,
+        "divide the logits by T, do not multiply them": 3**0.5 / (1 + 3**0.5),
+    },
+)  # fmt: skip
+check_close(frequency[2.0], 3**0.5 / (1 + 3**0.5), "frequency of level 1 at T = 2", atol=0.005,
+            hint="divide the logits by T before the softmax", mistakes={"divide the logits by T, do not multiply them": 0.9})  # fmt: skip
+grid = torch.randn(3, 4, 7)
+draws = sample_with_temperature(grid, 1.0)
+check(isinstance(draws, torch.Tensor) and draws.shape == (3, 4) and draws.dtype == torch.long,
+      "sample_with_temperature of [3, 4, 7] logits must return a LongTensor [3, 4]",
+      hint="flatten to [rows, K] for torch.multinomial, then reshape to logits.shape[:-1]")  # fmt: skip
+check_close(sample_with_temperature(grid, 0).float(), grid.argmax(-1).float(), "sample_with_temperature at T = 0",
+            hint="temperature = 0 means the argmax (do not divide by zero)")  # fmt: skip
+
+# %% [markdown]
+# ## 5. Scaled dot-product self-attention (2 points)
+#
+# Each query $q_i$ scores every key $k_j$ by $q_i \cdot k_j / \sqrt{d}$ (Vaswani et al.
+# 2017; the $\sqrt d$ keeps the scores' variance near 1 when the entries are), the scores
+# of the masked keys are set to $-\infty$, a softmax **over the keys** turns each row into
+# weights, and the output is the weighted sum of the values:
+# $\mathrm{softmax}(q k^\top / \sqrt{d} + M)\,v$. `q, k, v` are `[batch, n, d]`; `mask`
+# (bool `[n, n]` or `None`) is `True` where query $i$ may attend to key $j$.
+
+
+# %%
+def self_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d), masked positions = -inf) v, [batch, n, d]."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST self_attention (2 points)
+torch.manual_seed(0)
+q, k, v = torch.randn(3, 2, 5, 8).unbind(0)
+scores = q @ k.transpose(1, 2)
+tril = torch.ones(5, 5, dtype=torch.bool).tril()
+check_close(
+    self_attention(q, k, v), (scores / 8**0.5).softmax(-1) @ v, "self_attention without a mask",
+    hint="softmax(q k^T / sqrt(d)) over the keys (the last dim), times v",
+    mistakes={
+        "scale the scores by 1/sqrt(d) before the softmax": scores.softmax(-1) @ v,
+        "the softmax runs over the keys (the last dim of q k^T), not over the queries": (scores / 8**0.5).softmax(1) @ v,
+    },
+)  # fmt: skip
+check_close(
+    self_attention(q, k, v, tril), (scores / 8**0.5).masked_fill(~tril, -math.inf).softmax(-1) @ v,
+    "self_attention with a causal mask",
+    hint="set the scores where the mask is False to -inf before the softmax",
+    mistakes={"the mask is ignored: set the scores where it is False to -inf before the softmax": (scores / 8**0.5).softmax(-1) @ v},
+)  # fmt: skip
+check_close(self_attention(q, k, v, tril)[:, 0], v[:, 0], "under a causal mask, position 0 attends to itself only",
+            hint="masked_fill(~mask, -inf): True means allowed")  # fmt: skip
+
+# %% [markdown]
+# ## 6. Vector quantization (2 points)
+#
+# VQ-VAE (van den Oord et al. 2017) replaces each encoder output $z_e \in \mathbb{R}^D$
+# by its **nearest** code in a codebook $\{e_1, \dots, e_K\}$ by Euclidean distance,
+# $k = \arg\min_j \lVert z_e - e_j \rVert^2$ (not the largest dot product: codes of
+# different norms disagree). The argmin has no gradient, so the **straight-through**
+# estimator copies the decoder's gradient to the encoder: return
+# $z_q = z_e + \mathrm{sg}[e_k - z_e]$ (`.detach()` is $\mathrm{sg}$), whose value is the
+# code and whose gradient with respect to $z_e$ is the identity. `z` is `[N, D]`,
+# `codebook` `[K, D]`; return `(z_q [N, D], indices [N])`.
+
+
+# %%
+def vector_quantize(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest code by Euclidean distance, with the straight-through gradient."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST vector_quantize (2 points)
+codebook = torch.tensor([[0.0, 0.0], [3.0, 3.0], [-1.0, 0.5]])
+z = torch.tensor([[0.5, 0.4], [1.4, 1.4], [-0.2, 0.1], [2.0, 2.5]], requires_grad=True)
+z_q, indices = vector_quantize(z, codebook)
+check_close(
+    indices.float(), torch.tensor([0.0, 0.0, 0.0, 1.0]), "vector_quantize: the chosen codes",
+    hint="the nearest code: argmin over j of ||z - e_j||^2",
+    mistakes={"the nearest code by Euclidean distance, not the largest dot product z . e_j": torch.tensor([1.0, 1.0, 2.0, 1.0])},
+)  # fmt: skip
+check_close(
+    z_q,
+    codebook[[0, 0, 0, 1]],
+    "vector_quantize: z_q's value",
+    hint="z_q's forward value is the chosen code codebook[indices]",
+)
+if z_q.requires_grad:  # no gradient path at all: check_grad below says why
+    (z_q * torch.tensor([1.0, 2.0])).sum().backward()
+hint = "the straight-through estimator: z_q = z + (codebook[indices] - z).detach() lets the gradient reach z"
+check_grad(z, "z (the encoder output)", hint=hint)
+check_close(
+    z.grad,
+    torch.tensor([[1.0, 2.0]]).expand(4, 2),
+    "the gradient reaching z",
+    hint=hint + " unchanged",
+)
+
+# %% [markdown]
+# ## 7. VQ-VAE's codebook and commitment losses (2 points)
+#
+# The straight-through gradient skips the codebook, so VQ-VAE adds two terms (van den
+# Oord et al. 2017, eq. 3), with $e$ the chosen codes `codebook[indices]`:
+#
+# $$\underbrace{\lVert \mathrm{sg}[z_e] - e \rVert^2}_{\text{codebook: moves the codes}}
+# \;+\; \beta\,\underbrace{\lVert z_e - \mathrm{sg}[e] \rVert^2}_{\text{commitment: keeps the encoder near its codes}}$$
+#
+# Return both, as means over all elements: `(codebook_loss, commitment_loss)`, the
+# commitment term already multiplied by `beta`. The stop-gradients decide which tensor
+# each term trains: the codebook loss must not move the encoder, nor the commitment loss
+# the codes.
+
+
+# %%
+def vq_losses(
+    z_e: torch.Tensor, z_q: torch.Tensor, beta: float = 0.25
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codebook_loss, commitment_loss): mean((sg[z_e] - z_q)^2), beta mean((z_e - sg[z_q])^2)."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST vq_losses (2 points)
+def grad_of(loss: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    """d loss / d tensor, zeros where the loss does not reach it."""
+    tensor.grad = None
+    if loss.requires_grad:
+        loss.backward(retain_graph=True)
+    return tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
+
+
+z_e = torch.tensor([[1.0, 2.0], [0.0, -1.0]], requires_grad=True)
+z_q = torch.tensor([[0.0, 2.0], [1.0, 1.0]], requires_grad=True)
+codebook_loss, commitment_loss = vq_losses(z_e, z_q, beta=0.5)
+check_close(
+    torch.stack([codebook_loss, commitment_loss]), torch.tensor([1.5, 0.75]), "vq_losses(beta = 0.5): (codebook, commitment)",
+    hint="codebook_loss = mean((z_e - z_q)^2) and commitment_loss = beta * the same mean, each with its stop-gradient",
+    mistakes={
+        "the two terms are swapped: beta weights the commitment loss, the second one": torch.tensor([0.75, 1.5]),
+        "means over all elements, not sums": torch.tensor([6.0, 3.0]),
+    },
+)  # fmt: skip
+check_close(
+    grad_of(codebook_loss, z_e), torch.zeros(2, 2), "the codebook loss's gradient on z_e",
+    hint="the codebook loss moves the codes only: detach z_e in it, mean((z_e.detach() - z_q)^2)",
+)  # fmt: skip
+check_close(grad_of(codebook_loss, z_q), (z_q - z_e).detach() / 2, "the codebook loss's gradient on z_q",
+            hint="the codebook loss must move the codes: do not detach z_q in it")  # fmt: skip
+check_close(
+    grad_of(commitment_loss, z_q), torch.zeros(2, 2), "the commitment loss's gradient on z_q",
+    hint="the commitment loss trains the encoder only: detach z_q in it, beta * mean((z_e - z_q.detach())^2)",
+)  # fmt: skip
+check_close(grad_of(commitment_loss, z_e), 0.5 * (z_e - z_q).detach() / 2, "the commitment loss's gradient on z_e",
+            hint="the commitment loss must reach the encoder: do not detach z_e in it")  # fmt: skip
+
+# %% [markdown]
+# ## 8. Your PixelCNN on the digits (2 points)
+#
+# sklearn's 8×8 digits have 17 grey levels, $0 \dots 16$: each pixel is a 17-way
+# categorical. A small PixelCNN (your type-A mask on a 5×5 first layer, then four
+# residual type-B 3×3 layers) trains on the first 1000 digits with your `categorical_nll`
+# for 10 epochs, about 10 seconds. Its exact test NLL must be at most **92 nats per
+# image** (the solution reaches 87.5); the cell also prints the NLL of the best model that ignores the context
+# (an independent categorical per pixel position), for scale. Then it samples 8 digits
+# pixel by pixel with your `sample_with_temperature`.
+
+
+# %%
+class MaskedConv2d(nn.Conv2d):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, mask_type: str) -> None:
+        super().__init__(c_in, c_out, kernel_size, padding=kernel_size // 2)
+        self.register_buffer(
+            "mask",
+            torch.as_tensor(masked_conv_mask(kernel_size, mask_type)).float(),
+            persistent=False,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class TinyPixelCNN(nn.Module):
+    def __init__(self, levels: int = 17, channels: int = 48, blocks: int = 4) -> None:
+        super().__init__()
+        self.levels = levels
+        self.first = MaskedConv2d(levels, channels, 5, "A")
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.ReLU(), MaskedConv2d(channels, channels, 3, "B"), nn.ReLU(), nn.Conv2d(channels, channels, 1))
+            for _ in range(blocks)
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, levels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 8, 8] levels -> [B, 17, 8, 8] logits
+        h = self.first(F.one_hot(x, self.levels).permute(0, 3, 1, 2).float())
+        for block in self.blocks:
+            h = h + block(h)
+        return self.head(h)
+
+
+x_train, x_val, x_test = reference.digits_levels()
+torch.manual_seed(0)
+pixel_cnn = TinyPixelCNN()
+optimizer = torch.optim.Adam(pixel_cnn.parameters(), lr=2e-3)
+fit(
+    lambda x: categorical_nll(pixel_cnn(x), x).mean(),
+    optimizer,
+    x_train,
+    batch_size=50,
+    epochs=10,
+    seed=0,
+    progress=False,
+)
+pixel_cnn.eval()
+counts = F.one_hot(x_train, 17).sum(0).float() + 0.5  # [8, 8, 17], add-1/2 smoothing
+log_p = counts.div(counts.sum(-1, keepdim=True)).log()
+independent = -log_p[torch.arange(8)[:, None], torch.arange(8), x_test].flatten(1).sum(1).mean()
+with torch.no_grad():
+    print(f"test NLL: PixelCNN {categorical_nll(pixel_cnn(x_test), x_test).mean():.2f} nats per image, "
+          f"independent pixels {independent:.2f}")  # fmt: skip
+    samples = torch.zeros(8, 8, 8, dtype=torch.long)
+    for i in range(8):
+        for j in range(8):
+            samples[:, i, j] = sample_with_temperature(pixel_cnn(samples)[:, :, i, j], 1.0)
+print("\n\n".join("\n".join("".join(" .:-=+*#%@"[min(9, int(p) * 10 // 17)] for p in row) for row in image)
+                  for image in samples[:3]))  # fmt: skip
+
+
+# %% tags=["graded"] points=2
+# TEST digits_pixelcnn (2 points)
+# The grade loads your trained weights into a copy of the network whose masks are the
+# course's own, and computes the exact test NLL with the course's likelihood: a mask that
+# lets a pixel see itself or later pixels trains a model that cheats, and it fails here.
+def trained_nll(state: dict, template: nn.Module = pixel_cnn) -> float:
+    net = copy.deepcopy(template)
+    net.load_state_dict(state)
+    for layer in net.modules():
+        if isinstance(layer, MaskedConv2d):
+            kind = "A" if layer is net.first else "B"
+            layer.mask = reference.masked_conv_mask(layer.kernel_size[0], kind)
+    with torch.no_grad():
+        return reference.categorical_nll(net(x_test), x_test).mean().item()
+
+
+check_score(
+    pixel_cnn.state_dict(), trained_nll,
+    "PixelCNN on the digits: exact test NLL in nats per image (by the course's masks and likelihood)", at_most=92,
+    hint="check masked_conv_mask (type A closes the centre; nothing right of it or below) and categorical_nll; "
+    "then run the training cell again",
+)  # fmt: skip

@@ -1,0 +1,93 @@
+"""course_utils.autoregressive: the reference functions against their definitions, the
+PixelCNN's causality (no logit depends on its own or a later pixel) and normalization (the
+probabilities of every image sum to one), and sampling with a given top."""
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils import autoregressive as ar
+
+
+def test_masks_are_the_raster_order_past():
+    assert torch.equal(ar.causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]).bool())
+    a, b = ar.masked_conv_mask(3, "A"), ar.masked_conv_mask(3, "B")
+    assert torch.equal(a, torch.tensor([[1.0, 1, 1], [1, 0, 0], [0, 0, 0]]))
+    assert torch.equal(b - a, F.one_hot(torch.tensor(4), 9).view(3, 3).float())
+    assert ar.masked_conv_mask(1, "A").sum() == 0 and ar.masked_conv_mask(1, "B").sum() == 1
+    for bad, message in [((4, "A"), "kernel_size"), ((3, "C"), "mask_type")]:
+        with pytest.raises(ValueError, match=message):
+            ar.masked_conv_mask(*bad)
+
+
+def test_categorical_nll_and_sampling():
+    logits, x = torch.randn(2, 5, 3), torch.randint(0, 5, (2, 3))
+    expected = -torch.distributions.Categorical(logits=logits.transpose(1, 2)).log_prob(x).sum(1)
+    assert torch.allclose(ar.categorical_nll(logits, x), expected)
+    assert ar.categorical_nll(torch.tensor([[[300.0], [-300.0]]]), torch.tensor([[1]])) == 600
+    with pytest.raises(ValueError, match="logits, x"):
+        ar.categorical_nll(logits, x[:, :2])
+    rows = torch.tensor([0.0, math.log(3.0)]).expand(100_000, 2)
+    at_half = ar.sample_with_temperature(rows, 0.5, torch.Generator().manual_seed(0))
+    assert at_half.float().mean().item() == pytest.approx(0.9, abs=0.005)
+    grid = torch.randn(3, 4, 7)
+    assert torch.equal(ar.sample_with_temperature(grid, 0), grid.argmax(-1))
+    with pytest.raises(ValueError, match="temperature"):
+        ar.sample_with_temperature(grid, -1.0)
+
+
+def test_self_attention_matches_torch():
+    q, k, v = torch.randn(3, 2, 6, 4).unbind(0)
+    mask = ar.causal_mask(6)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(ar.self_attention(q, k, v, mask), expected, atol=1e-6)
+
+
+def test_vector_quantization_and_its_losses_route_the_gradients():
+    codebook = torch.tensor([[0.0, 0.0], [3.0, 3.0]], requires_grad=True)
+    z = torch.tensor([[1.4, 1.4], [2.0, 2.5]], requires_grad=True)  # dot product picks code 1
+    z_q, indices = ar.vector_quantize(z, codebook)
+    assert indices.tolist() == [0, 1] and torch.equal(z_q, codebook[indices].detach())
+    z_q.sum().backward()
+    assert torch.equal(z.grad, torch.ones(2, 2)) and codebook.grad is None
+    z_e = torch.randn(4, 2, requires_grad=True)
+    e = torch.randn(4, 2, requires_grad=True)
+    codebook_loss, commitment_loss = ar.vq_losses(z_e, e, beta=0.5)
+    assert torch.autograd.grad(codebook_loss, z_e, allow_unused=True)[0] is None
+    assert torch.autograd.grad(commitment_loss, e, allow_unused=True)[0] is None
+    assert commitment_loss.item() == pytest.approx(0.5 * codebook_loss.item())
+
+
+@pytest.mark.parametrize("mixture", [0, 3])
+def test_pixelcnn_is_causal(mixture):
+    torch.manual_seed(0)
+    model = ar.PixelCNN(levels=5, channels=8, blocks=3, first_kernel=3, mixture=mixture).eval()
+    x = torch.randint(0, 5, (1, 8, 8))
+    base = model(x)
+    for q in (0, 9, 27, 63):  # change pixel q: logits at raster positions <= q must not move
+        changed = x.clone()
+        changed.view(-1)[q] = (changed.view(-1)[q] + 1) % 5
+        moved = (model(changed) - base).abs().amax(1).view(-1) > 0
+        assert not moved[: q + 1].any(), q
+        assert q == 63 or moved[q + 1 :].any()
+
+
+def test_pixelcnn_probabilities_sum_to_one():
+    torch.manual_seed(0)
+    model = ar.PixelCNN(levels=3, channels=8, blocks=2, first_kernel=3, mixture=2).eval()
+    images = torch.tensor(list(itertools.product(range(3), repeat=4))).view(-1, 2, 2)
+    with torch.no_grad():
+        total = model.log_prob(images).exp().sum()
+    assert total.item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_pixelcnn_completion_keeps_the_given_pixels():
+    torch.manual_seed(0)
+    model = ar.PixelCNN(levels=17, channels=8, blocks=2, first_kernel=3).eval()
+    given = torch.full((4, 8, 8), -1)
+    given[:, :4] = torch.randint(0, 17, (4, 4, 8))
+    out = model.sample(4, given=given, temperature=0.7, top_k=3)
+    assert torch.equal(out[:, :4], given[:, :4]) and out.min() >= 0 and out.max() < 17
