@@ -125,6 +125,8 @@ def _control(name: str, abbrev: Any) -> ipywidgets.ValueWidget:
             f"{name}: expected (min, max, step), a list of options, a bool or a control "
             f"widget, got {abbrev!r}"
         )
+    if getattr(control, "options", None) and control.index is None:
+        control.index = 0  # options whose first value is None: show it chosen, not blank
     if not control.description:
         control.description = name.replace("_", " ")
     control.style.description_width = "initial"  # never cut a description short

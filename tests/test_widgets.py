@@ -1,5 +1,6 @@
 import math
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
@@ -57,7 +58,6 @@ def test_figure_widget_draws_a_png_and_redraws_when_a_control_moves():
 
 def test_figure_widget_controls_and_bad_input():
     import ipywidgets
-    import matplotlib.pyplot as plt
 
     def render(shown_step: int, method: str):
         return plt.figure()
@@ -76,10 +76,17 @@ def test_figure_widget_controls_and_bad_input():
         widgets.figure_widget(render, x=object())
 
 
+def test_an_option_whose_value_is_none_starts_chosen():
+    seen = []
+    w = widgets.figure_widget(lambda k: seen.append(k) or plt.figure(), k=[("all", None), ("3", 3)])
+    control = w.controls["k"]
+    assert control.index == 0 and control.label == "all" and seen == [None]
+    control.index = 1
+    assert seen == [None, 3]
+
+
 def test_slow_redraws_wait_for_the_slider_to_be_released():
     import time
-
-    import matplotlib.pyplot as plt
 
     def slow(x: int):
         time.sleep(widgets.SLOW_REDRAW_S + 0.1)

@@ -115,6 +115,13 @@ def test_every_widget_draws_and_redraws(path: Path) -> None:
             if cell.cell_type != "code":
                 continue
             client.execute_cell(cell, index)  # raises CellExecutionError on any error
+            pngs = [
+                o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {})
+            ]
+            assert len(set(pngs)) == len(pngs), (
+                f"{path.name} cell {index} shows the same figure twice: a Figure returned as "
+                "the cell's last expression is drawn again by the inline backend"
+            )
             if any(WIDGET_VIEW in o.get("data", {}) for o in cell.outputs):
                 checked += _check_widget(client, cell, f"{path.name} cell {index}")
     print(f"{path.name}: {checked}", file=sys.stderr)
