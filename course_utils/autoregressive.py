@@ -19,17 +19,23 @@ is allowed.
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from torch import nn
 
-from course_utils import data
+from course_utils import checkpoints, data
 from course_utils.bench import print_digits_benchmark
 from course_utils.device import get_device, seed_everything
-from course_utils.registry import benchmark
-from course_utils.train import train_keeping_best
+from course_utils.registry import benchmark, recipe
+from course_utils.train import batches, train_keeping_best
+from course_utils.viz import as_numpy
 
 # -- the exercise set 06 reference functions --------------------------------------------
 
@@ -79,6 +85,15 @@ def sample_with_temperature(
     probs = torch.softmax(logits / temperature, dim=-1)
     flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
     return flat.view(logits.shape[:-1])
+
+
+def keep_top_k(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """``logits`` ``[n, K]`` with all but each row's ``k`` largest set to -inf (top-k
+    sampling); unchanged when ``k`` is None."""
+    if k is None:
+        return logits
+    kth = logits.topk(k, dim=1).values[:, -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
 
 
 def self_attention(
@@ -223,15 +238,125 @@ class PixelCNN(nn.Module):
             x = torch.where(known, given, x)
         for i in range(shape[0]):
             for j in range(shape[1]):
-                logits = self(x)[:, :, i, j]  # [n, levels]
-                if top_k is not None:
-                    kth = logits.topk(top_k, dim=1).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                logits = keep_top_k(self(x)[:, :, i, j], top_k)  # [n, levels]
                 draw = sample_with_temperature(logits, temperature, generator)
                 x[:, i, j] = (
                     draw if known is None else torch.where(known[:, i, j], x[:, i, j], draw)
                 )
         return x
+
+
+class CausalBlock(nn.Module):
+    """A pre-norm transformer block: ``x + attention(LN(x))``, then ``x + MLP(LN(x))``,
+    the attention causal (position t sees positions <= t). ``[B, n, d] -> [B, n, d]``."""
+
+    def __init__(self, d: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        # softmax(q k^T / sqrt(d_head) + causal mask) v, per head: self_attention's formula
+        h = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
+        x = x + self.out(h.transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp(self.norm2(x))
+
+
+class CausalTransformer(nn.Module):
+    """A decoder-only transformer over sequences of ``vocab`` tokens: ``tokens [B, n]``
+    (``n <= length``) -> next-token logits ``[B, vocab, n]``.
+
+    Position t's logits predict token t from a start token and tokens ``< t``: the input
+    is shifted right by one behind the start token, which is the class label when
+    ``classes > 0`` (a class-conditional prior; ``labels`` ``[B]``) and a single learned
+    token otherwise. Learned positional embeddings give the attention the order."""
+
+    def __init__(
+        self,
+        vocab: int,
+        length: int,
+        classes: int = 0,
+        d: int = 128,
+        layers: int = 4,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.vocab, self.length, self.classes = vocab, length, classes
+        self.embed = nn.Embedding(vocab + max(classes, 1), d)  # tokens, then start tokens
+        self.position = nn.Parameter(torch.zeros(1, length, d))
+        self.blocks = nn.Sequential(*(CausalBlock(d, heads, dropout) for _ in range(layers)))
+        self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
+
+    def forward(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        b, n = tokens.shape
+        start = self.vocab + (labels if self.classes else torch.zeros_like(tokens[:, 0]))
+        inputs = torch.cat([start[:, None], tokens[:, : n - 1]], 1)  # shift right
+        h = self.blocks(self.embed(inputs) + self.position[:, :n])
+        return self.head(self.norm(h)).transpose(1, 2)
+
+    def log_prob(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact ``log p(tokens | label)`` in nats, ``[B]``."""
+        return -categorical_nll(self(tokens, labels), tokens)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        labels: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``n`` sequences ``[n, length]``, token by token; step t runs the network on the
+        t tokens drawn so far (causal, so later positions would not change it)."""
+        device = self.position.device
+        tokens = torch.zeros(n, 0, dtype=torch.long, device=device)
+        for t in range(self.length):
+            padded = torch.cat([tokens, tokens.new_zeros(n, 1)], 1)  # position t's slot
+            logits = keep_top_k(self(padded, labels)[:, :, t], top_k)
+            draw = sample_with_temperature(logits, temperature, generator)
+            tokens = torch.cat([tokens, draw[:, None]], 1)
+        return tokens
+
+
+def train_transformer(
+    model: CausalTransformer,
+    tokens: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Maximum likelihood of ``tokens`` ``[N, n]`` (given ``labels`` ``[N]`` for a
+    class-conditional model) with AdamW and a one-cycle learning rate; returns the time."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, lr, total_steps=epochs * math.ceil(len(tokens) / batch_size)
+    )
+    g = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    model.train()
+    for _ in range(epochs):
+        for batch in batches(*([tokens] if labels is None else [tokens, labels]),
+                             batch_size=batch_size, generator=g):  # fmt: skip
+            loss = categorical_nll(model(*batch), batch[0]).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    model.eval()
+    return {"train_seconds": time.perf_counter() - start, "epochs": epochs}
 
 
 # -- the digits benchmark (`course bench pixelcnn-digits`) ------------------------------
@@ -288,6 +413,23 @@ def train_pixelcnn_digits(
     }
 
 
+@recipe(
+    "pixelcnn_digits",
+    model="course_utils.autoregressive:PixelCNN",
+    summary="PixelCNN over 17-level sklearn digits (EMA weights best on validation; lecture 06)",
+    numbers=(
+        "exact test NLL {test_nll:.2f} nats/image ({test_bits_per_dim:.3f} bits/dim); "
+        "{epochs:.0f} epochs (best {best_epoch:.0f}), {train_seconds:.0f} s"
+    ),
+)
+def pretrain_pixelcnn_digits(out: Path, seconds: float = 110.0, seed: int = 0) -> dict[str, float]:
+    """``train_pixelcnn_digits`` (the benchmark's run), saved."""
+    model, results = train_pixelcnn_digits(seconds=seconds, seed=seed)
+    checkpoints.save(model, out, name="pixelcnn_digits", config=PIXELCNN_DIGITS_CONFIG,
+                     pixel_range=(0.0, 16.0), metrics=results)  # fmt: skip
+    return results
+
+
 @benchmark(
     "pixelcnn-digits",
     summary="the digits PixelCNN of lecture 06: exact test nats per image (goal <= 80)",
@@ -304,3 +446,67 @@ def bench_pixelcnn_digits(seconds: float = 110.0, seed: int = 0) -> dict[str, fl
     ]
     print_digits_benchmark("PixelCNN", rows, results)
     return results
+
+
+# -- lecture 06's widget figures ---------------------------------------------------------
+
+
+def generation_figure(image: torch.Tensor, probs: torch.Tensor, step: int) -> Figure:
+    """A digit ``image`` ``[H, W]`` (levels) sampled in raster order, after ``step`` of its
+    ``H*W`` pixels, next to the model's distribution ``probs[step]`` (``probs``
+    ``[H*W, levels]``: ``p(x_i | x_<i)`` for every pixel i) for the pixel drawn next."""
+    h, w = image.shape
+    if not isinstance(step, int) or not 0 <= step <= h * w:
+        raise ValueError(f"step: expected an int in [0, {h * w}], got {step!r}")
+    if probs.shape[0] != h * w:
+        raise ValueError(f"probs: expected [{h * w}, levels], got {tuple(probs.shape)}")
+    levels = probs.shape[1]
+    shown = image.flatten().float().clone()
+    shown[step:] = float("nan")  # not drawn yet
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.8), width_ratios=(1, 1.4))
+    left.imshow(as_numpy(shown.view(h, w)), cmap="gray_r", vmin=0, vmax=levels - 1)
+    left.set_facecolor("#f3d9a4")
+    left.set_title(f"{step} of {h * w} pixels drawn")
+    left.set_xlabel("column j")
+    left.set_ylabel("row i")
+    if step < h * w:
+        i, j = divmod(step, w)
+        left.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="tab:red", lw=2.5))
+        drawn = int(image.flatten()[step])
+        colors = ["tab:red" if k == drawn else "tab:blue" for k in range(levels)]
+        right.bar(range(levels), as_numpy(probs[step]), color=colors)
+        right.set_title(f"p(x_{step} | x_<{step}) for pixel ({i}, {j}); drawn: {drawn} (red)")
+    else:
+        right.set_title("all pixels drawn")
+    right.set_xlabel("grey level")
+    right.set_ylabel("probability")
+    right.set_ylim(0, 1)
+    fig.tight_layout()
+    return fig
+
+
+def completion_figure(original: torch.Tensor, completions: torch.Tensor, rows_given: int) -> Figure:
+    """A test digit ``original`` ``[H, W]``, its first ``rows_given`` rows as given, and
+    ``completions`` ``[n, H, W]`` sampled for the rest; a red line marks where the given
+    part ends."""
+    h, w = original.shape
+    if completions.shape[1:] != (h, w) or len(completions) == 0:
+        raise ValueError(
+            f"completions: expected [n, {h}, {w}] with n > 0, got {tuple(completions.shape)}"
+        )
+    given = original.float().clone()
+    given[rows_given:] = float("nan")
+    panels = [("test digit", original.float()), (f"given: {rows_given} rows", given)]
+    panels += [(f"completion {k + 1}", c.float()) for k, c in enumerate(completions)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(1.35 * len(panels), 10), 2.3))
+    for ax, (title, img) in zip(axes, panels, strict=True):
+        ax.imshow(as_numpy(img), cmap="gray_r", vmin=0, vmax=int(original.max().clamp(min=1)))
+        ax.set_facecolor("#f3d9a4")
+        ax.axhline(rows_given - 0.5, color="tab:red", lw=1.5)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].set_ylabel("row")
+    fig.suptitle("The top is given; the PixelCNN samples the rest, pixel by pixel")
+    fig.tight_layout()
+    return fig

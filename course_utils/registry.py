@@ -23,6 +23,7 @@ TOPICS = (
     "course_utils.diffusion",
     "course_utils.flow_matching",
     "course_utils.autoregressive",
+    "course_utils.vqvae",
 )
 
 

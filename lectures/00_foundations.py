@@ -175,6 +175,8 @@ plt.show()
 # | GAN / WGAN | **implicit**: $x = G(z)$, no density at all; trained by a critic | one pass | 02 |
 # | Normalizing flow | explicit, exact, via the change of variables | one pass | 03 |
 # | Diffusion model | explicit latent-variable model (a chain of Gaussians); ELBO | many steps | 04 |
+# | Score model / flow matching | explicit through the probability-flow ODE: exact log-likelihood by integrating the divergence, at a cost | a few to many steps | 05 |
+# | Autoregressive model (PixelCNN, transformer) | explicit, exact, by the chain rule $\prod_i p(x_i \mid x_{<i})$ | one pass per pixel or token | 06 |
 #
 # ## 3. Expectations, Monte Carlo and Jensen's inequality
 #

@@ -91,3 +91,57 @@ def test_pixelcnn_completion_keeps_the_given_pixels():
     given[:, :4] = torch.randint(0, 17, (4, 4, 8))
     out = model.sample(4, given=given, temperature=0.7, top_k=3)
     assert torch.equal(out[:, :4], given[:, :4]) and out.min() >= 0 and out.max() < 17
+
+
+@pytest.mark.parametrize("classes", [0, 3])
+def test_causal_transformer_is_causal_and_conditions_on_the_label(classes):
+    torch.manual_seed(0)
+    model = ar.CausalTransformer(vocab=5, length=6, classes=classes, d=16, layers=2, heads=2).eval()
+    tokens, labels = torch.randint(0, 5, (1, 6)), torch.tensor([1])
+    logits = model(tokens, labels)  # [1, 5, 6]
+    for t in range(6):
+        changed = tokens.clone()
+        changed[0, t] = (changed[0, t] + 1) % 5
+        moved = (model(changed, labels) - logits).abs().amax(1)[0]  # per position
+        assert torch.all(moved[: t + 1] == 0), f"a logit at or before {t} saw token {t}"
+        assert t == 5 or moved[t + 1 :].max() > 0
+    if classes:
+        assert (model(tokens, torch.tensor([2])) - logits)[..., 0].abs().max() > 0
+    probs = torch.softmax(logits, 1)
+    assert torch.allclose(probs.sum(1), torch.ones(1, 6))
+    drawn = model.sample(4, torch.tensor([0, 1, 2, 0]), generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (4, 6) and drawn.min() >= 0 and drawn.max() < 5
+
+
+def test_train_transformer_lowers_the_nll_of_a_pattern():
+    torch.manual_seed(0)
+    tokens = torch.arange(8).repeat(64, 1) % 3  # every sequence 0 1 2 0 1 2 0 1
+    model = ar.CausalTransformer(vocab=3, length=8, d=16, layers=1, heads=2, dropout=0.0)
+    before = -model.log_prob(tokens).mean().item()
+    ar.train_transformer(model, tokens, epochs=20, lr=1e-2, batch_size=16)
+    after = -model.log_prob(tokens).mean().item()
+    assert after < 0.1 * before
+    assert torch.equal(model.sample(2, temperature=0), tokens[:2])
+
+
+def test_keep_top_k():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
+    assert torch.equal(ar.keep_top_k(logits, 2).isinf(), torch.tensor([[True, False, False, True]]))
+    assert ar.keep_top_k(logits, None) is logits
+
+
+def test_widget_figures_have_titles_and_reject_bad_input():
+    image = torch.randint(0, 17, (8, 8))
+    probs = torch.softmax(torch.randn(64, 17), 1)
+    for step in (0, 10, 64):
+        fig = ar.generation_figure(image, probs, step)
+        assert all(ax.get_title() for ax in fig.axes)
+    with pytest.raises(ValueError, match="step"):
+        ar.generation_figure(image, probs, 65)
+    with pytest.raises(ValueError, match="probs"):
+        ar.generation_figure(image, probs[:10], 3)
+    fig = ar.completion_figure(image, torch.randint(0, 17, (3, 8, 8)), rows_given=4)
+    assert fig.texts[0].get_text() if fig.texts else fig._suptitle.get_text()
+    assert all(ax.get_title() for ax in fig.axes)
+    with pytest.raises(ValueError, match="completions"):
+        ar.completion_figure(image, torch.zeros(3, 7, 8), rows_given=4)
