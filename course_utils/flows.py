@@ -166,8 +166,9 @@ class Squeeze(nn.Module):
 
 
 class Dequantize(nn.Module):
-    """Maps ``levels``-valued pixels plus uniform noise ``u`` to logit space (RealNVP's
-    preprocessing): ``y = logit(a + (1 - 2a) (x + u) / levels)``, with its log-det, so the
+    """Maps ``levels``-valued pixels plus uniform noise ``u`` to logit space (a symmetric
+    variant of RealNVP's ``logit(a + (1 - a) x)``): ``y = logit(a + (1 - 2a) (x + u) /
+    levels)``, with its log-det, so the
     flow's ``log p`` is a density on ``[0, levels)^D``. ``u`` is drawn in ``forward`` when
     training or when ``noise=True``; in eval mode pass dequantized inputs yourself."""
 

@@ -100,6 +100,30 @@ def clip_weights_(critic: nn.Module, c: float) -> None:
         p.clamp_(-c, c)
 
 
+def power_iteration(weight: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One power-iteration step for the largest singular value of ``weight [m, n]``
+    (spectral normalization, Miyato et al. 2018): ``v = normalize(Wᵀu)``,
+    ``u_new = normalize(W v)``, ``sigma = u_newᵀ W v``; ``u [m]``. Returns
+    ``(sigma, u_new)``."""
+    if weight.dim() != 2 or u.shape != weight.shape[:1]:
+        raise ValueError(
+            f"weight/u: expected [m, n] and [m], got {tuple(weight.shape)} and {tuple(u.shape)}"
+        )
+    v = weight.T @ u
+    v = v / (v.norm() + 1e-12)
+    u_new = weight @ v
+    u_new = u_new / (u_new.norm() + 1e-12)
+    return u_new @ weight @ v, u_new
+
+
+def cycle_consistency_loss(
+    x: torch.Tensor, y: torch.Tensor, G: Callable, F: Callable
+) -> torch.Tensor:
+    """CycleGAN's ``mean|F(G(x)) - x| + mean|G(F(y)) - y|`` (L1) for ``G: X -> Y`` and
+    ``F: Y -> X``; a scalar."""
+    return (F(G(x)) - x).abs().mean() + (G(F(y)) - y).abs().mean()
+
+
 # -- toy models and recipes ------------------------------------------------------------
 
 

@@ -216,7 +216,9 @@ for s in [0.1, 0.5, 1.0, 2.0]:
 # $$\mathrm{KL}(p \,\|\, q) = \mathbb{E}_{x \sim p}\left[\log \frac{p(x)}{q(x)}\right].$$
 #
 # It is never negative, by Jensen: $-\mathrm{KL}(p\|q) = \mathbb{E}_p[\log \tfrac{q}{p}]
-# \le \log \mathbb{E}_p[\tfrac{q}{p}] = \log \int q(x)\,dx = 0$, with equality iff $p = q$.
+# \le \log \mathbb{E}_p[\tfrac{q}{p}] = \log \int_{p > 0} q(x)\,dx \le \log 1 = 0$ (the
+# integral runs over $p$'s support only, so it is 1 just when $q$ puts no mass outside
+# it), with equality iff $p = q$.
 # It is **not symmetric**, and the direction matters when $q$ is too simple to match $p$:
 #
 # * **forward** $\mathrm{KL}(p\|q)$ averages over the data $p$. Wherever $p > 0$ and

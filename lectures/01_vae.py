@@ -612,8 +612,11 @@ with torch.no_grad():
 
 # %% [markdown]
 # The bound rises with $k$, so the ELBO is below the log-likelihood by at least
-# $\mathcal{L}_{500} - \mathcal{L}_1$: the part of the true posterior that the encoder's
-# Gaussian $q$ cannot express. We report a model's test NLL as $-\mathcal{L}_k$ with large $k$ (an upper bound
+# $\mathcal{L}_{500} - \mathcal{L}_1$. That gap, $\mathrm{KL}(q_\phi(z \mid x) \,\|\,
+# p_\theta(z \mid x))$, has two parts (Cremer et al. 2018): the **approximation gap**, what
+# even the best Gaussian for this $x$ would leave (the family cannot express the true
+# posterior), and the **amortization gap**, what the encoder loses by predicting $q$ for
+# all $x$ with one network instead of optimizing it for each $x$. We report a model's test NLL as $-\mathcal{L}_k$ with large $k$ (an upper bound
 # on the NLL that is close to tight); the shipped model's metadata holds $k = 1000$, from
 # `python -m course_utils.pretrain vae`:
 
@@ -665,7 +668,8 @@ print(
 #   given $z$; whatever $z$ cannot encode is averaged into grey. Sharper decoders
 #   (autoregressive ones) help, but may then ignore $z$ (*posterior collapse*).
 # * **A bound, not the likelihood.** Training maximizes the ELBO; the gap to $\log p(x)$ is
-#   the KL to the true posterior, which a Gaussian $q$ cannot close (IWAE shows its size).
+#   the KL to the true posterior: the Gaussian family's approximation gap plus the
+#   encoder's amortization gap (IWAE shows their sum).
 # * Three answers follow: **GANs** drop the likelihood and learn to produce sharp samples
 #   (lecture 02); **normalizing flows** make the likelihood exact (lecture 03); **diffusion
 #   models** stack many small Gaussian steps, each easy to learn (lecture 04).

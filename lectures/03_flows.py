@@ -390,10 +390,12 @@ widgets.figure_widget(
 # NLL: honest to report (Theis et al., 2016). In bits per dimension:
 # $\text{bpd} = \text{NLL} / (D \ln 2)$.
 #
-# RealNVP also maps the dequantized pixels to logit space,
-# $y = \operatorname{logit}\big(\alpha + (1 - 2\alpha)\tfrac{x + u}{L}\big)$ with $L$ levels,
-# adding that map's log-determinant (`flows.Dequantize`), so the flow models unbounded
-# values.
+# RealNVP also maps the dequantized pixels to logit space, so the flow models unbounded
+# values: Dinh et al. (2017, section 4.1) use $y = \operatorname{logit}\big(\alpha + (1 -
+# \alpha)\tfrac{x + u}{L}\big)$ with $L$ levels and $\alpha = 0.05$. The course uses a
+# symmetric **variant**, $y = \operatorname{logit}\big(\alpha + (1 - 2\alpha)\tfrac{x +
+# u}{L}\big)$, which squeezes $[0, 1]$ into $[\alpha, 1 - \alpha]$ so that black and white
+# are treated alike; either way the map's log-determinant is added (`flows.Dequantize`).
 #
 # ### The digits benchmark
 #
@@ -434,8 +436,8 @@ plt.show()
 # scales: a squeeze to $4 \times 14 \times 14$ and 4 Glow steps (ActNorm → 1×1 conv →
 # coupling with a channel mask and a small conv net), another squeeze to
 # $16 \times 7 \times 7$ and 8 more steps, where a few 3×3 convolutions see the whole
-# digit. (A first version with one scale reached 1.72 bits/dim but produced blobs, not
-# digits: its couplings only ever saw small neighbourhoods.) The likelihood is exact, but
+# digit (with one scale, every coupling's small convolutions would only ever see a small
+# neighbourhood of pixels). The likelihood is exact, but
 # a flow spends capacity on every pixel's noise: samples at temperature $T = 1$ look
 # worse than the bits/dim suggest. Glow samples at a reduced **temperature**,
 # $z \sim \mathcal{N}(0, T^2 I)$ with $T < 1$, trading diversity for quality. Compare the

@@ -123,14 +123,23 @@ RETRAIN = False  # True: train the MNIST U-Net here (about 25 minutes on a 2-cor
 # $\alpha_t(1-\bar\alpha_{t-1}) + 1 - \alpha_t = 1 - \alpha_t\bar\alpha_{t-1} = 1 -
 # \bar\alpha_t$. $\square$
 #
-# In code (`i` is step $t = i + 1$; the schedule is kept in float64, because $1 -
-# \bar\alpha_t$ for small $t$ loses three digits in float32):
+# In code, `i` is the array index of step $t = i + 1$ (exercise 04 calls that index `t`:
+# there, index `t` is the paper's step $t + 1$). The lecture keeps its schedule in
+# float64, because $1 - \bar\alpha_t$ for small $t$ loses digits in float32; exercise 04
+# and `course_utils` return float32 schedules, the precision the networks compute in. The
+# cell measures what float32 costs: a relative error in $1 - \bar\alpha_t$ far below
+# anything a network's $\epsilon_\theta$ gets right, so both choices are sound; float64
+# matters where a result is a small difference of numbers near 1, like $L_T$ below.
 
 # %%
 T = 1000
 betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)  # Ho et al.'s beta_1 ... beta_T
 alphas = 1 - betas  # alpha_t = 1 - beta_t
 alpha_bar = torch.cumprod(alphas, dim=0)  # alpha_bar_t = prod_{s <= t} alpha_s
+alpha_bar_32 = torch.cumprod(1 - betas.float(), dim=0)
+error_32 = ((1 - alpha_bar_32.double()) / (1 - alpha_bar) - 1).abs()
+print(f"float32 schedule: relative error of 1 - alpha_bar_t up to {error_32.max():.1e} "
+      f"(at t = {int(error_32.argmax()) + 1}); {error_32[:10].max():.1e} over t <= 10")  # fmt: skip
 
 
 def q_sample(x0: torch.Tensor, i: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -178,9 +187,10 @@ print(f"closed-form samples at t = {T}: mean {closed.mean():.4f}, var {closed.va
 #
 # A good way to compare schedules is the **signal-to-noise ratio** of $x_t$,
 # $\text{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$: the variance of the signal
-# part over the variance of the noise part. Kingma et al. (2021) show that the ELBO
-# depends on the schedule only through SNR at the two ends; the shape in between
-# decides where the model spends its effort.
+# part over the variance of the noise part. Kingma et al. (2021) show that **in
+# continuous time** ($T \to \infty$) the ELBO depends on the schedule only through SNR at
+# the two ends; the shape in between decides where the model spends its effort. (With a
+# finite $T$, as here, the shape changes the ELBO too.)
 
 # %%
 schedules = {"linear": alpha_bar, "cosine": diffusion.cosine_alpha_bar(T)}
@@ -239,17 +249,46 @@ widgets.figure_widget(lambda t: diffusion.noising_figure(digit, t, schedules), t
 # $$-\log p_\theta(x_0) \le \mathbb{E}_q\Big[-\log \frac{p_\theta(x_{0:T})}{q(x_{1:T}
 # \mid x_0)}\Big] =: L.$$
 #
+# (Notation: lecture 01 wrote $\mathcal{L}$ for the ELBO, a lower bound on $\log p$; here,
+# as in Ho et al., $L = -\text{ELBO}$ is an upper bound on $-\log p$, to be minimized.)
+#
 # **Rewriting $L$ as KL divergences.** By the Markov property $q(x_t \mid x_{t-1}) =
 # q(x_t \mid x_{t-1}, x_0)$, and by Bayes' rule, for $t \ge 2$,
 #
 # $$q(x_t \mid x_{t-1}, x_0) = \frac{q(x_{t-1} \mid x_t, x_0)\, q(x_t \mid x_0)}{q(x_{t-1}
 # \mid x_0)}.$$
 #
-# Substitute in $L = \mathbb{E}_q\big[-\log p(x_T) - \sum_{t \ge 1} \log
-# \frac{p_\theta(x_{t-1} \mid x_t)}{q(x_t \mid x_{t-1})}\big]$. The ratios
-# $q(x_t \mid x_0) / q(x_{t-1} \mid x_0)$ telescope over $t = 2, \dots, T$ to
-# $q(x_T \mid x_0) / q(x_1 \mid x_0)$, the $q(x_1 \mid x_0)$ cancels against the $t = 1$
-# term, and what is left groups into (Ho et al., eq. 5)
+# Line by line. Write out the joint and split off the $t = 1$ term:
+#
+# $$L = \mathbb{E}_q\Big[-\log p(x_T) - \sum_{t=2}^{T} \log \frac{p_\theta(x_{t-1} \mid
+#   x_t)}{q(x_t \mid x_{t-1})} - \log \frac{p_\theta(x_0 \mid x_1)}{q(x_1 \mid x_0)}\Big].$$
+#
+# Replace each $q(x_t \mid x_{t-1})$, $t \ge 2$, by Bayes' rule above; the log of the
+# product splits into two sums:
+#
+# $$L = \mathbb{E}_q\Big[-\log p(x_T) - \sum_{t=2}^{T} \log \frac{p_\theta(x_{t-1} \mid
+#   x_t)}{q(x_{t-1} \mid x_t, x_0)} - \sum_{t=2}^{T} \log \frac{q(x_{t-1} \mid
+#   x_0)}{q(x_t \mid x_0)} - \log \frac{p_\theta(x_0 \mid x_1)}{q(x_1 \mid x_0)}\Big].$$
+#
+# The second sum **telescopes**: its terms are $\log q(x_1 \mid x_0) - \log q(x_2 \mid
+# x_0) + \log q(x_2 \mid x_0) - \dots - \log q(x_T \mid x_0)$, so only $\log q(x_1 \mid
+# x_0) - \log q(x_T \mid x_0)$ survives:
+#
+# $$L = \mathbb{E}_q\Big[-\log p(x_T) - \sum_{t=2}^{T} \log \frac{p_\theta(x_{t-1} \mid
+#   x_t)}{q(x_{t-1} \mid x_t, x_0)} - \log q(x_1 \mid x_0) + \log q(x_T \mid x_0) - \log
+#   p_\theta(x_0 \mid x_1) + \log q(x_1 \mid x_0)\Big].$$
+#
+# The two $\log q(x_1 \mid x_0)$ cancel; gather $\log q(x_T \mid x_0) - \log p(x_T)$:
+#
+# $$L = \mathbb{E}_q\Big[\log \frac{q(x_T \mid x_0)}{p(x_T)} + \sum_{t=2}^{T} \log
+#   \frac{q(x_{t-1} \mid x_t, x_0)}{p_\theta(x_{t-1} \mid x_t)} - \log p_\theta(x_0 \mid
+#   x_1)\Big].$$
+#
+# Finally, the expectation of each log-ratio over the variable in its numerator is a KL
+# divergence: $\mathbb{E}_{q(x_T \mid x_0)}$ of the first is $D_\text{KL}(q(x_T \mid x_0)
+# \,\|\, p(x_T))$, and $\mathbb{E}_{q(x_{t-1} \mid x_t, x_0)}$ of the $t$-th, inside the
+# expectation over $x_t$, is a KL between the two reverse steps. This gives Ho et al.'s
+# eq. 5:
 #
 # $$L = \mathbb{E}_q\Big[\underbrace{D_\text{KL}\big(q(x_T \mid x_0)\,\|\,p(x_T)\big)}_{L_T}
 # + \sum_{t=2}^T \underbrace{D_\text{KL}\big(q(x_{t-1} \mid x_t, x_0)\,\|\,p_\theta(x_{t-1}
@@ -528,9 +567,11 @@ plt.show()
 #
 # Training is Algorithm 1 with pixels scaled to $[-1, 1]$, Adam (learning rate
 # $5 \cdot 10^{-4}$), batch 64, for 250 epochs of the 4000 training digits (16,000 steps). Sampling uses an **exponential moving average** (EMA) of
-# the weights, $\bar\theta \leftarrow 0.999\,\bar\theta + 0.001\,\theta$ after each step,
-# as Ho et al. do: the averaged network is smoother in $t$ and gives cleaner samples than
-# the last iterate.
+# the weights, $\bar\theta \leftarrow 0.999\,\bar\theta + 0.001\,\theta$ after each step:
+# the averaged network is smoother in $t$ and gives cleaner samples than the last iterate.
+# Ho et al. use a decay of 0.9999 over 800,000 steps; that averages over the last
+# $\sim 1/(1 - 0.9999) = 10{,}000$ steps, which would lag far behind a 16,000-step run, so
+# the course uses 0.999 (about the last 1000 steps).
 
 # %%
 ddpm_state, ddpm_meta = checkpoints.shipped_state("ddpm_mnist")
@@ -611,7 +652,8 @@ widgets.figure_widget(
 # (2021) observed that $L_\text{simple}$ only involves the marginals $q(x_t \mid x_0)$, never
 # the joint $q(x_{1:T} \mid x_0)$. Many forward processes share those marginals, including
 # **non-Markovian** ones whose reverse step can skip ahead. Their family, indexed by
-# $\sigma_t$, has the reverse update (DDIM, eq. 12):
+# $\sigma_t$, has the reverse update (DDIM, eq. 12, in this course's notation: **the DDIM
+# paper writes $\alpha_t$ for what we call $\bar\alpha_t$**, the cumulative product):
 #
 # $$x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\underbrace{\hat x_0(x_t)}_{\text{predicted } x_0}
 # + \underbrace{\sqrt{1 - \bar\alpha_{t-1} - \sigma_t^2}\;\epsilon_\theta(x_t, t)}_{\text{

@@ -46,8 +46,10 @@ if "google.colab" in sys.modules:
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgm-course/deep-generative-models/blob/main/solutions/02_gan.ipynb)
 #
-# Nine functions: the GAN losses, the optimal discriminator, the Jensen–Shannon divergence,
-# the WGAN losses, weight clipping and the gradient penalty. Then your WGAN-GP losses train
+# Eleven functions: the GAN losses, the optimal discriminator, the Jensen–Shannon
+# divergence, the WGAN losses, weight clipping, the gradient penalty, spectral
+# normalization's power iteration and CycleGAN's cycle-consistency loss. Then your WGAN-GP
+# losses train
 # a generator on the 8-Gaussian ring. For each function: read the definition, replace
 # `# YOUR CODE HERE` / `raise NotImplementedError()` with your code, and run the test cell
 # below it. A failing test says what it expected, what it got, and the likely mistake.
@@ -85,7 +87,10 @@ torch.manual_seed(0)
 #
 # Compute it from the logits, stably: $\log\sigma(l) = -\operatorname{softplus}(-l)$ and
 # $\log(1-\sigma(l)) = -\operatorname{softplus}(l)$. Taking `torch.sigmoid` first and then a
-# `log` gives `-inf` once $\sigma(l)$ rounds to 0 or 1 (for $|l| \gtrsim 17$ in float32).
+# `log` gives `-inf` once $\sigma(l)$ rounds to 1 or 0. In float32 `torch.sigmoid(l)` is
+# exactly 1 from $l \approx 16.7$ on, so $\log(1 - \sigma(l)) = -\infty$ for any
+# confidently "real" logit; it reaches 0 only near $l \approx -88.7$ (where $e^{-l}$
+# overflows), so $\log \sigma(l)$ survives much longer on the negative side.
 
 
 # %%
@@ -615,7 +620,142 @@ check_close(
 )  # fmt: skip
 
 # %% [markdown]
-# ## 8. Your WGAN-GP on the ring (2 points)
+# ## 8. Spectral normalization: power iteration (2 points)
+#
+# A function $f$ is **1-Lipschitz** if $|f(a) - f(b)| \le \lVert a - b \rVert$ for all $a,
+# b$: its output never moves faster than its input. A linear layer $x \mapsto Wx$ is
+# Lipschitz with constant $\sigma(W)$, the **largest singular value** of $W$ (the most it
+# stretches any vector), and ReLU is 1-Lipschitz, so a network whose every weight is
+# divided by its own $\sigma(W)$ is 1-Lipschitz: **spectral normalization** (Miyato et al.,
+# 2018). An SVD per layer per step is too slow; one step of **power iteration** per
+# training step, with $u \in \mathbb{R}^m$ carried over from step to step, is enough:
+#
+# $$v = \frac{W^\top u}{\lVert W^\top u \rVert_2}, \qquad u_\text{new} = \frac{W v}{\lVert
+#   W v \rVert_2}, \qquad \sigma = u_\text{new}^\top W v .$$
+#
+# Repeated, $u$ and $v$ turn towards the top left and right singular vectors and $\sigma$
+# converges to $\sigma(W)$. Normalize each vector by its own L2 norm plus $10^{-12}$ (not
+# by a norm of $W$), and return `(sigma, u_new)`.
+
+
+# %%
+def power_iteration(weight: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One power-iteration step for weight [m, n] and u [m]: returns (sigma, u_new [m])."""
+    ### BEGIN SOLUTION
+    v = weight.T @ u
+    v = v / (v.norm() + 1e-12)
+    u_new = weight @ v
+    u_new = u_new / (u_new.norm() + 1e-12)
+    return u_new @ weight @ v, u_new
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=2
+# TEST power_iteration (2 points)
+torch.manual_seed(0)
+W, u0 = torch.randn(5, 3), torch.randn(5)
+v = W.T @ u0 / (W.T @ u0).norm()
+expected_u = W @ v / (W @ v).norm()
+frobenius_v = W.T @ u0 / W.norm()  # the mistake: divide by ||W||_F instead of the vector's norm
+frobenius_u = W @ frobenius_v / W.norm()
+sigma, u_new = power_iteration(W, u0)
+check_close(
+    u_new, expected_u, "u_new after one step of power_iteration(W [5, 3], u [5])",
+    hint="v = normalize(W^T u), then u_new = normalize(W v), each divided by its own L2 norm",
+    mistakes={
+        "divide each vector by its own L2 norm, not by the Frobenius norm of W": frobenius_u,
+        "return the new u (normalize(W v)), not the u you were given": u0,
+    },
+)  # fmt: skip
+check_close(
+    sigma, expected_u @ W @ v, "sigma after one step", hint="sigma = u_new^T W v",
+    mistakes={"sigma estimates the largest singular value, not the Frobenius norm": W.norm()},
+)  # fmt: skip
+u = torch.randn(5)
+for _ in range(100):
+    sigma, u = power_iteration(W, u)
+check_close(
+    sigma, torch.linalg.matrix_norm(W, ord=2), "sigma after 100 steps vs torch.linalg.matrix_norm(W, ord=2)",
+    hint="feed each step's u_new into the next step: the iteration must converge to the largest singular value",
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST power_iteration
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+m, n = (int(k) for k in torch.randint(2, 9, (2,), generator=g))
+W, u0 = torch.randn(m, n, generator=g), torch.randn(m, generator=g)
+sigma, u_new = power_iteration(W, u0)
+expected_sigma, expected_u = solution.power_iteration(W, u0)
+check_close(u_new, expected_u, f"u_new for a random W [{m}, {n}]")
+check_close(sigma, expected_sigma, f"sigma for a random W [{m}, {n}]")
+for _ in range(300):
+    sigma, u_new = power_iteration(W, u_new)
+check_close(sigma, torch.linalg.matrix_norm(W, ord=2), "sigma after 300 steps", rtol=1e-3)
+
+# %% [markdown]
+# ## 9. CycleGAN's cycle-consistency loss (1 point)
+#
+# Unpaired image-to-image translation (Zhu et al., 2017) trains two generators, $G: X \to
+# Y$ and $F: Y \to X$, each with a GAN loss against its target domain. Nothing in those
+# losses ties an output to its input: $G$ could map every horse to the same zebra. The
+# **cycle-consistency loss** asks that translating there and back returns the input, in
+# both directions, in L1:
+#
+# $$\mathcal{L}_\text{cyc}(G, F) = \mathbb{E}_{x}\big[\lVert F(G(x)) - x \rVert_1\big] +
+#   \mathbb{E}_{y}\big[\lVert G(F(y)) - y \rVert_1\big].$$
+#
+# Take each expectation as the mean absolute difference over all elements of its batch
+# (`x` and `y` may hold different numbers of examples).
+
+
+# %%
+def cycle_consistency_loss(x: torch.Tensor, y: torch.Tensor, G, F) -> torch.Tensor:
+    """mean |F(G(x)) - x| + mean |G(F(y)) - y|: a scalar."""
+    ### BEGIN SOLUTION
+    return (F(G(x)) - x).abs().mean() + (G(F(y)) - y).abs().mean()
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=1
+# TEST cycle_consistency_loss (1 point)
+torch.manual_seed(0)
+x, y = torch.randn(4, 3), torch.randn(6, 3)
+G_toy = lambda a: 2 * a + 1  # noqa: E731
+F_toy = lambda b: 0.4 * b  # noqa: E731
+forward_cycle, backward_cycle = F_toy(G_toy(x)) - x, G_toy(F_toy(y)) - y
+check_close(
+    cycle_consistency_loss(x, y, G_toy, F_toy),
+    forward_cycle.abs().mean() + backward_cycle.abs().mean(),
+    "cycle_consistency_loss for G(a) = 2a + 1, F(b) = 0.4b",
+    hint="mean |F(G(x)) - x| + mean |G(F(y)) - y|",
+    mistakes={
+        "add the backward cycle G(F(y)) -> y: the loss has both directions": forward_cycle.abs().mean(),
+        "add the forward cycle F(G(x)) -> x: the loss has both directions": backward_cycle.abs().mean(),
+        "the cycle loss is L1 (mean absolute difference), not squared (L2)":
+            forward_cycle.square().mean() + backward_cycle.square().mean(),
+    },
+)  # fmt: skip
+check_close(
+    cycle_consistency_loss(x, y, lambda a: a, lambda b: b), 0.0, "cycle_consistency_loss of two identities",
+)  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST cycle_consistency_loss
+# Instructor-only: `course build` leaves this cell out of the exercise. Class grading
+# draws its inputs afresh for every grading run.
+g = hidden_generator()
+A, B = torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)
+x, y = torch.randn(7, 3, generator=g), torch.randn(5, 3, generator=g)
+check_close(
+    cycle_consistency_loss(x, y, lambda a: a @ A, lambda b: b @ B),
+    solution.cycle_consistency_loss(x, y, lambda a: a @ A, lambda b: b @ B),
+    "cycle_consistency_loss for random linear G and F",
+)  # fmt: skip
+
+# %% [markdown]
+# ## 10. Your WGAN-GP on the ring (2 points)
 #
 # Your `critic_loss`, `wgan_generator_loss` and `gradient_penalty` now train a WGAN-GP on the
 # 8-Gaussian ring: 5 critic steps per generator step, λ = 1, Adam(1e-3, β = (0.5, 0.9)),

@@ -358,10 +358,11 @@ check_close(
 # %% [markdown]
 # ## 5. The log-likelihood of a flow (2 points)
 #
-# Apply every layer's forward in order, $z = f_K(\cdots f_1(x))$, collecting log-dets, and
-# evaluate the standard normal base density:
+# Apply every layer's forward in order, $h_0 = x$, $h_i = g_i(h_{i-1})$, $z = h_K$,
+# collecting log-dets, and evaluate the standard normal base density. As in lecture 03,
+# $g_i$ are the normalizing layers (data to noise) and $f$ the generative direction:
 #
-# $$\log p(x) = \log \mathcal{N}(z; 0, I) + \sum_{i=1}^{K} \log\Big|\det \frac{\partial f_i}{\partial h_{i-1}}\Big|, \qquad \log \mathcal{N}(z; 0, I) = -\tfrac12 \|z\|^2 - \tfrac{D}{2}\log 2\pi.$$
+# $$\log p(x) = \log \mathcal{N}(z; 0, I) + \sum_{i=1}^{K} \log\Big|\det \frac{\partial g_i}{\partial h_{i-1}}\Big|, \qquad \log \mathcal{N}(z; 0, I) = -\tfrac12 \|z\|^2 - \tfrac{D}{2}\log 2\pi.$$
 #
 # `layers` is a list of modules, each returning `(output, log_det)`. Per example: `[B]`.
 

@@ -158,3 +158,23 @@ def test_shipped_gan_bench_is_complete():
     variants = {(r["dataset"], r["variant"]) for r in shipped["rows"]}
     assert variants == {(d, v) for d in ("ring", "grid") for v in gan.GAN_VARIANTS}
     assert len(shipped["rows"]) == 2 * len(gan.GAN_VARIANTS) * shipped["seeds"]
+
+
+def test_power_iteration_converges_to_the_largest_singular_value():
+    torch.manual_seed(0)
+    weight, u = torch.randn(6, 4), torch.randn(6)
+    sigma, u = gan.power_iteration(weight, u)
+    assert torch.isclose(u.norm(), torch.tensor(1.0))
+    for _ in range(200):
+        sigma, u = gan.power_iteration(weight, u)
+    assert torch.isclose(sigma, torch.linalg.matrix_norm(weight, ord=2), rtol=1e-4)
+    with pytest.raises(ValueError, match="weight/u"):
+        gan.power_iteration(weight, torch.randn(4))
+
+
+def test_cycle_consistency_loss_is_l1_in_both_directions():
+    x, y = torch.zeros(3, 2), torch.ones(5, 2)
+    # G(x) = x + 1, F(y) = 2y: F(G(0)) = 2 (error 2), G(F(1)) = 3 (error 2)
+    loss = gan.cycle_consistency_loss(x, y, lambda a: a + 1, lambda b: 2 * b)
+    assert torch.isclose(loss, torch.tensor(4.0))
+    assert gan.cycle_consistency_loss(x, y, lambda a: a, lambda b: b) == 0

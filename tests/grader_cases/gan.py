@@ -10,7 +10,8 @@ NAME = "02_gan"
 POINTS = {
     "discriminator_loss": 2, "generator_loss_minimax": 1, "generator_loss_nonsaturating": 1,
     "optimal_discriminator": 1, "js_divergence": 2, "critic_loss": 1, "wgan_generator_loss": 1,
-    "clip_weights_": 1, "gradient_penalty": 3, "wgan_gp_ring": 2,
+    "clip_weights_": 1, "gradient_penalty": 3, "power_iteration": 2, "cycle_consistency_loss": 1,
+    "wgan_gp_ring": 2,
 }  # fmt: skip
 # A sign error in either WGAN loss makes the ring run diverge: it must fail. (Both signs
 # flipped together is the same game with f -> -f, so the rounds never plant both.)
@@ -103,6 +104,33 @@ WRONG = {
             (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
             return (grad.norm(dim=1) - 1).pow(2).mean()""", "all non-batch dims"),
     ],
+    "power_iteration": [
+        ("normalized by the Frobenius norm of W", """
+            v = weight.T @ u / weight.norm()
+            u_new = weight @ v / weight.norm()
+            return u_new @ weight @ v, u_new""", "not by the Frobenius norm"),
+        ("u not updated", """
+            v = weight.T @ u
+            v = v / (v.norm() + 1e-12)
+            u_new = weight @ v
+            u_new = u_new / (u_new.norm() + 1e-12)
+            return u_new @ weight @ v, u""", "not the u you were given"),
+        ("v not normalized", """
+            v = weight.T @ u
+            u_new = weight @ v
+            u_new = u_new / (u_new.norm() + 1e-12)
+            return u_new @ weight @ v, u_new""", "sigma = u_new^T W v"),
+        ("sigma is the Frobenius norm", """
+            v = weight.T @ u
+            v = v / (v.norm() + 1e-12)
+            u_new = weight @ v
+            return weight.norm(), u_new / (u_new.norm() + 1e-12)""", "not the Frobenius norm"),
+    ],
+    "cycle_consistency_loss": [
+        ("the forward cycle only", "return (F(G(x)) - x).abs().mean()", "both directions"),
+        ("the backward cycle only", "return (G(F(y)) - y).abs().mean()", "both directions"),
+        ("L2 where the text says L1", "return (F(G(x)) - x).square().mean() + (G(F(y)) - y).square().mean()", "not squared (L2)"),
+    ],
 }  # fmt: skip
 
 ALTERNATIVE_CORRECT = {
@@ -129,4 +157,11 @@ ALTERNATIVE_CORRECT = {
         out = critic(x_hat)
         grad = torch.autograd.grad(out, x_hat, grad_outputs=torch.ones_like(out), create_graph=True)[0]
         return ((grad.reshape(len(grad), -1).norm(2, dim=1) - 1) ** 2).mean()""",
+    "power_iteration": """
+        v = F.normalize(weight.T @ u, dim=0, eps=1e-12)
+        u_new = F.normalize(weight @ v, dim=0, eps=1e-12)
+        return (weight @ v).norm(), u_new""",
+    "cycle_consistency_loss": """
+        l1 = torch.nn.L1Loss()
+        return l1(F(G(x)), x) + l1(G(F(y)), y)""",
 }
