@@ -21,6 +21,7 @@ are ``[B, 1, 28, 28]``, in [-1, 1] for the tanh generator.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -685,5 +686,72 @@ def gan_snapshot_figure(
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
         ax.legend(loc="upper right", fontsize=7, markerscale=4)
+    fig.tight_layout()
+    return fig
+
+
+def dirac_gan_path(
+    learning_rate: float,
+    steps: int,
+    simultaneous: bool,
+    d_steps: int = 1,
+    gamma: float = 0.0,
+    start: tuple[float, float] = (1.0, 1.0),
+) -> torch.Tensor:
+    """Gradient play on Mescheder et al. (2018)'s Dirac-GAN: data ``δ_0``, generator
+    ``δ_θ``, discriminator ``D_ψ(x) = ψ x``, objective ``L(θ, ψ) = f(ψθ) + f(0)`` with
+    ``f(t) = -log(1 + e^{-t})``, ``f'(t) = σ(-t)``. The generator descends ``L`` in θ, the
+    discriminator ascends ``L - (γ/2) ψ²`` (the R1 penalty) in ψ, either both from the same
+    point (``simultaneous``) or the discriminator first, ``d_steps`` times. Returns the
+    points ``(θ, ψ)`` after each generator step, ``[steps + 1, 2]``."""
+    if not learning_rate > 0 or steps < 1 or d_steps < 1 or gamma < 0:
+        raise ValueError(
+            "learning_rate > 0, steps >= 1, d_steps >= 1, gamma >= 0 expected; got "
+            f"{learning_rate}, {steps}, {d_steps}, {gamma}"
+        )
+    h, (theta, psi) = learning_rate, start
+    path = [(theta, psi)]
+    for _ in range(steps):
+        if simultaneous:
+            slope = 1 / (1 + math.exp(min(theta * psi, 700.0)))  # f'(θψ)
+            theta, psi = theta - h * slope * psi, psi + h * (slope * theta - gamma * psi)
+        else:
+            for _ in range(d_steps):
+                psi += h * (theta / (1 + math.exp(min(theta * psi, 700.0))) - gamma * psi)
+            theta -= h * psi / (1 + math.exp(min(theta * psi, 700.0)))
+        path.append((theta, psi))
+    return torch.tensor(path)
+
+
+DIRAC_UPDATES = {"simultaneous": (True, 1), "alternating": (False, 1),
+                 "alternating, 5 D steps": (False, 5)}  # fmt: skip
+
+
+def dirac_gan_figure(
+    update: str, learning_rate: float, gamma: float = 0.0, steps: int = 300
+) -> Figure:
+    """The Dirac-GAN's path in the (θ, ψ) plane over the game's gradient field, and its
+    distance from the equilibrium (0, 0) per generator step. ``update``: a key of
+    ``DIRAC_UPDATES``."""
+    if update not in DIRAC_UPDATES:
+        raise ValueError(f"update: expected one of {list(DIRAC_UPDATES)}, got {update!r}")
+    simultaneous, d_steps = DIRAC_UPDATES[update]
+    path = as_numpy(dirac_gan_path(learning_rate, steps, simultaneous, d_steps, gamma))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    grid = torch.linspace(-2, 2, 15)
+    t, p = torch.meshgrid(grid, grid, indexing="xy")
+    slope = torch.sigmoid(-t * p)
+    axes[0].quiver(t, p, -slope * p, slope * t - gamma * p, color="0.7", angles="xy")
+    axes[0].plot(path[:, 0], path[:, 1], color="tab:blue", lw=1)
+    axes[0].plot(*path[0], "o", color="tab:green", label="start")
+    axes[0].plot(*path[-1], "s", color="tab:red", label=f"after {steps} steps")
+    axes[0].plot(0, 0, "k*", ms=10, label="equilibrium")
+    axes[0].set(xlim=(-2, 2), ylim=(-2, 2), xlabel="generator θ", ylabel="discriminator ψ")
+    axes[0].set_title(f"{update}, lr {learning_rate:g}, R1 γ = {gamma:g}")
+    axes[0].legend(loc="lower left", fontsize=8)
+    distance = (path**2).sum(1) ** 0.5
+    axes[1].semilogy(distance, color="tab:blue")
+    axes[1].set(xlabel="generator step", ylabel="distance from (0, 0)")
+    axes[1].set_title(f"distance after {steps} steps: {distance[-1]:.3g}")
     fig.tight_layout()
     return fig

@@ -56,11 +56,14 @@ if "google.colab" in sys.modules:
 #
 # 1. the minimax game, the optimal discriminator and what the game minimizes (JS);
 # 2. the saturating and non-saturating generator losses;
-# 3. why JS is a poor training signal (the parallel-lines example), and mode collapse;
+# 3. why JS is a poor training signal (the parallel-lines example), mode collapse, and
+#    the training dynamics of the Dirac-GAN;
 # 4. the Wasserstein GAN: earth mover's distance, Kantorovich–Rubinstein duality, weight
-#    clipping and the gradient penalty (WGAN-GP), with a training-snapshot widget;
+#    clipping, the gradient penalty (WGAN-GP) and spectral normalization, with a
+#    training-snapshot widget;
 # 5. the mode-coverage benchmark and discriminator rejection sampling;
-# 6. DCGAN and a conditional GAN on MNIST, and the table of loss variants.
+# 6. DCGAN and a conditional GAN on MNIST: transposed convolutions, the truncation trick,
+#    progressive growing; and the table of loss variants.
 #
 # Run time on a laptop CPU: about 3 minutes. The MNIST GANs load shipped weights
 # (`python -m course_utils.pretrain dcgan` retrains them).
@@ -312,6 +315,95 @@ for ax, (name, result) in zip(axes, vanilla.items(), strict=True):
 plt.show()
 
 # %% [markdown]
+# **Why the non-saturating loss drops modes.** Against the optimal discriminator $D^*$
+# held fixed at the current generator, the non-saturating loss's gradient is that of
+# a reverse KL minus twice JS (Arjovsky & Bottou, 2017, Theorem 2.5):
+#
+# $$\mathbb{E}_z\big[-\nabla_\theta \log D^*(G_\theta(z))\big] = \nabla_\theta\big[
+#   \mathrm{KL}(p_g \,\|\, p_\text{data}) - 2\,\mathrm{JS}(p_\text{data}, p_g)\big].$$
+#
+# The reverse KL (lecture 00) is large where $p_g$ puts mass that $p_\text{data}$ lacks,
+# and nearly blind to data modes that $p_g$ misses; the $-2\,\mathrm{JS}$ term even
+# rewards pulling away. So generating a few modes well costs little, and missing one is
+# hardly penalized: mode dropping. A check of the identity on 1D Gaussians, $p_\text{data}
+# = \mathcal{N}(0, 1)$ and $p_g = \mathcal{N}(\theta, 1)$ at $\theta = 1.5$, integrals on a
+# fine grid and gradients by autograd:
+
+# %%
+x_line = torch.linspace(-12, 12, 24_001, dtype=torch.float64)
+dx = x_line[1] - x_line[0]
+
+
+def gaussian(mean: torch.Tensor | float) -> torch.Tensor:
+    return torch.exp(-0.5 * (x_line - mean) ** 2) / math.sqrt(2 * math.pi)
+
+
+p_data_line = gaussian(0.0)
+d_star_line = p_data_line / (p_data_line + gaussian(1.5))  # D* at theta = 1.5, held fixed
+theta = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+p_g_line = gaussian(theta)
+m_line = (p_data_line + p_g_line) / 2
+nonsaturating = (p_g_line * -torch.log(d_star_line)).sum() * dx  # E_{x ~ p_g}[-log D*(x)]
+kl_reverse = (p_g_line * torch.log(p_g_line / p_data_line)).sum() * dx
+js_line = 0.5 * ((p_g_line * torch.log(p_g_line / m_line)).sum()
+                 + (p_data_line * torch.log(p_data_line / m_line)).sum()) * dx  # fmt: skip
+(lhs,) = torch.autograd.grad(nonsaturating, theta, retain_graph=True)
+(rhs,) = torch.autograd.grad(kl_reverse - 2 * js_line, theta)
+print(f"d/dtheta of E[-log D*]: {lhs:.6f};  d/dtheta of KL(p_g || p_data) - 2 JS: {rhs:.6f}")
+
+# %% [markdown]
+# ### Training dynamics: the Dirac-GAN
+#
+# Even when an equilibrium exists, gradient play need not reach it. Mescheder et al.
+# (2018) strip a GAN to two numbers: the data are a point mass at 0, the generator a point
+# mass at $\theta$, the discriminator linear, $D_\psi(x) = \psi x$. With $f(t) = -\log(1
+# + e^{-t})$ the game is
+#
+# $$\min_\theta \max_\psi\; L(\theta, \psi) = f(\psi\theta) + f(0),$$
+#
+# whose only equilibrium is $(\theta, \psi) = (0, 0)$. The gradient field
+# $v = (-f'(\psi\theta)\,\psi,\; f'(\psi\theta)\,\theta)$ turns around it: at the
+# equilibrium its Jacobian $\begin{pmatrix} 0 & -f'(0) \\ f'(0) & 0 \end{pmatrix}$ has
+# purely imaginary eigenvalues $\pm i f'(0)$. So:
+#
+# - **simultaneous** steps (both players from the same point), near the equilibrium,
+#   multiply the distance to it by about $\sqrt{1 + h^2 f'(0)^2} > 1$ each step: they spiral out;
+# - **alternating** steps (the discriminator first) stay on closed orbits: they cycle
+#   for ever, never converging; more discriminator steps $k$ per generator step do not
+#   help;
+# - a **gradient penalty** on the discriminator at the data, Mescheder's $R_1 =
+#   \tfrac{\gamma}{2}\lVert \nabla_x D_\psi(x) \rVert^2 = \tfrac{\gamma}{2}\psi^2$, adds
+#   damping (the eigenvalues get a negative real part), and both schemes converge for
+#   small enough steps.
+#
+# `gan.dirac_gan_path` plays the game; the distance from $(0, 0)$ after 1000 generator
+# steps of size $h = 0.1$ from $(1, 1)$ (distance 1.414):
+
+# %%
+for label, simultaneous, d_steps, gamma in [
+    ("simultaneous", True, 1, 0.0), ("alternating", False, 1, 0.0),
+    ("alternating, 5 D steps", False, 5, 0.0), ("simultaneous + R1 (0.3)", True, 1, 0.3),
+    ("alternating + R1 (0.3)", False, 1, 0.3),
+]:  # fmt: skip
+    end = gan.dirac_gan_path(0.1, 1000, simultaneous, d_steps, gamma)[-1]
+    print(f"{label:<26} distance {end.norm():.2e}")
+
+# %% [markdown]
+# ### Widget: the Dirac-GAN's dynamics
+#
+# The path in the $(\theta, \psi)$ plane over the gradient field (grey arrows), and its
+# distance from the equilibrium. Raise the learning rate: simultaneous steps spiral out
+# faster; alternating ones keep cycling; a penalty $\gamma > 0$ pulls both in.
+
+# %% tags=["nbval-ignore-output"]
+widgets.figure_widget(
+    gan.dirac_gan_figure,
+    update=list(gan.DIRAC_UPDATES),
+    learning_rate=(0.05, 0.5, 0.05),
+    gamma=[0.0, 0.1, 0.3, 1.0],
+)
+
+# %% [markdown]
 # ## 4. Wasserstein GANs
 #
 # The **earth mover's** (Wasserstein-1) distance is the cheapest way to move the mass of
@@ -325,6 +417,9 @@ plt.show()
 # **Kantorovich–Rubinstein duality** turns it into a supremum over 1-Lipschitz functions:
 #
 # $$W_1(p_\text{data}, p_g) = \sup_{\|f\|_L \le 1} \; \mathbb{E}_{x \sim p_\text{data}}[f(x)] - \mathbb{E}_{z \sim p(z)}[f(G(z))].$$
+#
+# Here $f$ is **1-Lipschitz** ($\|f\|_L \le 1$): $|f(a) - f(b)| \le \|a - b\|$ for all
+# $a, b$, so its output never changes faster than its input.
 #
 # A network $f_w$, the **critic**, plays the role of $f$: it outputs an unbounded score,
 # not a probability. The critic minimizes $\mathbb{E}[f(G(z))] - \mathbb{E}[f(x)]$, the
@@ -389,6 +484,44 @@ for gp_weight in (10.0, 1.0):
     cov = coverage_of(result.sample(2500, seed=0), "grid")
     print(f"lambda = {gp_weight:4}: {cov.modes_captured}/25 modes, "
           f"{100 * cov.high_quality_rate:.1f}% high quality, {result.seconds:.0f} s")  # fmt: skip
+
+# %% [markdown]
+# ### Spectral normalization, and the three constraints compared
+#
+# A third way to a Lipschitz critic (Miyato et al., 2018) bounds it layer by layer. A
+# linear layer $x \mapsto Wx$ is Lipschitz with constant $\sigma(W)$, its **largest
+# singular value**; ReLU and LeakyReLU are 1-Lipschitz; and Lipschitz constants multiply
+# under composition. So dividing every weight by its own $\sigma(W)$ makes the whole
+# network 1-Lipschitz. $\sigma(W)$ comes from **power iteration**, one step per training
+# step with $u$ carried over (exercise 02):
+#
+# $$v \leftarrow \frac{W^\top u}{\|W^\top u\|}, \qquad u \leftarrow \frac{W v}{\|W v\|},
+#   \qquad \sigma(W) \approx u^\top W v .$$
+#
+# Checked against the exact value, `torch.linalg.matrix_norm(W, ord=2)`, for a random
+# $128 \times 128$ weight from a random $u$:
+
+# %%
+torch.manual_seed(0)
+W_check = torch.randn(128, 128) / math.sqrt(128)
+sigma_exact = torch.linalg.matrix_norm(W_check, ord=2)
+u = torch.randn(128)
+for k in range(1, 51):
+    sigma_k, u = gan.power_iteration(W_check, u)
+    if k in (1, 2, 5, 10, 20, 50):
+        print(f"after {k:2d} steps: sigma = {sigma_k:.5f}  (exact {sigma_exact:.5f}, "
+              f"relative error {abs(sigma_k - sigma_exact) / sigma_exact:.1e})")  # fmt: skip
+
+# %% [markdown]
+# The estimate approaches $\sigma(W)$ from below. In training, the weights change a little
+# per step, so one step per step keeps $u$ close to the top singular vector; PyTorch's
+# `torch.nn.utils.parametrizations.spectral_norm` does exactly this.
+#
+# | constraint | how | cost | weakness |
+# |---|---|---|---|
+# | weight clipping (WGAN) | clamp every weight to $[-c, c]$ | free | the critic is pushed to simple functions or exploding gradients |
+# | gradient penalty (WGAN-GP) | $\lambda(\|\nabla f\| - 1)^2$ at random points between real and fake | a second backward pass | soft, and only where it is sampled |
+# | spectral normalization (SN-GAN) | $W / \sigma(W)$ per layer | one matrix-vector product pair per layer | the product of per-layer bounds can be far above the network's true constant: a stricter critic than needed |
 
 # %% [markdown]
 # ### Widget: vanilla GAN vs WGAN-GP, step by step
@@ -527,6 +660,116 @@ print(f"data floor (1000 train vs 1000 test images): "
 print(f"classes present: {coverage.classes_present}/10, class entropy {coverage.entropy:.2f} "
       f"(uniform: {math.log(10):.2f})")  # fmt: skip
 viz.show_images(samples[:64], "DCGAN samples (shipped weights)")
+plt.show()
+
+# %% [markdown]
+# ### The transposed convolution
+#
+# The generator grows $7 \times 7$ maps to $28 \times 28$ with `ConvTranspose2d(kernel 4,
+# stride 2, padding 1)`. A transposed convolution is the gradient (the adjoint) of a
+# convolution: each input pixel *scatters* a copy of the kernel, scaled by its value, into
+# the output, the copies placed `stride` pixels apart and summed where they overlap. Its
+# output size, for input size $H_\text{in}$, kernel $k$, stride $s$, padding $p$ (and
+# `output_padding` $a$), is
+#
+# $$H_\text{out} = (H_\text{in} - 1)\, s - 2p + k + a,$$
+#
+# so $(7 - 1) \cdot 2 - 2 + 4 = 14$, then 28. Checked against PyTorch, and the overlap
+# counted: with an all-ones input and an all-ones kernel, each output pixel shows how
+# many kernel copies land on it. When $k$ is not a multiple of $s$ the count alternates
+# from pixel to pixel, and the generator must learn to cancel that pattern: the
+# **checkerboard artifacts** of Odena et al. (2016). $k = 4$, $s = 2$ overlaps evenly
+# (away from the border), which is one reason DCGAN-style generators use it; resizing
+# then convolving avoids the problem altogether.
+
+# %%
+for k, s_, p_ in [(4, 2, 1), (3, 2, 1)]:
+    layer = nn.ConvTranspose2d(1, 1, k, stride=s_, padding=p_, bias=False)
+    predicted = (7 - 1) * s_ - 2 * p_ + k
+    print(f"kernel {k}, stride {s_}, padding {p_}: formula {predicted}, "
+          f"PyTorch {layer(torch.zeros(1, 1, 7, 7)).shape[-1]}")  # fmt: skip
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+for ax, k in zip(axes, (4, 3), strict=True):
+    layer = nn.ConvTranspose2d(1, 1, k, stride=2, padding=1, bias=False)
+    nn.init.ones_(layer.weight)
+    with torch.no_grad():
+        overlap = layer(torch.ones(1, 1, 7, 7))[0, 0]
+    im = ax.imshow(overlap.numpy(), cmap="viridis")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="kernel copies summed")
+    ax.set_title(f"kernel {k}, stride 2: {overlap[2:-2, 2:-2].unique().numel()} "
+                 "interior value(s)")  # fmt: skip
+    ax.set_xlabel("output column")
+    ax.set_ylabel("output row")
+fig.suptitle("Transposed convolution of an all-ones 7x7 input with an all-ones kernel")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### The truncation trick
+#
+# Sampling $z$ from a narrower distribution trades diversity for fidelity: BigGAN (Brock
+# et al., 2019) resamples the entries of $z$ above a threshold; StyleGAN (Karras et al.,
+# 2019) moves the latent towards its mean, $w' = \bar w + \psi (w - \bar w)$, after a
+# **mapping network** has turned $z$ into the intermediate latent $w$. Our DCGAN has no
+# mapping network, so we apply StyleGAN's form to $z$ itself, whose mean is 0: $z' = \psi
+# z$. For each $\psi$, 1000 samples against the 1000 test images: FID; k-NN precision
+# (the share of samples inside the test images' feature manifold: fidelity) and recall
+# (the share of test images inside the samples' manifold: diversity; Kynkäänniemi et al.,
+# 2019, `metrics.precision_recall`); and the entropy of the classifier's predicted
+# classes (2.30 for ten equally frequent digits):
+
+# %%
+psis = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]
+torch.manual_seed(0)
+z_truncation = torch.randn(1000, 64, device=device)
+test_features = metrics.classifier_features(x_test)
+truncated = {}
+for psi in psis:
+    with torch.no_grad():
+        images = data.to_unit(dcgan(psi * z_truncation))
+    cov = metrics.class_coverage(images)
+    precision, recall = metrics.precision_recall(test_features, metrics.classifier_features(images))
+    truncated[psi] = (images[:32], metrics.fid(images, x_test), cov.entropy)
+    print(f"psi = {psi:.1f}: FID {truncated[psi][1]:6.1f}, precision {precision:.2f}, "
+          f"recall {recall:.2f}, class entropy {cov.entropy:.2f}")  # fmt: skip
+
+# %% [markdown]
+# Shrinking $\psi$ from 1 first raises precision while recall and the class entropy fall:
+# fidelity bought with diversity. Far enough, both fall: $z$ near 0 is not a typical input
+# of the generator (lecture 01: a Gaussian's mass lies far from its mean). FID counts
+# both kinds of error, and on this model it is best at $\psi \ge 1$.
+
+# %% [markdown]
+# ### Widget: truncation
+#
+# The same 32 noise vectors, scaled by $\psi$: as $\psi$ shrinks the digits converge to
+# a few shapes; at $\psi = 1$ they are the model's own distribution.
+
+# %% tags=["nbval-ignore-output"]
+widgets.figure_widget(
+    lambda psi: viz.show_images(
+        truncated[psi][0],
+        f"DCGAN, z' = psi z with psi = {psi}: FID {truncated[psi][1]:.1f}, "
+        f"class entropy {truncated[psi][2]:.2f}", nrow=16,
+    ),
+    psi=psis,
+)  # fmt: skip
+
+# %% [markdown]
+# **Progressive growing** (Karras et al., 2018) trains a GAN on $4 \times 4$ images
+# first, then adds layers for $8 \times 8$, $16 \times 16$, ... During each transition the
+# new layer's output is faded in: the image is $(1 - \alpha)\,\text{up}(x_\text{low}) +
+# \alpha\, x_\text{high}$ with $\alpha$ rising from 0 to 1, so the new layer starts as a
+# small correction to an already trained coarse generator. Below, that blend for a digit,
+# with $x_\text{low}$ the $7 \times 7$ average-pooled digit upsampled and $x_\text{high}$
+# the digit itself:
+
+# %%
+digit_high = x_test[:1]
+digit_low = F.interpolate(F.avg_pool2d(digit_high, 4), scale_factor=4, mode="nearest")
+alphas = torch.linspace(0, 1, 6, device=device)
+fade = torch.cat([(1 - a) * digit_low + a * digit_high for a in alphas])
+viz.show_images(fade, "fade-in: (1 - alpha) up(7x7) + alpha 28x28, alpha = 0, 0.2, ..., 1", nrow=6)
 plt.show()
 
 # %% [markdown]

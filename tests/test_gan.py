@@ -178,3 +178,23 @@ def test_cycle_consistency_loss_is_l1_in_both_directions():
     loss = gan.cycle_consistency_loss(x, y, lambda a: a + 1, lambda b: 2 * b)
     assert torch.isclose(loss, torch.tensor(4.0))
     assert gan.cycle_consistency_loss(x, y, lambda a: a, lambda b: b) == 0
+
+
+def test_dirac_gan_simultaneous_spirals_out_alternating_cycles_r1_converges():
+    start = math.hypot(1.0, 1.0)
+    simultaneous = gan.dirac_gan_path(0.1, 1000, simultaneous=True)[-1].norm()
+    alternating = gan.dirac_gan_path(0.1, 1000, simultaneous=False).norm(dim=1)
+    damped = gan.dirac_gan_path(0.1, 1000, simultaneous=False, gamma=0.3)[-1].norm()
+    assert simultaneous > 1.5 * start
+    assert alternating.max() < 1.1 * start and alternating[-1] > 0.9 * start
+    assert damped < 1e-4
+    with pytest.raises(ValueError, match="learning_rate"):
+        gan.dirac_gan_path(0.0, 10, True)
+
+
+def test_dirac_gan_figure_titles_and_bad_update():
+    fig = gan.dirac_gan_figure("alternating, 5 D steps", 0.2, gamma=0.1)
+    assert "5 D steps" in fig.axes[0].get_title() and "distance" in fig.axes[1].get_title()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="update"):
+        gan.dirac_gan_figure("jacobi", 0.1)
