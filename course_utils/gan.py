@@ -710,15 +710,19 @@ def dirac_gan_path(
             f"{learning_rate}, {steps}, {d_steps}, {gamma}"
         )
     h, (theta, psi) = learning_rate, start
+
+    def slope(t: float) -> float:  # f'(t) = σ(-t), without overflow in exp
+        return 1 / (1 + math.exp(min(t, 700.0)))
+
     path = [(theta, psi)]
     for _ in range(steps):
         if simultaneous:
-            slope = 1 / (1 + math.exp(min(theta * psi, 700.0)))  # f'(θψ)
-            theta, psi = theta - h * slope * psi, psi + h * (slope * theta - gamma * psi)
+            f1 = slope(theta * psi)
+            theta, psi = theta - h * f1 * psi, psi + h * (f1 * theta - gamma * psi)
         else:
             for _ in range(d_steps):
-                psi += h * (theta / (1 + math.exp(min(theta * psi, 700.0))) - gamma * psi)
-            theta -= h * psi / (1 + math.exp(min(theta * psi, 700.0)))
+                psi += h * (slope(theta * psi) * theta - gamma * psi)
+            theta -= h * slope(theta * psi) * psi
         path.append((theta, psi))
     return torch.tensor(path)
 
