@@ -198,3 +198,53 @@ def test_dirac_gan_figure_titles_and_bad_update():
     plt.close(fig)
     with pytest.raises(ValueError, match="update"):
         gan.dirac_gan_figure("jacobi", 0.1)
+
+
+def test_sn_gan_normalizes_every_critic_layer():
+    x = data.toy_2d("ring", 2000, seed=0)
+    run = gan.train_toy_gan(x, "sn-gan", steps=50, batch_size=64)
+    layers = [m for m in run.critic.modules() if isinstance(m, nn.Linear)]
+    assert len(layers) == 4
+    with torch.no_grad():
+        for layer in layers:
+            assert nn.utils.parametrize.is_parametrized(layer, "weight")
+            sigma = torch.linalg.matrix_norm(layer.weight, ord=2)
+            assert sigma.item() == pytest.approx(1.0, abs=0.1)  # one power step per step
+
+
+def test_cyclegan_cycle_weight_makes_the_translators_inverses():
+    x = data.toy_2d("ring", 2000, seed=0)
+    y, grid = 0.5 * data.toy_2d("grid", 2000, seed=1), data.mode_centers("grid")
+    runs = {lam: gan.train_cyclegan(x, y, cycle_weight=lam, steps=300, hidden=32)
+            for lam in (0.0, 10.0)}  # fmt: skip
+    assert set(runs[0.0].history) >= {"adversarial", "cycle", "discriminators"}
+    with torch.no_grad():
+        errors = {lam: gan.cycle_consistency_loss(x, y, r.G, r.F).item() for lam, r in runs.items()}
+        assert runs[10.0].G(x).shape == x.shape and runs[10.0].D_Y(y).shape == (2000,)
+    assert errors[10.0] < 0.2 * errors[0.0]
+    again = gan.train_cyclegan(x, y, cycle_weight=10.0, steps=300, hidden=32)
+    assert torch.equal(again.G(x), runs[10.0].G(x))
+    named = {f"lambda {lam:g}": run for lam, run in runs.items()}
+    fig = gan.cyclegan_figure(named, x[:500], y[:500], data.mode_centers("ring"), 0.5 * grid)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["X (source), colored by mode", "lambda 0: G(x)", "lambda 10: G(x)",
+                      "Y (target)", "lambda 0: F(G(x))", "lambda 10: F(G(x))"]  # fmt: skip
+    colored = fig.axes[1].collections[1].get_array()  # each G(x) point has its source mode
+    assert colored.tolist() == torch.cdist(x[:500], data.mode_centers("ring")).argmin(1).tolist()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="runs: expected at least one CycleGanRun"):
+        gan.cyclegan_figure({}, x, y, data.mode_centers("ring"), grid)
+    with pytest.raises(ValueError, match="x_centers: expected 1 to 10 centers, got 25"):
+        gan.cyclegan_figure(named, x, y, grid, grid)
+
+
+def test_train_cyclegan_rejects_bad_input():
+    x = torch.zeros(100, 2)
+    with pytest.raises(ValueError, match=r"x: expected a tensor \[N, 2\], got \(100, 3\)"):
+        gan.train_cyclegan(torch.zeros(100, 3), x)
+    with pytest.raises(ValueError, match=r"y: expected a tensor \[N, 2\], got list"):
+        gan.train_cyclegan(x, [[0.0, 0.0]])
+    with pytest.raises(ValueError, match="x/y: expected tensors on one device, got cpu and meta"):
+        gan.train_cyclegan(x, torch.zeros(100, 2, device="meta"))
+    with pytest.raises(ValueError, match="cycle_weight: expected a number >= 0, got -1"):
+        gan.train_cyclegan(x, x, cycle_weight=-1)
