@@ -555,7 +555,10 @@ widgets.figure_widget(
 # ## 5. The mode-coverage benchmark
 #
 # `course bench gan` trains each method for 5000 generator steps on both mixtures, 5 seeds
-# each, and scores 2500 samples. The table below is the shipped result of that command
+# each, and scores 2500 samples: the three Lipschitz constraints of section 4 (`wgan`
+# clips, `wgan-gp` penalizes, `sn-gan` is the non-saturating GAN with a spectrally
+# normalized discriminator and one discriminator step per generator step) next to the
+# vanilla GAN. The table below is the shipped result of that command
 # (`course bench gan --save course_utils/weights/gan_bench.json`, about 20 minutes on 2
 # CPU cores); published numbers on the same protocol, for comparison (modes / % HQ, ring
 # then grid): VEEGAN 8 / 52.9 and 24.6 / 40; WGAN-GP 8 / 59.6 and 24.2 / 28.7; GDPP
@@ -567,22 +570,29 @@ print(f"{shipped['seeds']} seeds x {shipped['steps']} generator steps ({shipped[
 print("\n".join(gan.format_gan_bench(shipped["rows"])))
 
 # %% [markdown]
+# Spectral normalization, in this untuned toy setting (one discriminator step, the
+# non-saturating loss, Adam at 1e-3), is the weakest constraint of the three on the ring:
+# a network that is 1-Lipschitz layer by layer has a hard time drawing a discriminator
+# that changes within the ring's tiny modes (standard deviation 0.01), and the table's
+# SN-GAN rows show what that costs. Miyato et al. tuned SN-GAN for images, where it is the
+# standard choice; a stricter constraint is not a better one everywhere.
+#
 # ### Discriminator rejection sampling
 #
 # WGAN-GP captures every mode, but many samples fall on the "bridges" between modes: a
 # continuous generator fed with connected Gaussian noise cannot jump between 25 islands.
-# The last row of each block fixes that *after* training, with the result of section 1:
+# The `+ DRS` rows fix that *after* training, with the result of section 1:
 # a discriminator trained to optimality satisfies
 #
 # $$D^*(x) = \frac{p_\text{data}(x)}{p_\text{data}(x) + p_g(x)} \quad\Longrightarrow\quad \frac{p_\text{data}(x)}{p_g(x)} = \frac{D^*(x)}{1 - D^*(x)} = e^{\,l^*(x)},$$
 #
 # with $l^*$ its logit. Rejection sampling from $p_g$ with acceptance probability
 # $e^{l(x)} / M$ then yields samples from $p_\text{data}$ (Azadi et al., 2019, DRS). The
-# benchmark trains a fresh logistic discriminator for 10000 steps against the frozen
-# generator (5000 below, to save time), with a learning rate decaying to 0 so that the
-# final discriminator is converged rather than one noisy iterate, and takes $M$ at the
-# 99.5% quantile of $e^{l}$ (the exact maximum is dominated by outliers,
-# which makes the acceptance rate tiny). The price is the acceptance rate in the table:
+# benchmark trains a fresh logistic discriminator for 10000 steps on batches of 512 against
+# the frozen generator (5000 below, to save time), with a learning rate decaying to 0 so
+# that the final discriminator is converged rather than one noisy iterate, and takes $M$ at
+# the 99.5% quantile of $e^{l}$ (the exact maximum is dominated by outliers, which makes
+# the acceptance rate tiny). The price is the acceptance rate in the table:
 # DRS spends many generator samples per kept sample, and it only reweights: modes the
 # generator never visits stay missing.
 
@@ -818,7 +828,105 @@ viz.show_images(grid_images, "Conditional GAN: row = requested digit, column = s
 plt.show()
 
 # %% [markdown]
-# ## 7. The loss variants, one line each
+# ## 7. Image-to-image translation: pix2pix and CycleGAN
+#
+# A conditional GAN can condition on a whole image instead of a label. **pix2pix** (Isola
+# et al., 2017) learns a map $G: X \to Y$ (edges to photos, maps to aerial views) from
+# **paired** examples $(x, y)$. Its discriminator judges pairs, real $(x, y)$ against fake
+# $(x, G(x))$, and an L1 term ties the output to the paired target:
+#
+# $$G^* = \arg\min_G \max_D\ \mathbb{E}_{x,y}[\log D(x, y)] + \mathbb{E}_{x}[\log(1 - D(x, G(x)))]
+#   + \lambda\, \mathbb{E}_{x,y}\|y - G(x)\|_1, \qquad \lambda = 100 .$$
+#
+# L1 alone gives the blurry conditional median; the adversarial term makes the output
+# sharp. (pix2pix's noise is dropout inside $G$; its $D$ scores $70 \times 70$ patches.)
+#
+# Pairs are rare: nobody has the same horse photographed as a zebra. **CycleGAN** (Zhu et
+# al., 2017) learns from two **unpaired** sets. Two translators $G: X \to Y$ and
+# $F: Y \to X$, two discriminators $D_Y$ (real $y$ against $G(x)$) and $D_X$ (real $x$
+# against $F(y)$). The adversarial terms only ask that $G(X)$ *look like* $Y$: any map that
+# pushes $p_X$ onto $p_Y$ wins, and there are infinitely many. The **cycle-consistency
+# loss** asks $G$ and $F$ to undo each other, which rules out maps that forget where a
+# point came from:
+#
+# $$\mathcal{L}_\text{cyc}(G, F) = \mathbb{E}_{x}\|F(G(x)) - x\|_1 + \mathbb{E}_{y}\|G(F(y)) - y\|_1,$$
+#
+# $$\mathcal{L}(G, F, D_X, D_Y) = \mathcal{L}_\text{GAN}(G, D_Y) + \mathcal{L}_\text{GAN}(F, D_X)
+#   + \lambda\, \mathcal{L}_\text{cyc}(G, F),$$
+#
+# with least-squares adversarial losses (LSGAN, section 8) and $\lambda = 10$ in the paper.
+# (`gan.cycle_consistency_loss`, which you write in exercise 02, averages $|\cdot|$ over
+# coordinates too: $\|\cdot\|_1 / 2$ for 2D points.)
+#
+# A task that trains in about half a minute per run: $X$ is the ring of 8 Gaussians, $Y$
+# is 8 Gaussians on a line, with no pairing between them. `gan.train_cyclegan` trains all
+# four networks (3-layer MLPs of width 64, 2000 steps) for three values of $\lambda$:
+
+# %%
+line_centers = torch.stack([torch.linspace(-3.5, 3.5, 8), torch.zeros(8)], dim=1)
+line_std = 0.05
+g = torch.Generator().manual_seed(1)
+line = line_centers[torch.randint(8, (10_000,), generator=g)]
+line = line + line_std * torch.randn(10_000, 2, generator=g)
+line_centers, line = line_centers.to(ring.device), line.to(ring.device)
+cycle_runs = {
+    f"lambda = {lam:g}": gan.train_cyclegan(ring[:10_000], line, cycle_weight=lam, seed=0)
+    for lam in (0.0, 2.0, 10.0)
+}
+
+# %% [markdown]
+# On 2000 fresh ring points we measure, for each $\lambda$: how many of $Y$'s modes $G$
+# reaches and its share of high-quality translations (the benchmark's protocol, section 5);
+# whether each source mode lands on **one** target mode (the share of points that go
+# where the majority of their mode goes) and which; and the two cycle errors.
+
+# %%
+ring_test = data.toy_2d("ring", 2000, seed=5)
+ring_centers = data.mode_centers("ring")
+source_mode = torch.cdist(ring_test, ring_centers).argmin(1)
+y_test = line[:2000]
+for name, cyc in cycle_runs.items():
+    with torch.no_grad():
+        translated = cyc.G(ring_test)
+        error_x = (cyc.F(translated) - ring_test).abs().mean().item()
+        error_y = (cyc.G(cyc.F(y_test)) - y_test).abs().mean().item()
+    cov = metrics.mode_coverage(translated, line_centers, line_std)
+    target = torch.cdist(translated, line_centers).argmin(1)
+    majority = [int(target[source_mode == k].mode().values) for k in range(8)]
+    kept = sum(int((target[source_mode == k] == majority[k]).sum()) for k in range(8))
+    print(f"{name:>11}: G reaches {cov.modes_captured}/8 line modes, "
+          f"{100 * cov.high_quality_rate:5.1f}% HQ; ring mode k -> line mode {majority} "
+          f"({100 * kept / len(ring_test):.1f}% follow); E|F(G(x)) - x| = {error_x:.4f}, "
+          f"E|G(F(y)) - y| = {error_y:.4f}; {cyc.seconds:.0f} s")  # fmt: skip
+
+# %% [markdown]
+# Each column below colors the ring's points by their mode: top, where $G$ sends them on
+# the line; bottom, where $F$ brings them back.
+
+# %%
+gan.cyclegan_figure(cycle_runs, ring_test, y_test, ring_centers, line_centers)
+plt.show()
+
+# %% [markdown]
+# Three regimes, read off the numbers above:
+#
+# - $\lambda = 0$: two independent GANs. $G$ alone may well push the ring onto the line,
+#   but $F(G(x))$ lands far from $x$, often on another mode: nothing asks $F$ to invert
+#   $G$.
+# - $\lambda = 2$: $G$ reaches every line mode, one ring mode per line mode, and the cycle
+#   errors are far smaller: $F \approx G^{-1}$ on the data (in the bottom row each color is
+#   back on its own mode). Which ring mode goes to which line mode is *not* determined by
+#   the loss; neighbours on the ring tend to stay neighbours on the line only because $G$
+#   is a smooth network.
+# - $\lambda = 10$, the paper's weight: here the cycle term dominates. $G$ and $F$ become
+#   near-perfect inverses of each other and the adversarial terms lose: $G$ piles several
+#   ring modes onto the same few line modes. Cycle consistency constrains the pair; it
+#   gives no reason to match $p_Y$, so its weight has to leave the adversarial terms in
+#   charge. (On images, where the paper uses 10, the L1 term is averaged over pixels in
+#   $[-1, 1]$, a different scale from these coordinates.)
+
+# %% [markdown]
+# ## 8. The loss variants, one line each
 #
 # | variant | critic / discriminator minimizes | generator minimizes |
 # |---|---|---|
@@ -863,15 +971,21 @@ print("each one-liner matches course_utils.gan's reference implementation")
 #   $-\log 4 + 2\,\mathrm{JS}$.
 # - JS is constant for disjoint supports, so it gives no gradient; the minimax loss
 #   saturates. Use the non-saturating loss, and watch for mode collapse.
+# - The game's dynamics matter: on the Dirac-GAN, simultaneous gradient steps spiral away
+#   from the equilibrium, alternating steps circle it, a gradient penalty (R1) converges.
 # - WGAN replaces JS with $W_1$ through Kantorovich–Rubinstein duality; the Lipschitz
-#   constraint is enforced badly by clipping, well by the gradient penalty.
+#   constraint is enforced badly by clipping, well by the gradient penalty; spectral
+#   normalization divides each layer by its largest singular value (power iteration).
 # - A trained discriminator estimates $p_\text{data}/p_g$: DRS uses it to reject bad
 #   samples after training.
 # - DCGAN's architecture makes image GANs train; a label input makes them conditional.
+# - pix2pix translates with paired data (conditional GAN + L1); CycleGAN with unpaired
+#   data, through two translators that must undo each other (cycle consistency).
 #
 # GANs give sharp samples but no likelihood. The next lecture builds models with an
 # **exact** likelihood: normalizing flows.
 #
 # **Exercises:** `exercises/02_gan.ipynb` (the losses, the optimal discriminator, JS,
-# weight clipping, the gradient penalty, and your WGAN-GP on the ring). Grade yourself with
+# weight clipping, the gradient penalty, power iteration, the cycle-consistency loss, and
+# your WGAN-GP on the ring). Grade yourself with
 # `course grade exercises/02_gan.ipynb`.
