@@ -3,7 +3,7 @@
 course build [--check]            regenerate notebooks and exercises (or report stale ones)
 course grade NB [NB ...]          grade your own notebooks: question | points | earned | hint
 course grade FOLDER --source DIR [--csv F --jobs N]   grade a class, each submission sandboxed
-course bench NAME [--seeds N --steps N] [--save F]  run a benchmark, print its table
+course bench NAME [--seeds N --steps N --methods A,B] [--save F]  run a benchmark, print its table
 course pretrain NAME [--out F --epochs N]   train a shipped checkpoint (--help lists them)
 """
 

@@ -2,14 +2,16 @@
 ``course bench gan`` and the lecture's widget figure.
 
 * The losses of the 02_gan exercise set, as reference implementations, plus LSGAN's.
-* ``ToyGanConfig`` and ``CONFIGS``: the vanilla GAN, WGAN (weight clipping), WGAN-GP and
-  SN-GAN (spectral normalization) recipes used on the 2D mixtures.
+* ``ToyGanConfig`` and ``CONFIGS``: the vanilla GAN, WGAN (weight clipping), WGAN-GP,
+  SN-GAN (spectral normalization) and R1-GAN (Mescheder et al.'s penalty) recipes used
+  on the 2D mixtures.
 * ``train_toy_gan``: alternating updates, ``n_critic`` critic steps per generator step
   (Goodfellow et al. 2014, Alg. 1; Arjovsky et al. 2017, Alg. 1; Gulrajani et al. 2017,
   Alg. 1), keeping snapshots of the samples and of the critic's landscape for the widget.
-* ``rejection_sample``: discriminator rejection sampling (Azadi et al., 2019). A fresh
-  discriminator estimates ``D* = p_data / (p_data + p_g)``, so ``exp(logit) ~ p_data / p_g``,
-  and samples are kept with probability proportional to that ratio.
+* ``rejection_sample``: discriminator rejection sampling (Azadi et al., 2019). A fresh or
+  fine-tuned discriminator estimates ``D* = p_data / (p_data + p_g)``, so
+  ``exp(logit) ~ p_data / p_g``, and samples are kept with probability proportional to
+  that ratio.
 * ``train_cyclegan``: CycleGAN (Zhu et al., 2017) between two unpaired 2D point sets, and
   ``cyclegan_figure``, where each source mode goes.
 
@@ -23,6 +25,7 @@ are ``[B, 1, 28, 28]``, in [-1, 1] for the tanh generator.
 
 from __future__ import annotations
 
+import copy
 import math
 import multiprocessing
 import time
@@ -97,6 +100,20 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
 
+def r1_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Mescheder et al.'s (2018) ``E_{x~p_data}[‖∇_x D(x)‖₂²]``, at the real batch only
+    (``fake`` is unused; the argument keeps ``ToyGanConfig.penalty``'s signature). With
+    ``gp_weight = γ/2`` the discriminator minimizes its loss ``+ (γ/2)·R1``.
+
+    Args:
+        critic: maps ``[B, ...]`` to logits ``[B]`` (or ``[B, 1]``).
+        real: ``[B, ...]`` data batch.
+    """
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
+    return grad.flatten(1).square().sum(dim=1).mean()
+
+
 @torch.no_grad()
 def clip_weights_(critic: nn.Module, c: float) -> None:
     """Clamp every parameter of ``critic`` to ``[-c, c]`` in place."""
@@ -155,7 +172,8 @@ class ToyGanConfig:
 
     ``critic_loss(real_scores, fake_scores)`` and ``generator_loss(fake_scores)`` take
     ``[B]`` scores. ``landscape`` says how snapshots show the critic: ``"probability"``
-    (``sigmoid`` of a logit, for a discriminator) or ``"score"`` (a WGAN critic).
+    (``sigmoid`` of a logit, for a discriminator) or ``"score"`` (a WGAN critic). ``steps``
+    is the recipe's number of generator steps when ``train_toy_gan`` is given none.
     """
 
     critic_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -170,6 +188,7 @@ class ToyGanConfig:
     penalty: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = gradient_penalty
     spectral_norm: bool = False
     landscape: str = "score"
+    steps: int = 5000
 
 
 CONFIGS: dict[str, ToyGanConfig] = {
@@ -190,6 +209,18 @@ CONFIGS: dict[str, ToyGanConfig] = {
         n_critic=1,
         spectral_norm=True,
         landscape="probability",
+    ),
+    # Mescheder et al.'s R1-regularized GAN, γ = 1: one discriminator step per generator
+    # step is cheap, so it gets twice the steps (10000 cost about as much CPU time as
+    # 3000 WGAN-GP steps; 5000 kept 82% high-quality samples on the grid, 10000 92-95%).
+    "r1-gan": ToyGanConfig(
+        discriminator_loss,
+        generator_loss_nonsaturating,
+        n_critic=1,
+        gp_weight=0.5,
+        penalty=r1_penalty,
+        landscape="probability",
+        steps=10_000,
     ),
 }
 
@@ -245,7 +276,7 @@ def train_toy_gan(
     x: torch.Tensor,
     config: ToyGanConfig | str = "wgan-gp",
     *,
-    steps: int = 5000,
+    steps: int | None = None,
     batch_size: int = 128,
     latent_dim: int = 2,
     hidden: int = 128,
@@ -263,7 +294,7 @@ def train_toy_gan(
 
     Args:
         config: a ``ToyGanConfig`` or a name in ``CONFIGS``.
-        steps: generator updates.
+        steps: generator updates (default: ``config.steps``).
         snapshot_steps: generator steps after which to store a ``Snapshot`` (0 = before
             training).
     """
@@ -274,6 +305,7 @@ def train_toy_gan(
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x: expected a tensor [N, 2], got {got}")
+    steps = config.steps if steps is None else steps
     needed = config.n_critic * batch_size
     if len(x) < needed:
         raise ValueError(f"x: expected at least n_critic * batch_size = {needed} points")
@@ -345,17 +377,19 @@ def rejection_sample(
     quantile: float = 0.995,
     max_candidates: int = 10_000_000,
     seed: int = 0,
+    discriminator: nn.Module | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Discriminator rejection sampling (Azadi et al., 2019) for a trained generator.
 
-    Trains a fresh discriminator (``Mlp``, logistic loss, Adam 1e-3 decaying to 0) to tell
-    ``x [N, 2]`` from ``sample(B) [B, 2]``; batches of 512 rather than 128 raised the grid's
-    high-quality share from 92.4% to 95.2% (one WGAN-GP generator, seed 0) and, over
-    ``course bench gan``'s 5 seeds, from 91.8% to 93.3%. At its optimum
-    ``D* = p_data / (p_data + p_g)``, so its logit is ``log p_data/p_g``. A candidate is
-    kept with probability ``min(1, exp(logit - M))``, ``M`` the ``quantile`` of the first
-    ``candidates`` logits (a robust stand-in for the max); more candidates are drawn until
-    ``n`` are kept.
+    Trains a discriminator (logistic loss, Adam 1e-3 decaying to 0 over ``steps``) to tell
+    ``x [N, 2]`` from ``sample(B) [B, 2]``: a fresh ``Mlp``, or a copy of ``discriminator``
+    (``[B, 2] -> [B]`` logits, the GAN's own), fine-tuned as Azadi et al. do. Batches of
+    512 rather than 128 raised the grid's high-quality share from 92.4% to 95.2% (one
+    WGAN-GP generator, seed 0) and, over ``course bench gan``'s 5 seeds, from 91.8% to
+    93.3%. At its optimum ``D* = p_data / (p_data + p_g)``, so its logit is
+    ``log p_data/p_g``. A candidate is kept with probability ``min(1, exp(logit - M))``,
+    ``M`` the ``quantile`` of the first ``candidates`` logits (a robust stand-in for the
+    max); more candidates are drawn until ``n`` are kept.
 
     Returns:
         ``(samples [n, 2], acceptance rate)``.
@@ -364,7 +398,7 @@ def rejection_sample(
         ValueError: fewer than ``n`` accepted out of ``max_candidates``.
     """
     torch.manual_seed(seed)
-    disc = Mlp(2, 1).to(x.device)
+    disc = Mlp(2, 1).to(x.device) if discriminator is None else copy.deepcopy(discriminator)
     opt = torch.optim.Adam(disc.parameters(), lr=1e-3)
     # The learning rate decays linearly to 0: the final discriminator is a converged
     # estimate, not one noisy Adam iterate.
@@ -657,16 +691,21 @@ def pretrain_cgan_mnist(out: Path, epochs: int = 40, seed: int = 0) -> dict[str,
 # -- benchmark (`course bench gan`) ----------------------------------------------------
 
 
-GAN_VARIANTS = ("gan", "wgan", "wgan-gp", "wgan-gp + DRS", "sn-gan", "sn-gan + DRS")
-_DRS_BASES = ("wgan-gp", "sn-gan")
+GAN_VARIANTS = (
+    "gan", "wgan", "wgan-gp", "wgan-gp + DRS", "sn-gan", "sn-gan + DRS", "r1-gan", "r1-gan + DRS"
+)  # fmt: skip
+# The recipes scored with DRS too, and whether DRS fine-tunes the GAN's own discriminator
+# (a logistic one with no constraint) rather than training a fresh one.
+_DRS_BASES = {"wgan-gp": False, "sn-gan": False, "r1-gan": True}
 
 
-def _gan_case(case: tuple[str, str, int, int]) -> dict[str, float | str | int]:
-    """Train one toy GAN (one dataset, config, seed); its mode coverage and CPU seconds.
+def _gan_case(case: tuple[str, str, int, int | None]) -> list[dict[str, float | str | int]]:
+    """Train one toy GAN (one dataset, config, seed; ``steps=None``: the recipe's own); its
+    mode coverage and CPU seconds.
 
-    For ``wgan-gp`` and ``sn-gan`` the same generator is also scored after rejection
-    sampling; the DRS time adds the discriminator fit and the sampling to the training
-    time."""
+    For the ``_DRS_BASES`` the same generator is also scored after rejection sampling; the
+    DRS time adds the discriminator fit and the sampling to the training time. Fine-tuning
+    the R1-GAN's discriminator takes 5000 steps instead of a fresh one's 10000."""
     torch.set_num_threads(1)
     dataset, variant, seed, steps = case
     x = data.toy_2d(dataset, 20_000, seed=seed, device="cpu")
@@ -674,15 +713,18 @@ def _gan_case(case: tuple[str, str, int, int]) -> dict[str, float | str | int]:
     cpu = time.process_time()
     toy = train_toy_gan(x, variant, steps=steps, seed=seed)
     train_cpu = time.process_time() - cpu
+    steps = CONFIGS[variant].steps if steps is None else steps
     rows = [
-        {"dataset": dataset, "variant": variant, "seed": seed, "cpu_seconds": train_cpu,
+        {"dataset": dataset, "variant": variant, "seed": seed, "steps": steps,
+         "cpu_seconds": train_cpu,
          **metrics.mode_coverage(toy.sample(2500, seed=seed), centers, std).__dict__}
     ]  # fmt: skip
     if variant in _DRS_BASES:
         cpu = time.process_time()
-        samples, acceptance = rejection_sample(toy.sample, x, 2500, seed=seed)
+        own = {"discriminator": toy.critic, "steps": 5000} if _DRS_BASES[variant] else {}
+        samples, acceptance = rejection_sample(toy.sample, x, 2500, seed=seed, **own)
         rows.append(
-            {"dataset": dataset, "variant": f"{variant} + DRS", "seed": seed,
+            {"dataset": dataset, "variant": f"{variant} + DRS", "seed": seed, "steps": steps,
              "cpu_seconds": train_cpu + time.process_time() - cpu, "acceptance": acceptance,
              **metrics.mode_coverage(samples, centers, std).__dict__}
         )  # fmt: skip
@@ -690,11 +732,12 @@ def _gan_case(case: tuple[str, str, int, int]) -> dict[str, float | str | int]:
 
 
 def format_gan_bench(rows: list[dict]) -> list[str]:
-    """The table of ``bench_gan`` rows: per dataset and method, modes captured and % of
-    high-quality samples (mean ± std over seeds), CPU seconds per run, DRS acceptance."""
+    """The table of ``bench_gan`` rows: per dataset and method, generator steps, modes
+    captured and % of high-quality samples (mean ± std over seeds), CPU seconds per run,
+    DRS acceptance."""
     lines = [
-        f"{'data':<6}{'method':<16}{'modes':>14}{'high quality %':>18}{'CPU s/run':>11}"
-        f"{'DRS accept %':>14}"
+        f"{'data':<6}{'method':<16}{'steps':>7}{'modes':>16}{'high quality %':>18}"
+        f"{'CPU s/run':>11}{'DRS accept %':>14}"
     ]
     for dataset in ("ring", "grid"):
         for variant in GAN_VARIANTS:
@@ -709,42 +752,63 @@ def format_gan_bench(rows: list[dict]) -> list[str]:
             accept = [100 * r["acceptance"] for r in sel if "acceptance" in r]
             accept_text = f"{mean(accept):.1f}" if accept else "-"
             lines.append(
-                f"{dataset:<6}{variant:<16}{mode_text:>14}{hq_text:>18}{seconds:>11.1f}"
-                f"{accept_text:>14}"
+                f"{dataset:<6}{variant:<16}{sel[0]['steps']:>7}{mode_text:>16}{hq_text:>18}"
+                f"{seconds:>11.1f}{accept_text:>14}"
             )
     return lines
 
 
 def load_gan_bench(path: str | None = None) -> dict:
     """The shipped ``course bench gan`` results (``course_utils/weights/gan_bench.json``):
-    ``{"seeds", "steps", "machine", "rows"}``."""
+    ``{"seeds", "machine", "rows"}``, each row with its own ``"steps"``."""
     return load_json("gan_bench.json", path)
 
 
 @benchmark(
     "gan",
-    summary="mode coverage on the ring and the grid: GAN, WGAN, WGAN-GP, SN-GAN, DRS",
-    options=("seeds", "steps", "save"),
+    summary="mode coverage on the ring and the grid: GAN, WGAN, WGAN-GP, SN-GAN, R1-GAN, DRS",
+    options=("seeds", "steps", "save", "methods"),
     table=lambda: format_gan_bench(load_gan_bench()["rows"]),
 )
 def bench_gan(
-    seeds: int = 5, steps: int = 5000, save: str | None = None, workers: int = 2
+    seeds: int = 5,
+    steps: int | None = None,
+    save: str | None = None,
+    methods: str | None = None,
+    workers: int = 2,
 ) -> list[dict]:
     """Modes captured and % high-quality samples (2500 samples, VEEGAN protocol), mean ± std
-    over ``seeds``, and CPU seconds per run (1 thread), on the 8-ring and the 25-grid."""
+    over ``seeds``, and CPU seconds per run (1 thread), on the 8-ring and the 25-grid.
+
+    Args:
+        steps: generator steps for every method (default: each recipe's ``steps``).
+        save: write ``{"seeds", "machine", "rows"}`` there as JSON.
+        methods: comma-separated names in ``CONFIGS`` (default: all). With ``save`` naming
+            an existing file, their rows replace theirs and the other methods' rows stay.
+    """
+    names = list(CONFIGS) if methods is None else methods.split(",")
+    unknown = [name for name in names if name not in CONFIGS]
+    if unknown:
+        raise ValueError(f"methods: expected names in {sorted(CONFIGS)}, got {unknown}")
+    kept = []  # the rows of the methods not rerun, from the file ``save`` names
+    if save and methods is not None and Path(save).exists():
+        old = load_gan_bench(save)
+        if old["seeds"] != seeds:
+            raise ValueError(f"seeds: {save} holds {old['seeds']} seeds, got {seeds}")
+        kept = [r for r in old["rows"] if r["variant"].removesuffix(" + DRS") not in names]
     cases = [
-        (dataset, variant, seed, steps)
+        (dataset, name, seed, steps)
         for dataset in ("ring", "grid")
-        for variant in CONFIGS
+        for name in names
         for seed in range(seeds)
     ]
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
         rows = [row for rows in pool.map(_gan_case, cases) for row in rows]
-    print(f"{seeds} seeds x {steps} generator steps, 2500 samples each; {machine()}")
+    print(f"{seeds} seeds, 2500 samples each; {machine()}")
     print("\n".join(format_gan_bench(rows)))
     if save:
-        save_json({"seeds": seeds, "steps": steps, "machine": machine(), "rows": rows}, save)
+        save_json({"seeds": seeds, "machine": machine(), "rows": kept + rows}, save)
     return rows
 
 

@@ -61,6 +61,11 @@ OPTIONS = {
     "seeds": (int, "seeds per method"),
     "steps": (int, "training steps"),
     "save": (str, "also write the results as JSON to this file"),
+    "methods": (
+        str,
+        "comma-separated methods to run (default: all); with --save, their rows "
+        "replace theirs in the file",
+    ),
 }
 
 _RECIPES: dict[str, Recipe] = {}

@@ -61,6 +61,8 @@ def test_bench_options_only_apply_where_they_mean_something(capsys):
     assert "--steps only applies to 'gan'" in capsys.readouterr().err
     assert cli.main(["bench", "vae-digits", "--save", "x.json"]) == 2
     assert "--save only applies to 'diffusion' and 'gan'" in capsys.readouterr().err
+    assert cli.main(["bench", "loop", "--methods", "gan"]) == 2
+    assert "--methods only applies to 'gan'" in capsys.readouterr().err
 
 
 def test_grade_finds_the_course_exercises_from_any_directory(root, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """course_utils.gan: the reference losses, the toy trainer, rejection sampling, the widget,
 the DCGAN reference models, and `course bench gan`'s case and shipped results."""
 
+import json
 import math
 
 import matplotlib.pyplot as plt
@@ -40,6 +41,20 @@ def test_gradient_penalty_is_exact_for_a_linear_critic_and_trains_it():
     assert torch.allclose(critic.weight.grad, 2 * 4 * critic.weight.detach() / 5)
     with pytest.raises(ValueError, match="real/fake"):
         gan.gradient_penalty(critic, torch.randn(5, 3), torch.randn(4, 3))
+
+
+def test_r1_penalty_is_the_squared_gradient_at_the_data_only():
+    critic = nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[0.0, 3.0, 4.0]]))  # ||w||^2 = 25
+    r1 = gan.r1_penalty(critic, torch.randn(5, 3), None)  # the fake batch is not used
+    assert r1.item() == pytest.approx(25.0)
+    r1.backward()
+    assert torch.allclose(critic.weight.grad, 2 * critic.weight.detach())
+    # Not a penalty at interpolates: for a quadratic critic the gradient depends on x.
+    quadratic = lambda x: x.square().sum(1)  # noqa: E731
+    real = torch.full((4, 2), 2.0)
+    assert gan.r1_penalty(quadratic, real, torch.zeros(4, 2)).item() == pytest.approx(32.0)
 
 
 def test_clip_weights_clamps_in_place():
@@ -84,6 +99,16 @@ def test_train_toy_gan_uses_the_configured_penalty_and_clipping():
     assert max(p.abs().max().item() for p in clipped.critic.parameters()) <= 0.01
 
 
+def test_train_toy_gan_runs_the_recipes_own_steps_unless_told():
+    x = data.toy_2d("ring", 2000, seed=0)
+    config = gan.ToyGanConfig(gan.discriminator_loss, gan.generator_loss_nonsaturating,
+                              n_critic=1, steps=7)  # fmt: skip
+    assert len(gan.train_toy_gan(x, config, batch_size=16).history["critic_loss"]) == 7
+    assert len(gan.train_toy_gan(x, config, steps=3, batch_size=16).history["critic_loss"]) == 3
+    assert gan.CONFIGS["r1-gan"].penalty is gan.r1_penalty
+    assert gan.CONFIGS["r1-gan"].steps == 2 * gan.CONFIGS["gan"].steps
+
+
 def test_train_toy_gan_rejects_bad_input():
     with pytest.raises(ValueError, match="config"):
         gan.train_toy_gan(torch.zeros(2000, 2), "vanilla")
@@ -110,6 +135,27 @@ def test_rejection_sampling_removes_off_mode_samples():
     assert 0.05 < acceptance < 0.6  # at most the data half, less under the quantile bound
     with pytest.raises(ValueError, match="accepted"):
         gan.rejection_sample(sample, ring, 10**6, steps=1, candidates=1000, max_candidates=2000)
+
+
+def test_rejection_sampling_fine_tunes_a_copy_of_the_given_discriminator():
+    # logit = 40 x_1: only points with x_1 near the top of [-1, 1] survive, which a fresh
+    # discriminator (the data and the samples are the same uniform square) cannot know.
+    class Scores(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x).squeeze(1)
+
+    own = Scores(2, 1)
+    with torch.no_grad():
+        own.weight.copy_(torch.tensor([[40.0, 0.0]]))
+        own.bias.zero_()
+    before = [p.detach().clone() for p in own.parameters()]
+    square = torch.rand(4000, 2) * 2 - 1
+    kept, acceptance = gan.rejection_sample(
+        lambda n: torch.rand(n, 2) * 2 - 1, square, 500, steps=2, candidates=20_000,
+        discriminator=own,
+    )  # fmt: skip
+    assert kept[:, 0].min() > 0.5 and acceptance < 0.2
+    assert all(torch.equal(p, q) for p, q in zip(before, own.parameters(), strict=True))
 
 
 def test_gan_snapshot_figure_shows_each_run_at_the_chosen_step():
@@ -151,6 +197,23 @@ def test_gan_bench_case_scores_every_method_and_drs():
     assert rows[1]["cpu_seconds"] > rows[0]["cpu_seconds"] and 0 < rows[1]["acceptance"] <= 1
     lines = gan.format_gan_bench(rows)
     assert lines[0].split()[:2] == ["data", "method"] and len(lines) == 3
+
+
+def test_gan_bench_reruns_only_the_named_methods_and_keeps_the_others(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    other = {"dataset": "grid", "variant": "wgan", "seed": 0, "steps": 5000}
+    stale = {"dataset": "ring", "variant": "gan", "seed": 0, "steps": 5000}
+    path.write_text(json.dumps({"seeds": 1, "machine": "old", "rows": [other, stale]}))
+    rows = gan.bench_gan(seeds=1, steps=2, save=str(path), methods="gan", workers=1)
+    assert [(r["dataset"], r["variant"], r["steps"]) for r in rows] == [
+        ("ring", "gan", 2), ("grid", "gan", 2)
+    ]  # fmt: skip
+    assert gan.load_gan_bench(str(path))["rows"] == [other, *rows]
+    with pytest.raises(ValueError, match="seeds"):
+        gan.bench_gan(seeds=2, steps=2, save=str(path), methods="gan")
+    with pytest.raises(ValueError, match="methods"):
+        gan.bench_gan(seeds=1, methods="gan,vanilla")
+    assert "gan" in capsys.readouterr().out
 
 
 def test_shipped_gan_bench_is_complete():
