@@ -137,3 +137,60 @@ def test_a_hidden_check_fails_without_showing_its_values():
         hidden
         == "kl(p, q): wrong on the hidden test's inputs (values not shown). Likely mistake: h"
     )
+
+
+TINY_SET = '''# %%
+import torch
+from course_utils.grading import check_close
+
+# %%
+def f(x):
+    """2 x."""
+    ### BEGIN SOLUTION
+    return 2 * x
+    ### END SOLUTION
+
+# %% tags=["graded"] points=1
+# TEST f (1 point)
+check_close(f(torch.tensor(1.0)), 2.0, "f(1)", hint="twice x", mistakes={"not x + 2": 3.0})
+check_close(f(torch.tensor(3.0)) - f(torch.tensor(3.0)), 0.0, "f(3) - f(3)")
+
+# %% tags=["hidden"]
+# HIDDEN TEST f
+from course_utils.grading import hidden_generator, solution
+x = torch.randn(3, generator=hidden_generator())
+check_close(f(x), solution.f(x), "f on random inputs")
+'''
+
+
+def test_a_variant_is_graded_both_ways_from_the_solution_run():
+    from course_utils.grading import variants
+
+    tiny = variants.ExerciseSet(TINY_SET, timeout=2)
+    assert tiny.functions == ["f"] and tiny.reference["f"].passed and tiny.reference["f"].agree
+    wrong = tiny.grade("f", "return x + 2")["f"]
+    assert not wrong.passed and not wrong.class_passed and "not x + 2" in wrong.class_hint
+    only_one = tiny.grade("f", "return 2 * x if x.numel() == 1 else x")["f"]  # visible inputs only
+    assert not only_one.passed and "hidden test's inputs" in only_one.class_hint
+    assert "f on random inputs" in only_one.hint and "expected tensor" in only_one.hint
+    hangs = tiny.grade("f", "while True:\n    pass")["f"]
+    assert not hangs.passed and "Timeout" in hangs.hint and "Timeout" in hangs.class_hint
+    broken = tiny.grade("f", "return (x +* 2")["f"]
+    assert not broken.passed and "NameError" in broken.hint and "NameError" in broken.class_hint
+    with pytest.raises(variants.VariantError, match="function: expected one of f, got 'g'"):
+        tiny.grade("g", "return x")
+
+
+def test_the_two_graders_disagree_when_an_expected_value_calls_the_exercise():
+    """Such a cell compares the student with the solution in class grading and with
+    itself in self-grading: the agreement check sees it (course build refuses it)."""
+    from course_utils.grading import variants
+
+    script = TINY_SET.replace(
+        "check_close(f(torch.tensor(3.0)) - f(torch.tensor(3.0)), 0.0,",
+        "check_close(f(torch.tensor(3.0)), f(torch.tensor(3.0)),",
+    )
+    v = variants.ExerciseSet(script).grade(
+        "f", "return x + 2 if x.numel() == 1 and x == 3 else 2 * x"
+    )["f"]
+    assert v.passed and not v.class_passed and not v.agree

@@ -8,9 +8,10 @@ each call is computed in the student's sandbox and the call itself runs in the j
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -44,13 +45,26 @@ class _Solution:
     """
 
     def __getattr__(self, name: str) -> Any:
-        namespace = sys._getframe(1).f_globals
+        namespace = _SOLUTION_NAMESPACE or sys._getframe(1).f_globals
         if name not in namespace:
             raise AttributeError(f"solution.{name}: the notebook defines no {name!r}")
         return namespace[name]
 
 
 solution = _Solution()
+_SOLUTION_NAMESPACE: dict[str, Any] | None = None
+
+
+@contextlib.contextmanager
+def solution_from(namespace: dict[str, Any]) -> Iterator[None]:
+    """Within this block, ``solution.f`` is ``namespace["f"]``: a hidden test run beside a
+    variant of the solution (``grading.variants``) compares it with the solution itself."""
+    global _SOLUTION_NAMESPACE
+    previous, _SOLUTION_NAMESPACE = _SOLUTION_NAMESPACE, namespace
+    try:
+        yield
+    finally:
+        _SOLUTION_NAMESPACE = previous
 
 
 # ---------------------------------------------------------------------------- checks

@@ -238,19 +238,78 @@ def _shell(namespace: dict[str, Any]) -> Any:
     return shell
 
 
-def _namespace(shell: Any, cell: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Where a test cell runs: the notebook's namespace; for a hidden test, a copy of it
-    (its inputs cannot replace names the later visible tests use) with its own hidden
-    seed, derived from the grading seed and its question, so that its inputs do not
-    depend on which hidden tests ran before it."""
-    if not cell["test"].endswith(":hidden"):
-        return shell.user_ns
-    SET_HIDDEN_SEED(derived_seed(seed, cell["test"]))
+def cell_namespace(user_ns: dict[str, Any], key: str, seed: int) -> dict[str, Any]:
+    """Where the test cell ``key`` (a question, or ``"<question>:hidden"``) runs: the
+    notebook's namespace; for a hidden test, a copy of it (its inputs cannot replace names
+    the later visible tests use) with its own hidden seed, derived from the grading seed and
+    its question, so that its inputs do not depend on which hidden tests ran before it."""
+    if not key.endswith(":hidden"):
+        return user_ns
+    SET_HIDDEN_SEED(derived_seed(seed, key))
+    return {**user_ns, "hidden_generator": HIDDEN_GENERATOR, "solution": SOLUTION}
+
+
+def run_test(
+    source: str, user_ns: dict[str, Any], key: str, seed: int, timeout: float
+) -> tuple[str, str] | None:
+    """Run one test cell ``key`` (either side of a split cell, or a whole one) where the
+    notebook's cells ran, from the random state of (``seed``, ``key``); its error as
+    ``(name, message)``, or ``None``. Whatever the cell raises is caught (the student's
+    error, whatever it is); past ``timeout`` seconds it is stopped."""
+    reseed(seed, key)
+    try:
+        with _time_limit(timeout):
+            exec(compile(source, f"<test {key}>", "exec"), cell_namespace(user_ns, key, seed))
+    except CellTimeout as exc:
+        return ("Timeout", str(exc))
+    except BaseException as exc:
+        return (type(exc).__name__, str(exc)[:2000])
+    return None
+
+
+class Recorder:
+    """``__course_record__`` on the student side: keeps each check's first argument, as
+    plain data, in the order the cell reached it."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, Any]] = []
+
+    def __call__(self, k: int, thunk: Callable[[], Any]) -> None:
+        with torch.random.fork_rng(devices=[]):
+            value = thunk()
+        self.records.append((k, to_plain(value)))
+
+
+class SiteCollector:
+    """``__course_site__`` on the judge side: keeps each check's kind and the arguments the
+    solution gives it, in the order the cell reached it."""
+
+    def __init__(self) -> None:
+        self.sites: list[tuple[int, str, tuple, dict]] = []
+
+    def __call__(self, k: int, kind: str, thunk: Callable[[], Any]) -> None:
+        with torch.random.fork_rng(devices=[]):
+            args, kwargs = thunk()
+        self.sites.append((k, kind, args, kwargs))
+
+
+def student_globals(recorder: Recorder) -> dict[str, Any]:
+    """The names the student side of a split test cell calls."""
+    return {"__course_call__": course_call, "__course_record__": recorder}
+
+
+def judge_globals(collector: SiteCollector) -> dict[str, Any]:
+    """The names the judge side of a split test cell calls."""
     return {
-        **shell.user_ns,
-        "hidden_generator": HIDDEN_GENERATOR,
-        "solution": SOLUTION,
+        "__course_call__": course_call,
+        "__course_site__": collector,
+        "__course_args__": _course_args,
     }
+
+
+def save_record(path: Path, records: list[tuple[int, Any]], error: tuple[str, str] | None) -> None:
+    """One test cell's record, as ``load_record`` reads it back."""
+    torch.save({"records": list(records), "error": error}, path)
 
 
 def _run_code_cell(shell: Any, source: str, timeout: float) -> bool:
@@ -267,38 +326,18 @@ def _run_code_cell(shell: Any, source: str, timeout: float) -> bool:
 def record(job_path: Path, out: Path) -> None:
     """The sandbox side: run the cells, write one record per test cell."""
     job = json.loads(job_path.read_text())
-    records: list[tuple[int, Any]] = []
-
-    def course_record(k: int, thunk: Callable[[], Any]) -> None:
-        with torch.random.fork_rng(devices=[]):
-            value = thunk()
-        records.append((k, to_plain(value)))
-
-    shell = _shell(
-        {
-            "__course_call__": course_call,
-            "__course_record__": course_record,
-        }
-    )
+    recorder = Recorder()
+    shell = _shell(student_globals(recorder))
     stopped: int | None = None  # the latest code cell stopped at the time limit
     for n, cell in enumerate(job["cells"]):
         if cell["test"] is None:
             if _run_code_cell(shell, cell["source"], job["cell_timeout"]):
                 stopped = n
             continue
-        records.clear()
-        error = None
-        reseed(job["seed"], cell["test"])
-        try:
-            with _time_limit(job["cell_timeout"]):
-                exec(
-                    compile(cell["source"], f"<test {n}>", "exec"),
-                    _namespace(shell, cell, job["seed"]),
-                )
-        except CellTimeout as exc:
-            error = ("Timeout", str(exc))
-        except BaseException as exc:  # the student's error, whatever it is
-            error = (type(exc).__name__, str(exc)[:2000])
+        recorder.records.clear()
+        error = run_test(
+            cell["source"], shell.user_ns, cell["test"], job["seed"], job["cell_timeout"]
+        )
         if error is not None and error[0] != "Timeout" and stopped is not None:
             # what the test misses was never made: say why, not only "name undefined"
             error = (
@@ -307,45 +346,55 @@ def record(job_path: Path, out: Path) -> None:
                 f"before this test ({error[0]}: {error[1][:200]})",
             )
         with contextlib.suppress(Exception):
-            torch.save({"records": list(records), "error": error}, out / f"{n}.pt")
+            save_record(out / f"{n}.pt", recorder.records, error)
     (out / "done").write_text("")
 
 
+Site = tuple[int, str, tuple, dict]
+
+
 class Judge:
-    """The judge side: the solution notebook's check arguments, and verdicts."""
+    """The judge side: the solution notebook's check arguments, and verdicts.
 
-    def __init__(self, job: dict[str, Any]) -> None:
-        self.points: dict[str, float] = job["points"]
-        self.sites: dict[str, list[tuple[int, str, tuple, dict]]] = {}
-        self.static: dict[str, dict[int, tuple[str, str | None]]] = {}
-        current: list[tuple[int, str, tuple, dict]] = []
+    ``sites`` maps each test (``"<question>"`` or ``"<question>:hidden"``) to the checks
+    its judge side reached, ``static`` to each check's kind and literal hint
+    (``cells.SplitCell.static``); ``points`` is every question's points, in order."""
 
-        def course_site(k: int, kind: str, thunk: Callable[[], Any]) -> None:
-            with torch.random.fork_rng(devices=[]):
-                args, kwargs = thunk()
-            current.append((k, kind, args, kwargs))
+    def __init__(
+        self,
+        points: dict[str, float],
+        sites: dict[str, list[Site]],
+        static: dict[str, dict[int, tuple[str, str | None]]],
+    ) -> None:
+        self.points, self.sites, self.static = points, sites, static
 
-        shell = _shell(
-            {
-                "__course_call__": course_call,
-                "__course_site__": course_site,
-                "__course_args__": _course_args,
-            }
-        )
+    @classmethod
+    def from_job(cls, job: dict[str, Any]) -> Judge:
+        """Run the solution notebook (``job["cells"]``, test cells already split) and keep
+        the arguments of every check.
+
+        Raises:
+            RuntimeError: a solution code cell failed.
+        """
+        sites: dict[str, list[Site]] = {}
+        static: dict[str, dict[int, tuple[str, str | None]]] = {}
+        collector = SiteCollector()
+        shell = _shell(judge_globals(collector))
         for n, cell in enumerate(job["cells"]):
             if cell["test"] is None:
                 result = shell.run_cell(cell["source"], store_history=False, silent=True)
                 if not result.success:
                     raise RuntimeError(f"solution cell {n} failed: {result.error_in_exec!r}")
                 continue
-            current = []
+            collector.sites = []
             reseed(job["seed"], cell["test"])
             exec(
                 compile(cell["source"], f"<judge {n}>", "exec"),
-                _namespace(shell, cell, job["seed"]),
+                cell_namespace(shell.user_ns, cell["test"], job["seed"]),
             )
-            self.sites[cell["test"]] = current
-            self.static[cell["test"]] = {int(k): tuple(v) for k, v in cell["static"].items()}
+            sites[cell["test"]] = collector.sites
+            static[cell["test"]] = {int(k): tuple(v) for k, v in cell["static"].items()}
+        return cls(job["points"], sites, static)
 
     def verdicts(self, out: Path, tests: dict[str, str]) -> list[dict[str, Any]]:
         """One row per question from the sandbox's records in ``out``; ``tests`` maps a
@@ -421,9 +470,9 @@ class Judge:
                 )
         if any(pending.values()):
             if got["error"] is not None:
-                return _error(got["error"])
+                return describe_error(got["error"])
             return "the test cell stopped before one of its checks"
-        return _error(got["error"]) if got["error"] is not None else None
+        return describe_error(got["error"]) if got["error"] is not None else None
 
 
 def _without_values(message: str) -> str:
@@ -436,7 +485,8 @@ def _without_values(message: str) -> str:
     )
 
 
-def _error(error: tuple[str, str]) -> str:
+def describe_error(error: tuple[str, str]) -> str:
+    """The hint for a test cell that raised ``(name, message)``."""
     ename, evalue = error
     if ename == "Timeout":
         return f"Timeout: {evalue} (an infinite loop, or far too slow?)"
@@ -463,7 +513,7 @@ def judge(job_path: Path) -> None:
     reply = os.fdopen(os.dup(1), "w")  # replies only: the solution's prints go to stderr
     os.dup2(2, 1)
     try:
-        judge_ = Judge(job)
+        judge_ = Judge.from_job(job)
     except Exception as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), file=reply, flush=True)
         return
