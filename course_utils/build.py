@@ -28,7 +28,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from course_utils.grading.cells import TestCellError, split_test_cell
+from course_utils.grading.cells import TestCellError, expected_from_exercise, split_test_cell
 from course_utils.grading.notebooks import GRADED_TAG, HIDDEN_HEADER, HIDDEN_TAG, parse_test_header
 
 BEGIN = "### BEGIN SOLUTION"
@@ -231,6 +231,12 @@ def _notebook(
     if entry is not None:
         _add_colab_entry(nb, entry)
     seen: set[str] = set()
+    functions = {  # the exercise's: defined in a solution region
+        f
+        for c in nb.cells
+        if BEGIN in c.source
+        for f in re.findall(r"^def (\w+)\(", c.source, re.M)
+    }
     hidden = 0  # hidden cells do not count: a cell's id is the same in solution and exercise
     for index, cell in enumerate(nb.cells):
         cell.pop("id", None)
@@ -254,7 +260,7 @@ def _notebook(
                 raise BuildError(f"{source}: graded cell {name!r} contains a solution region")
             seen.add(name)
             cell.id = f"test-{name}"
-            _check_splits(cell.source, source, name)
+            _check_splits(cell.source, source, name, functions)
         elif HIDDEN_TAG in tags:
             m = HIDDEN_HEADER.match(cell.source.split("\n", 1)[0])
             if m is None or m["name"] not in seen:
@@ -264,16 +270,18 @@ def _notebook(
                 )
             cell.id = f"hidden-{m['name']}"
             hidden += 1
-            _check_splits(cell.source, source, m["name"])
+            _check_splits(cell.source, source, m["name"], functions)
         else:
             cell.id = f"cell-{index - hidden}"
     return nb
 
 
-def _check_splits(cell_source: str, source: str, name: str) -> None:
-    """Class grading must be able to split the test cell (``grading.cells``), and the cell
+def _check_splits(cell_source: str, source: str, name: str, functions: set[str]) -> None:
+    """Class grading must be able to split the test cell (``grading.cells``); the cell
     must judge at least one value: a bare ``check(condition, ...)`` is decided on a
-    condition the student's process computed, so it can fail a question, never pass it."""
+    condition the student's process computed, so it can fail a question, never pass it;
+    and no check's expected side may come from the exercise's ``functions``: the judge
+    would compute it with the solution's, so the two graders would disagree."""
     try:
         split = split_test_cell(cell_source, ())
     except (TestCellError, SyntaxError) as exc:
@@ -283,6 +291,12 @@ def _check_splits(cell_source: str, source: str, name: str) -> None:
             f"{source}: test cell {name!r} judges no value: an assert or a "
             "check(condition, ...) is decided by the student's code; add a check_close, "
             "check_shape, check_tensor, check_finite, check_grad or check_score"
+        )
+    for problem in expected_from_exercise(cell_source, functions):
+        raise BuildError(
+            f"{source}: test cell {name!r}, {problem}: class grading computes the expected "
+            "side with the solution's functions, self-grading with the student's; check the "
+            "difference instead (check_close(a - b, 0.0, ...))"
         )
 
 

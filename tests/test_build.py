@@ -70,6 +70,9 @@ def test_notebook_has_deterministic_ids_and_graded_metadata():
         (SOLUTION + '\n# %% tags=["graded"] points=1\n# TEST f (1 point)\n', "two graded cells"),
         (SOLUTION.replace(CHECK, "assert f(1) == 2"), "judges no value"),
         (SOLUTION.replace(CHECK, 'check(f(1) == 2, "f")'), "judges no value"),
+        # the judge would compute f(1) with the solution's f: self-grading with the student's
+        (SOLUTION.replace(CHECK, 'check_close(f(2) - 1, f(1), "f")'), "expected side uses f"),
+        (SOLUTION.replace(CHECK, 'y = f(1)\ncheck_close(f(1), y, "f")'), "expected side uses y"),
     ],
 )
 def test_malformed_graded_cells_are_build_errors(bad, match):

@@ -141,3 +141,70 @@ def split_test_cell(source: str, functions: Collection[str]) -> SplitCell:
         tree = ast.fix_missing_locations(split.visit(ast.parse(source)))
         sides[side] = ast.unparse(tree)
     return SplitCell(sides["student"], sides["judge"], split.sites, split.static)
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _calls(node: ast.AST) -> set[str]:
+    return {
+        n.func.id
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
+
+
+def expected_from_exercise(source: str, functions: Collection[str]) -> list[str]:
+    """Checks whose expected side (every argument but the value checked) is computed with
+    an exercise function, directly or through a variable of the cell.
+
+    Class grading evaluates that side in the judge, with the solution's functions: the
+    check then compares the student's value with the solution's, where self-grading
+    compares it with the student's own (``check_close(f(x, seed), f(x, seed))`` passes
+    any deterministic ``f`` when self-graded). Compute such a comparison into the value
+    checked instead (``check_close(f(x, seed) - f(x, seed), 0.0, ...)``). Hidden tests
+    name the solution explicitly (``solution.f``), which is not flagged. One line per
+    check, naming what it uses.
+    """
+    functions, tainted, problems = set(functions), set(), []
+
+    def uses(node: ast.AST) -> set[str]:
+        return (_calls(node) & functions) | (_names(node) & tainted)
+
+    def walk(statements: list[ast.stmt]) -> None:
+        for stmt in statements:
+            if isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign) and stmt.value:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                names = {n for t in targets for n in _names(t)}
+                if uses(stmt.value) or (isinstance(stmt, ast.AugAssign) and names & tainted):
+                    tainted.update(names)
+                else:
+                    tainted.difference_update(names)
+            elif isinstance(stmt, ast.For):
+                if uses(stmt.iter):
+                    tainted.update(_names(stmt.target))
+            call = stmt.value if isinstance(stmt, ast.Expr) else None
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name):
+                kind = call.func.id
+                if kind in CHECKS:
+                    skip = 2 if kind == "check" else 1  # a check's message is the student's
+                    rest = call.args[skip:] + [
+                        k.value for k in call.keywords if k.arg not in (*_FIRST_KEYWORDS, "message")
+                    ]
+                    found = set().union(*(uses(a) for a in rest)) if rest else set()
+                    if found:
+                        problems.append(
+                            f"line {stmt.lineno}: {kind}'s expected side uses "
+                            f"{', '.join(sorted(found))}, computed with the exercise's functions"
+                        )
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                block = getattr(stmt, field, None)
+                if isinstance(block, list):
+                    walk(
+                        [s for s in block if isinstance(s, ast.stmt)]
+                        + [s for h in block if isinstance(h, ast.ExceptHandler) for s in h.body]
+                    )
+
+    walk(ast.parse(source).body)
+    return problems
