@@ -172,6 +172,11 @@ check(
     bool((gaussian_kl(torch.randn(50, 4), torch.randn(50, 4)) >= 0).all()),
     "gaussian_kl: a KL must never be negative",
 )
+# [batch, samples, latent]: still one KL per row, summed over the last dimension.
+check_close(
+    gaussian_kl(mu.expand(4, 2, 3), logvar.expand(4, 2, 3)), torch.tensor([0.9623661, 0.0]).expand(4, 2),
+    "gaussian_kl on mu, logvar of shape [4, 2, 3]", hint="sum over the last dimension (dim=-1), whatever comes before it",
+)  # fmt: skip
 
 # %% [markdown]
 # ## 3. Bernoulli log-likelihood (2 points)
@@ -431,6 +436,14 @@ check_close(
     "slerp([1, 0, 0], [3, 0, 0], 0.5)",
     hint="parallel vectors: interpolate linearly",
 )
+# z with itself: in float32 the cosine comes out as 1.0000002, and arccos of it is NaN.
+z = torch.randn(8, generator=torch.Generator().manual_seed(0))
+check_close(
+    slerp(z, z, 0.3), z, "slerp(z, z, 0.3), where z . z / |z|^2 rounds to 1.0000002",
+    hint="clamp cos(omega) to [-1, 1] before arccos: rounding pushes it past 1",
+)  # fmt: skip
+check_finite(slerp(z, -z, 0.25), "slerp(z, -z, 0.25), where the cosine rounds to -1.0000002",
+             hint="clamp cos(omega) to [-1, 1] before arccos: rounding pushes it past -1")  # fmt: skip
 
 # %% [markdown]
 # ## 8. Train a VAE with your ELBO (2 points)

@@ -350,6 +350,8 @@ before = [p.detach().clone() for p in critic.parameters()]
 ids = [id(p) for p in critic.parameters()]
 try:
     returned = clip_weights_(critic, 0.1)
+except NotImplementedError:
+    raise
 except RuntimeError as error:
     returned = None
     check(
@@ -517,7 +519,16 @@ v = W.T @ u0 / (W.T @ u0).norm()
 expected_u = W @ v / (W @ v).norm()
 frobenius_v = W.T @ u0 / W.norm()  # the mistake: divide by ||W||_F instead of the vector's norm
 frobenius_u = W @ frobenius_v / W.norm()
-sigma, u_new = power_iteration(W, u0)
+try:
+    sigma, u_new = power_iteration(W, u0)
+except NotImplementedError:
+    raise
+except RuntimeError as error:
+    check(
+        False,
+        f"power_iteration(W [5, 3], u [5]) raised {error}",
+        hint="v = normalize(W^T u), with the transpose: for W [m, n] and u [m], W^T u has n entries and W u none",
+    )
 check_close(
     u_new, expected_u, "u_new after one step of power_iteration(W [5, 3], u [5])",
     hint="v = normalize(W^T u), then u_new = normalize(W v), each divided by its own L2 norm",
@@ -529,6 +540,15 @@ check_close(
 check_close(
     sigma, expected_u @ W @ v, "sigma after one step", hint="sigma = u_new^T W v",
     mistakes={"sigma estimates the largest singular value, not the Frobenius norm": W.norm()},
+)  # fmt: skip
+# A square W: W u has the right size too, but the step needs W^T u.
+W_sq, u_sq = torch.randn(4, 4), torch.randn(4)
+v_sq = W_sq.T @ u_sq / (W_sq.T @ u_sq).norm()
+v_wrong = W_sq @ u_sq / (W_sq @ u_sq).norm()
+check_close(
+    power_iteration(W_sq, u_sq)[1], W_sq @ v_sq / (W_sq @ v_sq).norm(), "u_new for a square W [4, 4]",
+    hint="v = normalize(W^T u), then u_new = normalize(W v)",
+    mistakes={"v = normalize(W^T u), with the transpose: W u only has the right size when W is square": W_sq @ v_wrong / (W_sq @ v_wrong).norm()},
 )  # fmt: skip
 u = torch.randn(5)
 for _ in range(100):

@@ -116,7 +116,7 @@ check_close(betas[[0, 1, -1]], torch.tensor([1e-4, 1e-4 + 0.0199 / 999, 0.02]), 
 
 # %%
 def cosine_alpha_bar(T: int, s: float = 0.008) -> torch.Tensor:
-    """alpha_bar of the cosine schedule, betas clipped at 0.999; length T."""
+    """alpha_bar of the cosine schedule, betas clipped at 0.999; length T, float32."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -129,6 +129,8 @@ def f_cos(t: torch.Tensor, T: int, s: float = 0.008) -> torch.Tensor:
 
 ab = cosine_alpha_bar(1000)
 check_shape(ab, (1000,), "cosine_alpha_bar(1000)", hint="T values, for the paper's steps 1..T")
+check(ab.dtype == torch.float32, f"cosine_alpha_bar returned {ab.dtype}",
+      hint="compute in float64 if you like, return float32 (.float()) like the rest of the model")  # fmt: skip
 t = torch.tensor([0.0, 1.0, 499.0])
 expected = f_cos(t + 1, 1000) / f_cos(torch.tensor(0.0), 1000)
 check_close(
@@ -245,6 +247,12 @@ ab_p = torch.tensor(0.9)
 check_close(
     mean_mid, ab_p.sqrt() * 0.2 / (1 - 0.72) * x0[:1] + alphas[1].sqrt() * (1 - ab_p) / (1 - 0.72) * x_t[:1], "posterior mean at t = 1", atol=1e-5,
     hint="ab_prev at index t is alpha_bar[t - 1] (and 1 at t = 0); check your shift by one",
+)  # fmt: skip
+mean_last, _ = posterior_mean_variance(x0[:1], x_t[:1], torch.tensor([3]), betas)
+check_close(
+    mean_last, ab[2].sqrt() * 0.4 / (1 - ab[3]) * x0[:1] + alphas[3].sqrt() * (1 - ab[2]) / (1 - ab[3]) * x_t[:1],
+    "posterior mean at the last step t = 3", atol=1e-5,
+    hint="ab_prev is [1, alpha_bar[0], ..., alpha_bar[T - 2]]: T values, one per step",
 )  # fmt: skip
 
 # %% [markdown]
@@ -434,6 +442,13 @@ sigma = 1.0 * ((1 - 0.9) / (1 - 0.25)) ** 0.5 * (1 - 0.25 / 0.9) ** 0.5
 stochastic = 0.9**0.5 * x0_hat + (1 - 0.9 - sigma**2) ** 0.5 * 0.5 + sigma * noise
 check_close(ddim_step(Constant(), x_t, 2, 0, alpha_bar, eta=1.0, noise=noise), stochastic, "ddim_step with eta = 1", atol=1e-5,
             hint="sigma = eta sqrt((1 - ab_prev)/(1 - ab_t)) sqrt(1 - ab_t/ab_prev), and the eps term shrinks to sqrt(1 - ab_prev - sigma^2)")  # fmt: skip
+# With no noise given, the step draws it: standard normal, so the steps spread by sigma.
+torch.manual_seed(0)
+drawn = ddim_step(Constant(), x_t.expand(20_000, 2), 2, 0, alpha_bar, eta=1.0)
+check_close(drawn.mean(0), stochastic[0] - sigma * noise[0], "mean of 20000 ddim_steps with eta = 1 and no noise given", atol=0.02,
+            hint="with noise=None draw it from N(0, I): torch.randn_like(x_t)")  # fmt: skip
+check_close(drawn.std(0), torch.full((2,), sigma), "std of 20000 ddim_steps with eta = 1 and no noise given", atol=0.02,
+            hint="with noise=None draw it from N(0, I): torch.randn_like(x_t), times sigma")  # fmt: skip
 
 # %% [markdown]
 # ## 9. Your diffusion model on the swiss roll (2 points)

@@ -131,6 +131,16 @@ check_close(
         "weight by 0.5 sigma^2": 0.5 * (sigma**2 * 2 + 2) / sigma**2,
     },
 )  # fmt: skip
+# The same on [B, 1, 4, 4] images: the squared norm sums all D = 16 values of an example.
+images = dsm_loss(lambda x_noisy: torch.ones_like(x_noisy), torch.zeros(50_000, 1, 4, 4), sigma)
+check_close(
+    images, 0.5 * (sigma**2 * 16 + 16), "dsm_loss of a constant model on [B, 1, 4, 4] images", atol=0.1,
+    hint="sum the squared error over every non-batch dimension (flatten an example, then sum), then average over the batch",
+    mistakes={
+        "sum the squared error over every non-batch dimension, not only the last one": 0.5 * (sigma**2 * 4 + 4),
+        "sum the squared error over the non-batch dimensions (a squared norm), then average over the batch": 0.5 * (sigma**2 + 1),
+    },
+)  # fmt: skip
 
 # %% [markdown]
 # ## 2. The score from a noise prediction (1 point)
@@ -322,6 +332,23 @@ check_close(
     loss, 0.0, "flow_matching_loss of the exact velocity", atol=1e-3,
     hint="the regression target is the conditional velocity x1 - x0",
     mistakes={"the target's sign: regress on x1 - x0, the velocity from noise to data": 4 * recorder.v.square().mean()},
+)  # fmt: skip
+# A model that always says 0, every x1 = 1/2: the loss is E[(x1 - x0)^2] = 1/4 + 1 per element.
+torch.manual_seed(1)
+zero = flow_matching_loss(lambda x_t, t: torch.zeros_like(x_t), torch.full((8192, 2), 0.5))
+z = torch.randn(1_000_000, generator=torch.Generator().manual_seed(0))  # for a mistake's value
+check(
+    not (isinstance(zero, torch.Tensor) and zero.numel() == 1 and float(zero) > 100),
+    f"flow_matching_loss of v = 0 with every x1 = 0.5 was {zero}, about 8192 x 2 times the expected 1.25",
+    hint="the mean over all elements (and examples), not the sum",
+)  # fmt: skip
+check_close(
+    zero, 1.25, "flow_matching_loss of v = 0 with every x1 = 0.5 (E[(x1 - x0)^2] = 0.5^2 + 1)", atol=0.06,
+    hint="the mean over all elements of the squared error (v_model(x_t, t) - (x1 - x0))^2",
+    mistakes={
+        "square the error: the loss is the mean squared error, not the mean absolute error": (0.5 - z).abs().mean(),
+        "square the error: ((v_model(x_t, t) - (x1 - x0)) ** 2).mean(), not the mean error": -0.5,
+    },
 )  # fmt: skip
 
 # %% [markdown]

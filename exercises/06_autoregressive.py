@@ -244,6 +244,20 @@ check(isinstance(draws, torch.Tensor) and draws.shape == (3, 4) and draws.dtype 
       hint="flatten to [rows, K] for torch.multinomial, then reshape to logits.shape[:-1]")  # fmt: skip
 check_close(sample_with_temperature(grid, 0).float(), grid.argmax(-1).float(), "sample_with_temperature at T = 0",
             hint="temperature = 0 means the argmax (do not divide by zero)")  # fmt: skip
+# [batch, 3, 2] logits: each position draws from its own last-dim distribution.
+three = torch.tensor([[0.0, math.log(3.0)], [math.log(3.0), 0.0], [0.0, math.log(9.0)]]).expand(100_000, 3, 2)
+check_close(
+    sample_with_temperature(three, 1.0, torch.Generator().manual_seed(0)).float().mean(0), torch.tensor([0.75, 0.25, 0.9]),
+    "frequency of level 1 at each of 3 positions", atol=0.01,
+    hint="the softmax runs over the last dim (dim=-1), the levels; the other dims are positions",
+)  # fmt: skip
+# The draws come from the generator given, whatever the global random state.
+torch.manual_seed(1)
+first = sample_with_temperature(grid, 1.0, torch.Generator().manual_seed(5))
+torch.manual_seed(2)
+again = sample_with_temperature(grid, 1.0, torch.Generator().manual_seed(5))
+check_close((again != first).sum(), 0, "draws that differ between two generators seeded alike",
+            hint="draw with the generator given: torch.multinomial(probs, 1, generator=generator)")  # fmt: skip
 
 # %% [markdown]
 # ## 5. Scaled dot-product self-attention (2 points)

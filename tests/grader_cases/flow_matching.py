@@ -22,12 +22,17 @@ FM_LOSS = """
     x0 = torch.randn_like(x1)
     t_ = t.view(-1, *[1] * (x1.dim() - 1))
     x_t = {x_t}
-    return ((v_model(x_t, t) - ({target})) ** 2).mean()
+    return {loss}
 """
 
 
-def fm_loss(t="torch.rand(x1.shape[0])", x_t="(1 - t_) * x0 + t_ * x1", target="x1 - x0"):
-    return FM_LOSS.format(t=t, x_t=x_t, target=target)
+def fm_loss(
+    t="torch.rand(x1.shape[0])",
+    x_t="(1 - t_) * x0 + t_ * x1",
+    target="x1 - x0",
+    loss="((v_model(x_t, t) - ({target})) ** 2).mean()",
+):
+    return FM_LOSS.format(t=t, x_t=x_t, loss=loss.format(target=target))
 
 
 EULER = """
@@ -60,6 +65,11 @@ WRONG = {
             target = (x_noisy - x) / sigma**2
             return 0.5 * sigma**2 * (score_model(x_noisy) - target).flatten(1).square().sum(1).mean()""",
          "the target's sign"),
+        ("squared error summed over the last dimension only", """
+            x_noisy = x + sigma * torch.randn_like(x)
+            target = -(x_noisy - x) / sigma**2
+            return 0.5 * sigma**2 * (score_model(x_noisy) - target).square().sum(-1).mean()""",
+         "not only the last one"),
         ("mean over dimensions instead of the squared norm", """
             x_noisy = x + sigma * torch.randn_like(x)
             target = -(x_noisy - x) / sigma**2
@@ -93,6 +103,12 @@ WRONG = {
         ("the velocity's sign", fm_loss(target="x0 - x1"), "the target's sign"),
         ("x0 and x1 swapped in the interpolant", fm_loss(x_t="t_ * x0 + (1 - t_) * x1"),
          "x0 and x1 swapped"),
+        ("the absolute error (L1)", fm_loss(loss="(v_model(x_t, t) - (x1 - x0)).abs().mean()"),
+         "not the mean absolute error"),
+        ("the error not squared", fm_loss(loss="(v_model(x_t, t) - (x1 - x0)).mean()"),
+         "square the error"),
+        ("summed instead of averaged", fm_loss(loss="((v_model(x_t, t) - (x1 - x0)) ** 2).sum()"),
+         "not the sum"),
     ],
     "euler_sample": [
         ("integrates backwards from t = 1", EULER.format(t="1 - i * dt", op="-", dt="dt * "),

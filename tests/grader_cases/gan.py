@@ -105,6 +105,12 @@ WRONG = {
             return (grad.norm(dim=1) - 1).pow(2).mean()""", "all non-batch dims"),
     ],
     "power_iteration": [
+        ("v = W u instead of W^T u", """
+            v = weight @ u
+            v = v / (v.norm() + 1e-12)
+            u_new = weight @ v
+            u_new = u_new / (u_new.norm() + 1e-12)
+            return u_new @ weight @ v, u_new""", "with the transpose"),
         ("normalized by the Frobenius norm of W", """
             v = weight.T @ u / weight.norm()
             u_new = weight @ v / weight.norm()
