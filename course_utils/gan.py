@@ -699,13 +699,16 @@ GAN_VARIANTS = (
 _DRS_BASES = {"wgan-gp": False, "sn-gan": False, "r1-gan": True}
 
 
-def _gan_case(case: tuple[str, str, int, int | None]) -> list[dict[str, float | str | int]]:
+def _gan_case(
+    case: tuple[str, str, int, int | None], drs_steps: int | None = None
+) -> list[dict[str, float | str | int]]:
     """Train one toy GAN (one dataset, config, seed; ``steps=None``: the recipe's own); its
     mode coverage and CPU seconds.
 
     For the ``_DRS_BASES`` the same generator is also scored after rejection sampling; the
     DRS time adds the discriminator fit and the sampling to the training time. Fine-tuning
-    the R1-GAN's discriminator takes 5000 steps instead of a fresh one's 10000."""
+    the R1-GAN's discriminator takes 5000 steps instead of a fresh one's 10000
+    (``drs_steps`` overrides both: a quick test)."""
     torch.set_num_threads(1)
     dataset, variant, seed, steps = case
     x = data.toy_2d(dataset, 20_000, seed=seed, device="cpu")
@@ -722,6 +725,8 @@ def _gan_case(case: tuple[str, str, int, int | None]) -> list[dict[str, float | 
     if variant in _DRS_BASES:
         cpu = time.process_time()
         own = {"discriminator": toy.critic, "steps": 5000} if _DRS_BASES[variant] else {}
+        if drs_steps is not None:
+            own["steps"] = drs_steps
         samples, acceptance = rejection_sample(toy.sample, x, 2500, seed=seed, **own)
         rows.append(
             {"dataset": dataset, "variant": f"{variant} + DRS", "seed": seed, "steps": steps,

@@ -1,5 +1,8 @@
 """Fixtures of the browser suite: JupyterLab serving a temporary copy of the lectures, and
-Debian's Chromium driven by Playwright. Everything started here is stopped by its own pid."""
+Debian's Chromium driven by Playwright. Everything started here is stopped by its own pid.
+
+Under pytest-xdist each worker has its own JupyterLab, Chromium and log files
+(``build/e2e/*-<worker>.txt``); the latency rows reach the controller as user properties."""
 
 from __future__ import annotations
 
@@ -23,6 +26,9 @@ from course_utils import build
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "e2e"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+CONSOLE_LOG = OUT / f"console-{WORKER}.txt"
+STATE_LOG = OUT / f"notebook_state-{WORKER}.txt"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -38,7 +44,7 @@ CHROMIUM_FLAGS = [
 # remote image in the markdown. Offline it cannot load ("Failed to load resource"), which
 # only leaves the badge blank; JupyterLab and the course make no other outside request.
 COLAB_BADGE = build.COLAB_BADGE
-# (lecture, widget index, control label, moves, median s, max s), filled by the tests.
+# (lecture, widget index, control label, moves, median s, max s), from the tests' reports.
 LATENCY_ROWS: list[tuple[str, int, str, int, float, float]] = []
 
 
@@ -130,15 +136,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() == 0:
         command.append("--allow-root")
     OUT.mkdir(parents=True, exist_ok=True)
-    for appended in ("console.txt", "notebook_state.txt"):  # the tests append to these
-        (OUT / appended).unlink(missing_ok=True)
-    log = (OUT / "jupyter.log").open("w")
+    for appended in (CONSOLE_LOG, STATE_LOG):  # the tests append to these
+        appended.unlink(missing_ok=True)
+    log = (OUT / f"jupyter-{WORKER}.log").open("w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     running = Lab(f"http://127.0.0.1:{port}", token, root_dir, runtime_dir)
     try:
         deadline = time.monotonic() + 90
         while True:
-            assert server.poll() is None, f"jupyter lab exited; see {OUT / 'jupyter.log'}"
+            assert server.poll() is None, f"jupyter lab exited; see {log.name}"
             try:
                 running.api("status")
                 break
@@ -207,26 +213,36 @@ def page(browser: BrowserContext, lab: Lab) -> Iterator[Page]:
     finally:
         tab.close()
         lab.shutdown_sessions()
-        with (OUT / "console.txt").open("a") as log:
+        with CONSOLE_LOG.open("a") as log:
             log.writelines(f"{line}\n" for line in warnings + problems)
 
 
-@pytest.fixture(scope="session")
-def latency_rows() -> list[tuple[str, int, str, int, float, float]]:
-    """The rows of the latency table, printed and saved at the end of the run."""
-    return LATENCY_ROWS
+@pytest.fixture
+def latency_rows(request: pytest.FixtureRequest) -> list[tuple[str, int, str, int, float, float]]:
+    """The test's rows of the latency table; they reach the controller with its report."""
+    rows: list[tuple[str, int, str, int, float, float]] = []
+    request.node.user_properties.append(("latency", rows))
+    return rows
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        for key, rows in report.user_properties:
+            if key == "latency":
+                LATENCY_ROWS.extend(tuple(row) for row in rows)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the latency table and save it to build/e2e/latency.txt."""
     if not LATENCY_ROWS:
         return
-    w = max(len(row[2]) for row in LATENCY_ROWS)
-    header = (
-        f"{'lecture':<14} {'widget':>6}  {'control':<{w}} {'moves':>5} {'median s':>8} {'max s':>6}"
-    )
+    LATENCY_ROWS.sort()
+    n = max(len("lecture"), *(len(row[0]) for row in LATENCY_ROWS))
+    w = max(len("control"), *(len(row[2]) for row in LATENCY_ROWS))
+    header = f"{'lecture':<{n}} {'widget':>6}  {'control':<{w}} {'moves':>5} {'median s':>8}"
+    header += f" {'max s':>6}"
     lines = [header] + [
-        f"{lecture:<14} {index:>6}  {label:<{w}} {moves:>5} {median:>8.3f} {worst:>6.3f}"
+        f"{lecture:<{n}} {index:>6}  {label:<{w}} {moves:>5} {median:>8.3f} {worst:>6.3f}"
         for lecture, index, label, moves, median, worst in LATENCY_ROWS
     ]
     OUT.mkdir(parents=True, exist_ok=True)

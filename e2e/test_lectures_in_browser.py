@@ -14,7 +14,7 @@ from playwright.sync_api import Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from course_utils.lab import RERUN_NOTE
-from e2e.conftest import OUT, ROOT, Lab
+from e2e.conftest import OUT, ROOT, STATE_LOG, Lab
 
 LECTURES = sorted(p.name for p in (ROOT / "lectures").glob("0*.ipynb"))
 RUN_ALL_TIMEOUT_S = 480  # per lecture: 02_gan takes 2.5 min, 5.5 min on a busy machine
@@ -261,6 +261,7 @@ def check_reopened(page: Page, lab: Lab, name: str, widgets: int) -> None:
     assert outputs.count(RERUN_NOTE) == widgets, f"{name} reopened: expected {widgets} notes"
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("name", LECTURES, ids=[Path(n).stem for n in LECTURES])
 def test_lecture_widgets_redraw(page: Page, lab: Lab, name: str, latency_rows: list) -> None:
     lecture = Path(name).stem
@@ -272,11 +273,12 @@ def test_lecture_widgets_redraw(page: Page, lab: Lab, name: str, latency_rows: l
         page, lab.root_dir / name, original
     )
     check_reopened(page, lab, name, len({row[1] for row in rows}))
-    with (OUT / "notebook_state.txt").open("a") as notes:
+    with STATE_LOG.open("a") as notes:
         notes.write(f"{lecture}: {seen}\n")
     assert not page.problems, f"{lecture}: {page.problems}"
 
 
+@pytest.mark.browser
 def test_suite_detects_a_widget_that_draws_nothing(page: Page, lab: Lab) -> None:
     cell = {"cell_type": "code", "execution_count": None, "id": "broken", "metadata": {},
             "outputs": [], "source": BROKEN_SOURCE}  # fmt: skip

@@ -19,6 +19,15 @@ def root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="session")
+def graded_class(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Set 00's class fixtures and attacks, graded once (tests/classbatch.py); its tests are
+    in one xdist group, so that one worker grades it."""
+    import classbatch
+
+    return classbatch.grade_class(ROOT, tmp_path_factory.mktemp("class"))
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield

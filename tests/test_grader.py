@@ -1,102 +1,132 @@
-"""Every exercise set's grader, from its cases in ``tests/grader_cases/``: each known mistake
-loses exactly its question's points with a hint that names it, alternative correct
-implementations pass, and class grading (sandboxed, judged outside, hidden tests included)
-gives the same verdicts. Everything runs through `course grade`'s own code path.
-(Unsolved = 0 and solution = full marks hold for every set: test_exercise_sets.py.)
+"""Every exercise set's grader, from its cases in ``tests/grader_cases/``.
 
-One class per set, so that pytest-xdist's ``--dist loadscope`` spreads the sets over its
-workers; a new set adds its cases module and one class here.
+**Function level** (in-process, ``course_utils.grading.variants``): each known mistake,
+planted alone in its function, fails its question with a hint that names it, both
+self-grading's way (the test cells' checks called directly) and class grading's (the split
+cells, the records, the judge), and the two agree; the alternative correct
+implementations and the solution itself pass both ways. Visible and hidden tests run.
+
+**End to end** (one sandboxed class per set, ``course grade FOLDER``'s code): the solution,
+the blank exercise, the alternatives, and each round of planted mistakes (the i-th mistake
+of every question at once: the questions that train a model then meet them). The
+solution earns full marks, the exercise 0 with each function's own NotImplementedError,
+each round loses exactly its planted questions and those that build on them, the
+alternative full marks.
 """
 
 from __future__ import annotations
 
-import re
+import functools
+import importlib
+from pathlib import Path
 from types import ModuleType
 
 import graderlib
 import pytest
-from grader_cases import autoregressive, diffusion, flow_matching, flows, foundations, gan, vae
 
-from course_utils import cli
-from course_utils.grading import notebooks
+from course_utils import build
+from course_utils.grading import classgrade, variants
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = sorted(p.stem for p in (ROOT / "solutions").glob("*.py"))
+CASES: dict[str, ModuleType] = {}
+for _module in sorted((ROOT / "tests" / "grader_cases").glob("[!_]*.py")):
+    _cases = importlib.import_module(f"grader_cases.{_module.stem}")
+    CASES[_cases.NAME] = _cases
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "round_index" in metafunc.fixturenames:
-        metafunc.parametrize("round_index", graderlib.rounds(metafunc.cls.cases.WRONG))
+@functools.cache
+def exercise_set(name: str) -> variants.ExerciseSet:
+    """The set's solution, run once per worker."""
+    return variants.ExerciseSet((ROOT / "solutions" / f"{name}.py").read_text(), seed=12345)
 
 
-class GraderSet:
-    cases: ModuleType
+def test_every_exercise_set_has_its_cases():
+    assert SETS and sorted(CASES) == SETS
+    for name, cases in CASES.items():
+        assert cases.SOLUTION == f"solutions/{name}.py"
+        assert cases.POINTS == dict(build.graded_questions((ROOT / cases.SOLUTION).read_text()))
+        known = set(exercise_set(name).functions)
+        assert set(cases.WRONG) <= known and set(cases.ALTERNATIVE_CORRECT) <= known
 
-    def test_each_known_mistake_loses_exactly_its_question(self, root, tmp_path, round_index):
-        c = self.cases
-        solution = (root / c.SOLUTION).read_text()
-        graderlib.check_round(
-            solution, tmp_path, c.NAME, c.POINTS, c.WRONG, round_index, c.DEPENDS, c.MAY_AFFECT
+
+# ------------------------------------------------------------------ function level
+
+WRONG = [
+    pytest.param(name, question, i, id=f"{name}-{question}-{i}")
+    for name, cases in CASES.items()
+    for question, variants_ in cases.WRONG.items()
+    for i in range(len(variants_))
+]
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_the_solution_passes_both_ways(name):
+    verdicts = exercise_set(name).reference
+    assert set(verdicts) == set(exercise_set(name).functions)
+    failed = {
+        q: (v.hint, v.class_hint) for q, v in verdicts.items() if not (v.passed and v.class_passed)
+    }
+    assert failed == {}
+
+
+@pytest.mark.parametrize("name, question, index", WRONG)
+def test_each_known_mistake_fails_its_question_both_ways(name, question, index):
+    mistake, body, hint = CASES[name].WRONG[question][index]
+    verdicts = exercise_set(name).grade(question, body)
+    v = verdicts[question]
+    assert not v.passed, f"'{mistake}' passed the checks called directly"
+    assert not v.class_passed, f"'{mistake}' passed class grading"
+    assert hint in v.hint, (mistake, v.hint)
+    assert hint in v.class_hint, (mistake, v.class_hint)
+    others = {q: (w.passed, w.class_passed) for q, w in verdicts.items() if q != question}
+    assert all(a and b for a, b in others.values()), others  # a shared cell's other question
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_alternative_correct_implementations_pass_both_ways(name):
+    for question, body in CASES[name].ALTERNATIVE_CORRECT.items():
+        v = exercise_set(name).grade(question, body)[question]
+        assert v.passed and v.class_passed, (question, v.hint, v.class_hint)
+
+
+# ------------------------------------------------------------------ end to end
+
+
+@pytest.mark.class_batch
+@pytest.mark.parametrize("name", SETS)
+def test_one_class_per_set_is_graded_as_its_cases_say(name, tmp_path):
+    c = CASES[name]
+    solution = (ROOT / c.SOLUTION).read_text()
+    folder = tmp_path / "class"
+    folder.mkdir()
+    texts = {
+        f"round{i}": graderlib.planted(solution, c.WRONG, i)[0] for i in graderlib.rounds(c.WRONG)
+    }
+    texts["alternative"] = graderlib.with_alternatives(solution, c.ALTERNATIVE_CORRECT)
+    for student, text in texts.items():
+        notebook = build.notebook_text(build.without_hidden_tests(text), student)
+        (folder / f"{student}_{name}.ipynb").write_text(notebook)
+    for student, kind in (("solution", "solutions"), ("blank", "exercises")):
+        (folder / f"{student}_{name}.ipynb").write_bytes(
+            (ROOT / kind / f"{name}.ipynb").read_bytes()
         )
-
-    def test_alternative_correct_implementations_pass(self, root, tmp_path):
-        c = self.cases
-        graderlib.check_alternatives(
-            (root / c.SOLUTION).read_text(), tmp_path, c.NAME, c.POINTS, c.ALTERNATIVE_CORRECT
-        )
-
-    def test_class_grading_agrees_on_every_variant(self, root, tmp_path):
-        c = self.cases
-        graderlib.check_class_grading_agrees(
-            (root / c.SOLUTION).read_text(), tmp_path, c.NAME, c.POINTS, c.WRONG,
-            c.ALTERNATIVE_CORRECT, c.DEPENDS, c.MAY_AFFECT,
-        )  # fmt: skip
-
-
-class TestFoundations(GraderSet):
-    cases = foundations
-
-
-class TestVae(GraderSet):
-    cases = vae
-
-
-class TestGan(GraderSet):
-    cases = gan
-
-
-class TestFlows(GraderSet):
-    cases = flows
-
-
-class TestDiffusion(GraderSet):
-    cases = diffusion
-
-
-class TestFlowMatching(GraderSet):
-    cases = flow_matching
-
-
-class TestAutoregressive(GraderSet):
-    cases = autoregressive
-
-
-def test_a_cell_that_hangs_times_out_and_grading_goes_on(root, tmp_path):
-    text = graderlib.with_body(
-        (root / foundations.SOLUTION).read_text(), "gaussian_kl", "while True:\n    pass"
+    # Training cells (set 02's WGAN-GP ring) take ~30 s alone; with other sandboxes on the
+    # same two cores, the default 60 s per cell is too tight.
+    results, _ = classgrade.grade_folder(
+        folder, ROOT / "exercises", jobs=2, seed=12345, cell_timeout=240
     )
-    rows = graderlib.grade_text(text, tmp_path, foundations.NAME, cell_timeout=10)
-    assert rows["gaussian_kl"]["earned"] == 0 and "Timeout" in rows["gaussian_kl"]["hint"]
-    assert rows["kl_divergence"]["earned"] == 2 and rows["js_divergence"]["earned"] == 2
-
-
-def test_grade_reports_bad_files_in_one_line(tmp_path, capsys):
-    (tmp_path / "broken.ipynb").write_text("{not json")
-    (tmp_path / "notes.txt").write_text("hello")
-    for name, message in [
-        ("missing.ipynb", "no such file"),
-        ("notes.txt", "expected a Jupyter notebook (.ipynb), got '.txt'"),
-        ("broken.ipynb", "not a valid notebook"),
-    ]:
-        with pytest.raises(notebooks.GradeInputError, match=re.escape(message)):
-            notebooks.read_notebook(tmp_path / name)
-        assert cli.main(["grade", str(tmp_path / name)]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+    graded = {r.student: {row["question"]: row for row in r.rows} for r in results}
+    assert {r.student: r.status for r in results} == dict.fromkeys(
+        [*texts, "solution", "blank"], "ok"
+    )
+    assert {q: r["earned"] for q, r in graded["solution"].items()} == c.POINTS
+    functions = set(exercise_set(name).functions)
+    for question, row in graded["blank"].items():
+        assert row["earned"] == 0, (question, row)
+        if question in functions:
+            assert row["hint"].startswith("NotImplementedError"), (question, row["hint"])
+    for i in graderlib.rounds(c.WRONG):
+        where = graderlib.planted(solution, c.WRONG, i)[1]
+        graderlib.assert_round(graded[f"round{i}"], c.POINTS, where, c.DEPENDS, c.MAY_AFFECT)
+    assert {q: r["earned"] for q, r in graded["alternative"].items()} == c.POINTS

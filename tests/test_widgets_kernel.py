@@ -7,8 +7,10 @@ does. So for every cell that displays a widget we can check what a student would
 an image in the widget's output on first display, and a *different* image after each
 control's value is set from the kernel side.
 
-This replaces nbval for the lectures in ``make test``: the lectures run once, with the
-stronger check.
+This replaces nbval for the lectures: ``make test`` runs them here once, in
+``.venv-oldest`` (ipywidgets 7, as Colab has), and ``make e2e`` once in a browser
+(``.venv``, ipywidgets 8). The checks only a kernel can make (a figure wider than
+``MAX_WIDTH_PX``, a figure shown twice) are made here.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def _check_widget(client: NotebookClient, cell: Any, where: str) -> list[str]:
     return moved
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", LECTURES, ids=[p.stem for p in LECTURES])
 def test_every_widget_draws_and_redraws(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)

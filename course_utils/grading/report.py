@@ -47,6 +47,7 @@ class GradeResult:
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per question
     reason: str = ""
     source_sha256: str = ""  # of the canonical exercise it was graded against (class grading)
+    cells: list[dict[str, Any]] = field(default_factory=list)  # self-grading: every code cell
 
     @property
     def earned(self) -> float:

@@ -129,4 +129,4 @@ def grade_notebook(
         status, reason = "timeout", stopped or "a cell ran past the per-cell time limit"
     else:
         status, reason = "ok", ""
-    return GradeResult(path, name, student, status, rows, reason)
+    return GradeResult(path, name, student, status, rows, reason, cells=cells)
