@@ -245,7 +245,8 @@ check(isinstance(draws, torch.Tensor) and draws.shape == (3, 4) and draws.dtype 
 check_close(sample_with_temperature(grid, 0).float(), grid.argmax(-1).float(), "sample_with_temperature at T = 0",
             hint="temperature = 0 means the argmax (do not divide by zero)")  # fmt: skip
 # [batch, 3, 2] logits: each position draws from its own last-dim distribution.
-three = torch.tensor([[0.0, math.log(3.0)], [math.log(3.0), 0.0], [0.0, math.log(9.0)]]).expand(100_000, 3, 2)
+log3, log9 = math.log(3.0), math.log(9.0)
+three = torch.tensor([[0.0, log3], [log3, 0.0], [0.0, log9]]).expand(100_000, 3, 2)
 check_close(
     sample_with_temperature(three, 1.0, torch.Generator().manual_seed(0)).float().mean(0), torch.tensor([0.75, 0.25, 0.9]),
     "frequency of level 1 at each of 3 positions", atol=0.01,
