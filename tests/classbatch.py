@@ -29,8 +29,8 @@ from course_utils.grading.variants import with_body
 
 NAME = "00_foundations"
 ROOT = Path(__file__).resolve().parents[1]
-CELL_TIMEOUT_S = 20
-TOTAL_TIMEOUT_S = 120  # well above an honest set-00 notebook's time on a busy machine
+CELL_TIMEOUT_S = 10  # a set-00 cell takes well under a second; an import, a few
+TOTAL_TIMEOUT_S = 60  # an honest set-00 notebook takes ~10 s on a busy machine
 
 
 def _code_cell_defining(nb, function):
@@ -85,9 +85,6 @@ def make_class(root: Path, folder: Path) -> None:
         solved, lambda nb: body(nb, "monte_carlo_kl", "    import os\n    os._exit(1)")
     )
     subs["heidi"] = variant(solved, lambda nb: body(nb, "js_divergence", "    return (p +* q"))
-    subs["ivan"] = variant(
-        solved, lambda nb: nb.cells.insert(3, nbformat.v4.new_code_cell('print("x" * 50_000_000)'))
-    )
     subs["peggy"] = variant(
         solved, lambda nb: body(nb, "js_divergence", "    import ctypes\n    ctypes.string_at(0)")
     )
@@ -115,7 +112,6 @@ def make_class(root: Path, folder: Path) -> None:
             "while True:\n    pass\n" + _code_cell_defining(nb, "js_divergence").source,
         ),
     )
-    subs["=1+2"] = variant(solved)  # a name a spreadsheet would run as a formula
 
     def stall(nb):  # cells under the per-cell limit, past the total limit together
         at = nb.cells.index(_code_cell_defining(nb, "js_divergence"))
@@ -132,12 +128,16 @@ def make_class(root: Path, folder: Path) -> None:
     old.nbformat_minor = 4
     for cell in old.cells:
         cell.pop("id", None)
-    (folder / f"nina_{NAME}.ipynb").write_text(json.dumps(old))
+    # a name a spreadsheet would run as a formula, in nbformat 4.4
+    (folder / f"=1+2_{NAME}.ipynb").write_text(json.dumps(old))
     v3 = nbformat.convert(nbformat.from_dict(json.loads(json.dumps(old))), 3)
-    (folder / f"olga_{NAME}.ipynb").write_text(json.dumps(v3))
     (folder / "victor").mkdir()  # <student>/<exercise>: the folder names the student
-    nbformat.write(solved, folder / "victor" / f"walter_{NAME}.ipynb")
-    nbformat.write(solved, folder / os.fsdecode(f"zo\xffe_{NAME}.ipynb".encode("latin-1")))
+    (folder / "victor" / f"walter_{NAME}.ipynb").write_text(json.dumps(v3))  # nbformat 3
+    # a file name that is not UTF-8, and a cell that prints 50 MB
+    flood = variant(
+        solved, lambda nb: nb.cells.insert(3, nbformat.v4.new_code_cell('print("x" * 50_000_000)'))
+    )
+    nbformat.write(flood, folder / os.fsdecode(f"zo\xffe_{NAME}.ipynb".encode("latin-1")))
     (folder / f"mallory_{NAME}.ipynb").write_text(alternative)
     (folder / f"judy_{NAME}.ipynb").write_text('{"cells": [ broken json')
     (folder / "notes.ipynb").write_text("{}")  # matches no exercise: skipped, reported
@@ -251,7 +251,7 @@ for pattern in ("/tmp/**/*.ipynb", "/root/**/*.ipynb", "/work/**/*.ipynb", "../*
     for path in glob.glob(pattern, recursive=True):
         try:
             text = open(path).read()
-            if "honest" in path and "def kl_divergence" in text:
+            if "alice" in path and "def kl_divergence" in text:
                 exec("\\n".join(c for c in json.loads(text)["cells"][0]["source"]))
             with open(path, "w") as f:
                 f.write("{}")
@@ -371,12 +371,10 @@ def _marker_processes() -> list[str]:
 
 
 def add_attacks(root: Path, folder: Path) -> None:
-    """The honest and blank peers, one submission per attack, and the attacks that leave a
-    solved notebook's marks alone added to one."""
+    """One submission per attack, and the attacks that leave a solved notebook's marks
+    alone added to one (the honest and blank peers are make_class's alice and bob)."""
     solved = nbformat.read(root / "solutions" / f"{NAME}.ipynb", as_version=4)
     blank = nbformat.read(root / "exercises" / f"{NAME}.ipynb", as_version=4)
-    nbformat.write(solved, folder / f"honest_{NAME}.ipynb")
-    nbformat.write(blank, folder / f"blank_{NAME}.ipynb")
     for name, code in ATTACKS.items():
         at_end = name in ("processes", "poisoned_records")
         nbformat.write(_with_cell(blank, code, at_end), folder / f"{name}_{NAME}.ipynb")

@@ -1,8 +1,8 @@
 """Class grading against a student who tries to game it (threat model: docs/DESIGN.md).
 
 One class, graded once in class mode (tests/classbatch.py, with the fixtures of
-tests/test_class_grading.py): an honest peer (the solution), a blank peer (the exercise),
-and one unsolved submission per family of attack (``classbatch.ATTACKS``), each a few
+tests/test_class_grading.py): an honest peer (alice, the solution), a blank peer (bob, the
+exercise), and one unsolved submission per family of attack (``classbatch.ATTACKS``), each a few
 lines in one cell. Every attack must earn 0, the honest peer its full 8 points and the
 blank one 0; no file outside the sandbox may change (the exercises, the solutions, the
 course package, site-packages, the other submissions, the CSV), and nothing an attack
@@ -24,7 +24,7 @@ from classbatch import ATTACKS, HONEST_WITH, MARKER
 @pytest.mark.sandbox
 @pytest.mark.xdist_group("class")
 def test_the_batch_finishes_with_every_submission(graded_class):
-    expected = {"honest", "blank", *ATTACKS, *(f"solved+{n}" for n in HONEST_WITH)}
+    expected = {*ATTACKS, *(f"solved+{n}" for n in HONEST_WITH)}
     assert graded_class["code"] == 0 and expected <= set(graded_class["rows"])
 
 
@@ -47,9 +47,9 @@ def test_an_honest_notebook_with_the_attack_keeps_its_marks(graded_class, attack
 @pytest.mark.sandbox
 @pytest.mark.xdist_group("class")
 def test_the_peers_keep_their_grades(graded_class):
-    rows = graded_class["rows"]
-    assert (rows["honest"]["status"], rows["honest"]["total"]) == ("ok", "8")
-    assert (rows["blank"]["status"], rows["blank"]["total"]) == ("ok", "0")
+    rows = graded_class["rows"]  # alice: the solution, bob: the exercise
+    assert (rows["alice"]["status"], rows["alice"]["total"]) == ("ok", "8")
+    assert (rows["bob"]["status"], rows["bob"]["total"]) == ("ok", "0")
 
 
 @pytest.mark.sandbox
