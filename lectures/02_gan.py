@@ -303,7 +303,7 @@ def coverage_of(samples: torch.Tensor, name: str) -> metrics.ModeCoverage:
     return metrics.mode_coverage(samples, data.mode_centers(name), data.mode_std(name))
 
 
-vanilla = {name: gan.train_toy_gan(x, "gan", steps=2000, seed=0) for name, x in mixtures.items()}
+vanilla = {name: gan.train_toy_gan(x, "gan", steps=1200, seed=0) for name, x in mixtures.items()}
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
 for ax, (name, result) in zip(axes, vanilla.items(), strict=True):
     samples = result.sample(2500, seed=0)
@@ -434,12 +434,12 @@ widgets.figure_widget(
 # (capacity underuse), or, with larger $c$, gradients explode.
 
 # %%
-clipped = gan.train_toy_gan(ring, "wgan", steps=1000, seed=0, snapshot_steps=(1000,))
+clipped = gan.train_toy_gan(ring, "wgan", steps=500, seed=0, snapshot_steps=(500,))
 weights = torch.cat([p.detach().flatten() for p in clipped.critic.parameters() if p.ndim == 2])
 at_bound = (weights.abs() > 0.0099).float().mean().item()
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 axes[0].hist(weights.numpy(), bins=60, color="tab:purple")
-axes[0].set_title(f"WGAN critic weights after 1000 steps: {100 * at_bound:.0f}% at $\\pm c$")
+axes[0].set_title(f"WGAN critic weights after 500 steps: {100 * at_bound:.0f}% at $\\pm c$")
 axes[0].set_xticks([-0.01, -0.005, 0.0, 0.005, 0.01])
 axes[0].set_xlabel("weight value")
 axes[0].set_ylabel("count")
@@ -473,13 +473,13 @@ plt.show()
 # $[-4, 4]^2$, and a unit-gradient constraint that strong keeps the critic from separating
 # 25 narrow modes in time. (The WGAN-GP authors' own toy script also lowers $\lambda$, to
 # 0.1.) The cell below compares $\lambda = 10$ and $\lambda = 1$ on the grid, same seed,
-# 1000 steps.
+# 600 steps.
 
 # %%
 lambda_runs = {}
 for gp_weight in (10.0, 1.0):
     config = gan.ToyGanConfig(gan.critic_loss, gan.wgan_generator_loss, gp_weight=gp_weight)
-    result = gan.train_toy_gan(grid, config, steps=1000, seed=0)
+    result = gan.train_toy_gan(grid, config, steps=600, seed=0)
     lambda_runs[gp_weight] = result
     cov = coverage_of(result.sample(2500, seed=0), "grid")
     print(f"lambda = {gp_weight:4}: {cov.modes_captured}/25 modes, "
@@ -526,7 +526,7 @@ for k in range(1, 51):
 # %% [markdown]
 # ### Widget: vanilla GAN vs WGAN-GP, step by step
 #
-# Both trained on the ring from the same seed, with snapshots every 50 of their 1000 generator steps.
+# Both trained on the ring from the same seed, with snapshots every 30 of their 600 generator steps.
 # Left, the discriminator's probability $D(x)$; right, the WGAN-GP critic's score $f(x)$,
 # with the data in white and the generated samples in red. Move the slider and watch how
 # each landscape pulls the samples towards the data: the discriminator's output is
@@ -534,11 +534,11 @@ for k in range(1, 51):
 # lets it.
 
 # %%
-snapshot_steps = range(0, 1001, 50)
+snapshot_steps = range(0, 601, 30)
 duel = {
-    "vanilla GAN": gan.train_toy_gan(ring, "gan", steps=1000, seed=1, snapshot_steps=snapshot_steps,
+    "vanilla GAN": gan.train_toy_gan(ring, "gan", steps=600, seed=1, snapshot_steps=snapshot_steps,
                                      extent=(-1.6, 1.6, -1.6, 1.6)),
-    "WGAN-GP": gan.train_toy_gan(ring, "wgan-gp", steps=1000, seed=1, snapshot_steps=snapshot_steps,
+    "WGAN-GP": gan.train_toy_gan(ring, "wgan-gp", steps=600, seed=1, snapshot_steps=snapshot_steps,
                                  extent=(-1.6, 1.6, -1.6, 1.6)),
 }  # fmt: skip
 for name, result in duel.items():
@@ -597,7 +597,7 @@ print("\n".join(gan.format_gan_bench(shipped["rows"])))
 # with $l^*$ its logit. Rejection sampling from $p_g$ with acceptance probability
 # $e^{l(x)} / M$ then yields samples from $p_\text{data}$ (Azadi et al., 2019, DRS). The
 # benchmark trains a fresh logistic discriminator for 10000 steps on batches of 512
-# against the frozen generator (2500 below, on section 4's 1000-step WGAN-GP, to save
+# against the frozen generator (1500 below, on section 4's 600-step WGAN-GP, to save
 # time), with a learning rate decaying to 0 so that the final discriminator is converged
 # rather than one noisy iterate, and takes $M$ at the 99.5% quantile of $e^{l}$ (the exact
 # maximum is dominated by outliers, which makes the acceptance rate tiny). For `r1-gan +
@@ -611,7 +611,7 @@ print("\n".join(gan.format_gan_bench(shipped["rows"])))
 
 # %%
 grid_run = lambda_runs[1.0]
-kept, acceptance = gan.rejection_sample(grid_run.sample, grid, 2500, steps=2500, seed=0)
+kept, acceptance = gan.rejection_sample(grid_run.sample, grid, 2500, steps=1500, seed=0)
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
 for ax, (title, samples) in zip(axes, [("WGAN-GP", grid_run.sample(2500, seed=0)),
                                        ("WGAN-GP + DRS", kept)], strict=True):  # fmt: skip
@@ -871,9 +871,9 @@ plt.show()
 # (`gan.cycle_consistency_loss`, which you write in exercise 02, averages $|\cdot|$ over
 # coordinates too: $\|\cdot\|_1 / 2$ for 2D points.)
 #
-# A task that trains in about 20 s per run: $X$ is the ring of 8 Gaussians, $Y$
+# A task that trains in seconds per run: $X$ is the ring of 8 Gaussians, $Y$
 # is 8 Gaussians on a line, with no pairing between them. `gan.train_cyclegan` trains all
-# four networks (3-layer MLPs of width 64, 1500 steps) for three values of $\lambda$:
+# four networks (3-layer MLPs of width 64, 1000 steps) for three values of $\lambda$:
 
 # %%
 line_centers = torch.stack([torch.linspace(-3.5, 3.5, 8), torch.zeros(8)], dim=1)
@@ -884,7 +884,7 @@ line = line + line_std * torch.randn(10_000, 2, generator=g)
 line_centers, line = line_centers.to(ring.device), line.to(ring.device)
 cycle_runs = {
     f"lambda = {lam:g}": gan.train_cyclegan(
-        ring[:10_000], line, cycle_weight=lam, steps=1500, seed=0
+        ring[:10_000], line, cycle_weight=lam, steps=1000, seed=0
     )
     for lam in (0.0, 2.0, 10.0)
 }
