@@ -229,7 +229,9 @@ root = pathlib.Path(course_utils.__file__).resolve().parents[1]
 for path in glob.glob(str(root / "solutions" / "*.py")) + glob.glob("/work/*/solutions/*.py"):
     source = open(path).read()
     if "def kl_divergence" in source:
-        exec(source.split("# %% tags=[\\"graded\\"]")[0])
+        for cell in source.split("# %%"):
+            if "### BEGIN SOLUTION" in cell:
+                exec(cell.split("\\n", 1)[1])
 """,
     # persistence: the exercise sources, the package, a .pth file in site-packages
     "persist": f"""
@@ -252,7 +254,9 @@ for pattern in ("/tmp/**/*.ipynb", "/root/**/*.ipynb", "/work/**/*.ipynb", "../*
         try:
             text = open(path).read()
             if "alice" in path and "def kl_divergence" in text:
-                exec("\\n".join(c for c in json.loads(text)["cells"][0]["source"]))
+                for cell in json.loads(text)["cells"]:
+                    if "### BEGIN SOLUTION" in "".join(cell["source"]):
+                        exec("".join(cell["source"]))
             with open(path, "w") as f:
                 f.write("{}")
         except Exception:
@@ -343,15 +347,27 @@ def kl_divergence(p, q):
 HONEST_WITH = ("redefine_checks", "patch_torch_and_grading", "rebind_builtins", "hidden_seed")
 
 
-def _with_cell(base: nbformat.NotebookNode, source: str, at_end: bool) -> nbformat.NotebookNode:
+# Where an attack's cell goes: after the imports (default), at the end, or before every test
+# cell (so that what it defines replaces the stubs the tests would call).
+AT_END = ("processes", "poisoned_records")
+BEFORE_EACH_TEST = ("read_solutions", "peers")
+
+
+def _with_cell(base: nbformat.NotebookNode, source: str, where: str) -> nbformat.NotebookNode:
     nb = nbformat.from_dict(json.loads(json.dumps(base)))
     cell = nbformat.v4.new_code_cell(source.strip())
-    imports = next(
-        i
-        for i, c in enumerate(nb.cells)
-        if c.cell_type == "code" and "import torch" in c.source and "colab" not in c.source
-    )
-    nb.cells.insert(len(nb.cells) if at_end else imports + 1, cell)
+    if where == "end":
+        nb.cells.append(cell)
+    elif where == "tests":
+        for test in _test_cells(nb):
+            nb.cells.insert(nb.cells.index(test), nbformat.v4.new_code_cell(source.strip()))
+    else:
+        imports = next(
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and "import torch" in c.source and "colab" not in c.source
+        )
+        nb.cells.insert(imports + 1, cell)
     return nb
 
 
@@ -376,11 +392,11 @@ def add_attacks(root: Path, folder: Path) -> None:
     solved = nbformat.read(root / "solutions" / f"{NAME}.ipynb", as_version=4)
     blank = nbformat.read(root / "exercises" / f"{NAME}.ipynb", as_version=4)
     for name, code in ATTACKS.items():
-        at_end = name in ("processes", "poisoned_records")
-        nbformat.write(_with_cell(blank, code, at_end), folder / f"{name}_{NAME}.ipynb")
+        where = "end" if name in AT_END else "tests" if name in BEFORE_EACH_TEST else "start"
+        nbformat.write(_with_cell(blank, code, where), folder / f"{name}_{NAME}.ipynb")
     for name in HONEST_WITH:
         path = folder / f"solved+{name}_{NAME}.ipynb"
-        nbformat.write(_with_cell(solved, ATTACKS[name], False), path)
+        nbformat.write(_with_cell(solved, ATTACKS[name], "start"), path)
 
 
 def grade_class(root: Path, work: Path) -> dict[str, Any]:
