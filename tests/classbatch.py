@@ -222,11 +222,13 @@ for n in range(200):
         f.write('{"earned": 1000, "passed": true}')
 open("/tmp/out/done", "w").close()
 """,
-    # the solutions, found through the installed package, executed for their answers
+    # the grader's solutions, found through the installed package, executed for their answers
+    # (another copy of the public repository elsewhere on the machine is not defended:
+    # docs/DESIGN.md)
     "read_solutions": """
 import course_utils, glob, pathlib
 root = pathlib.Path(course_utils.__file__).resolve().parents[1]
-for path in glob.glob(str(root / "solutions" / "*.py")) + glob.glob("/work/*/solutions/*.py"):
+for path in glob.glob(str(root / "solutions" / "*.py")):
     source = open(path).read()
     if "def kl_divergence" in source:
         for cell in source.split("# %%"):
