@@ -82,6 +82,13 @@ def _grade_folder(path: Path, source: Path | None, args: argparse.Namespace) -> 
     )  # fmt: skip
     for stray in unmatched:
         print(f"skipped: {clean(stray, 300)} matches no exercise in {source}", file=sys.stderr)
+    for result in graded:  # the label is not the name on disk (classgrade.student_labels)
+        if result.student not in str(result.path):
+            print(
+                f"warning: {clean(result.path, 300)} is graded as student {result.student!r}: "
+                "the name on disk has invisible characters or prints like another student's",
+                file=sys.stderr,
+            )
     for name, digest in sorted({(r.notebook, r.source_sha256) for r in graded}):
         print(f"graded against {source / name}.ipynb (sha256 {digest[:16]}, read once)")
     return graded
@@ -117,14 +124,15 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             status = 2
             continue
-        for result in graded:
-            _print_result(result)
         results += graded
+    if args.csv and results:  # before anything a submission wrote reaches the terminal
+        write_csv(results, Path(args.csv))
+    for result in results:
+        _print_result(result)
     if len(results) > 1:
         print("\n== per question: submissions that passed")
         print("\n".join(question_summary(results)))
     if args.csv and results:
-        write_csv(results, Path(args.csv))
         print(f"wrote {args.csv} ({len(results)} rows)")
     return status
 

@@ -141,6 +141,19 @@ def make_class(root: Path, folder: Path) -> None:
     (folder / f"mallory_{NAME}.ipynb").write_text(alternative)
     (folder / f"judy_{NAME}.ipynb").write_text('{"cells": [ broken json')
     (folder / "notes.ipynb").write_text("{}")  # matches no exercise: skipped, reported
+    # Not regular files: links to the solution and to a peer, a FIFO (reading it would
+    # block the batch), and a linked folder that leads out of the class (never followed).
+    (folder / f"lena_{NAME}.ipynb").symlink_to(root / "solutions" / f"{NAME}.ipynb")
+    (folder / f"mike_{NAME}.ipynb").symlink_to(folder / f"alice_{NAME}.ipynb")
+    os.mkfifo(folder / f"fifi_{NAME}.ipynb")
+    outside = folder.parent / "outside"
+    outside.mkdir()
+    nbformat.write(solved, outside / f"{NAME}.ipynb")
+    (folder / "olaf").symlink_to(outside, target_is_directory=True)
+    # Names that print alike: a zero-width space, and an accent composed or not.
+    nbformat.write(solved, folder / f"alice\u200b_{NAME}.ipynb")
+    nbformat.write(blank, folder / f"jos\u00e9_{NAME}.ipynb")
+    nbformat.write(solved, folder / f"jose\u0301_{NAME}.ipynb")
 
 
 def _alternative_text(root):
@@ -301,6 +314,12 @@ import time
 for n in range(5000):
     open(f"/tmp/out/flood{n}", "w").close()
 time.sleep(120)
+""",
+    # the completion marker the worker used to write, then a clean exit before any test
+    "forged_done": """
+import os
+open("/tmp/out/done", "w").close()
+os._exit(0)
 """,
     # records the judge should choke on: a link out of the folder, a FIFO, a tensor of
     # 4 bytes that expands to 8 GiB, a list that names itself 10**18 times

@@ -54,6 +54,13 @@ def test_the_peers_keep_their_grades(graded_class):
 
 @pytest.mark.sandbox
 @pytest.mark.xdist_group("class")
+def test_a_forged_completion_marker_does_not_make_a_finished_notebook(graded_class):
+    row = graded_class["rows"]["forged_done"]
+    assert (row["status"], row["total"]) == ("crashed", "0"), row
+
+
+@pytest.mark.sandbox
+@pytest.mark.xdist_group("class")
 def test_a_flood_of_output_is_stopped_with_its_reason(graded_class):
     row = graded_class["rows"]["flood_output"]
     assert row["status"] == "crashed" and "output limits" in row["reason"], row

@@ -43,7 +43,13 @@ EXPECTED = {  # student: (status, total of 8, points per question)
     "uma": ("timeout", 6, {"js_divergence": 0}),
     "'=1+2": ("ok", 8, None),  # escaped in the CSV; nbformat 4.4
     "victor": ("ok", 8, None),  # victor/walter_00_foundations.ipynb is victor's; nbformat 3
-    "zoe": ("ok", 8, None),  # a file name that is not UTF-8: b"zo\xffe_..."; prints 50 MB
+    "zo<U+DCFF>e": ("ok", 8, None),  # a file name that is not UTF-8: b"zo\xffe_..."; prints 50 MB
+    "lena": ("invalid", 0, None),  # a symbolic link to the solution
+    "mike": ("invalid", 0, None),  # a symbolic link to alice's notebook
+    "fifi": ("invalid", 0, None),  # a FIFO
+    "alice<U+200B>": ("ok", 8, None),  # prints like alice without the escape
+    "jose\u0301": ("ok", 8, None),  # josé, the accent a combining character
+    "jos\u00e9 (2)": ("ok", 0, None),  # josé, the blank exercise: told apart
     "sam": ("timeout", 6, {"js_divergence": 0}),  # cells under their limit, past the total
 }
 
@@ -72,6 +78,9 @@ def test_each_submission_gets_its_exact_score_and_status(graded_class, student):
 def test_reasons_are_clear(graded_class):
     rows = graded_class["rows"]
     assert "not a valid notebook" in rows["judy"]["reason"]
+    assert "not a regular file (a symbolic link)" in rows["lena"]["reason"]
+    assert "not a regular file (a FIFO" in rows["fifi"]["reason"]
+    assert "olaf" not in rows and "outside" not in " ".join(r["file"] for r in rows.values())
     assert rows["grace"]["reason"] == rows["peggy"]["reason"]
     assert "process died" in rows["grace"]["reason"]
     assert "per-cell time limit" in rows["frank"]["reason"]
@@ -189,6 +198,26 @@ def test_find_submissions_pairs_names_and_reports_strays(root, tmp_path):
 
 
 @pytest.mark.sandbox
+def test_the_csv_is_written_before_anything_is_printed(root, tmp_path, monkeypatch):
+    """A submission's text reaches the terminal after the grades are safe on disk."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / f"alice_{NAME}.ipynb").write_bytes(
+        (root / "solutions" / f"{NAME}.ipynb").read_bytes()
+    )
+
+    def printing_fails(result):
+        raise KeyboardInterrupt("the terminal went away")
+
+    monkeypatch.setattr(cli, "_print_result", printing_fails)
+    csv_path = tmp_path / "grades.csv"
+    args = ["grade", str(folder), "--source", str(root / "exercises"), "--csv", str(csv_path)]
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(args)
+    assert csv_path.read_text().count("\n") == 2  # the header and alice
+
+
+@pytest.mark.sandbox
 def test_without_a_sandbox_class_grading_refuses_unless_told(root, tmp_path, monkeypatch, capsys):
     from course_utils.grading import sandbox
 
@@ -204,3 +233,24 @@ def test_without_a_sandbox_class_grading_refuses_unless_told(root, tmp_path, mon
     assert cli.main([*args, "--unsafe-no-sandbox"]) == 0
     out, err = capsys.readouterr()
     assert "can read the solutions" in err and "total                 8       8" in out
+
+
+def test_students_told_apart_are_warned_about(root, tmp_path, monkeypatch, capsys):
+    """A label that is not the name on disk (``student_labels``) is said on stderr."""
+    folder = tmp_path / "subs"
+    names = ("alice", "alice\u200b", "jos\u00e9", "jose\u0301")
+    results = []
+    for name in names:
+        (folder / name).mkdir(parents=True)
+        path = folder / name / f"{NAME}.ipynb"
+        path.write_text("{}")
+        results.append(report.GradeResult(path, NAME, name, "ok"))
+    labels = classgrade.student_labels(list(names))
+    for result in results:
+        result.student = labels[result.student]
+    monkeypatch.setattr(classgrade, "grade_folder", lambda *a, **k: (results, []))
+    monkeypatch.setattr(cli, "_print_result", lambda result: None)
+    cli.main(["grade", str(folder), "--source", str(root / "exercises")])
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 2, warned
+    assert "'alice<U+200B>'" in warned[0] and "'jos\u00e9 (2)'" in warned[1]

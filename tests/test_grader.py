@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 
 import graderlib
+import nbformat
 import pytest
 
 from course_utils import build
@@ -93,6 +94,34 @@ def test_alternative_correct_implementations_pass_both_ways(name):
 # ------------------------------------------------------------------ end to end
 
 
+def _import_the_course_answers(name: str, path: Path) -> list[str]:
+    """The unsolved exercise with ``from course_utils.<module> import f`` after each stub
+    ``f`` that the course package defines too (the answer a student could import); written
+    to ``path`` when there is one. Returns the functions imported."""
+    import ast
+
+    import course_utils
+
+    package = Path(course_utils.__file__).parent
+    modules: dict[str, str] = {}
+    for source in sorted(package.rglob("*.py")):
+        module = ".".join(("course_utils", *source.relative_to(package).with_suffix("").parts))
+        for node in ast.parse(source.read_text()).body:
+            if isinstance(node, ast.FunctionDef):
+                modules.setdefault(node.name, module)
+    nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+    imported = []
+    for function in exercise_set(name).functions:
+        if function in modules:
+            cell = next(c for c in nb.cells if f"def {function}(" in c.source)
+            line = f"from {modules[function]} import {function}  # noqa: F811"
+            nb.cells.insert(nb.cells.index(cell) + 1, nbformat.v4.new_code_cell(line))
+            imported.append(function)
+    if imported:
+        nbformat.write(nb, path)
+    return imported
+
+
 @pytest.mark.class_batch
 @pytest.mark.parametrize("name", SETS)
 def test_one_class_per_set_is_graded_as_its_cases_say(name, tmp_path):
@@ -111,15 +140,20 @@ def test_one_class_per_set_is_graded_as_its_cases_say(name, tmp_path):
         (folder / f"{student}_{name}.ipynb").write_bytes(
             (ROOT / kind / f"{name}.ipynb").read_bytes()
         )
+    imported = _import_the_course_answers(name, folder / f"importer_{name}.ipynb")
     # Training cells (set 02's WGAN-GP ring) take ~30 s alone; with other sandboxes on the
     # same two cores, the default 60 s per cell is too tight.
     results, _ = classgrade.grade_folder(
         folder, ROOT / "exercises", jobs=2, seed=12345, cell_timeout=240
     )
     graded = {r.student: {row["question"]: row for row in r.rows} for r in results}
-    assert {r.student: r.status for r in results} == dict.fromkeys(
-        [*texts, "solution", "blank"], "ok"
-    )
+    students = [*texts, "solution", "blank", *(["importer"] if imported else [])]
+    assert {r.student: r.status for r in results} == dict.fromkeys(students, "ok")
+    for question in imported:  # the course's same-named function raises in the sandbox
+        row = graded["importer"][question]
+        assert row["earned"] == 0 and "not available while the class is graded" in row["hint"], row
+    if imported:
+        assert sum(row["earned"] for row in graded["importer"].values()) == 0
     assert {q: r["earned"] for q, r in graded["solution"].items()} == c.POINTS
     functions = set(exercise_set(name).functions)
     for question, row in graded["blank"].items():

@@ -194,3 +194,25 @@ def test_the_two_graders_disagree_when_an_expected_value_calls_the_exercise():
         "f", "return x + 2 if x.numel() == 1 and x == 3 else 2 * x"
     )["f"]
     assert v.passed and not v.class_passed and not v.agree
+
+
+def test_the_judge_caps_an_error_message_as_it_loads_it(tmp_path):
+    """A record is the student's: its error text may be as large as the record limit."""
+    from course_utils.grading import worker
+
+    path = tmp_path / "0.pt"
+    worker.save_record(path, [], ("ValueError", "x" * 10_000_000))
+    error = worker.load_record(path)["error"]
+    assert error[0] == "ValueError" and len(error[1]) == worker.MAX_ERROR_CHARS
+
+
+def test_names_that_print_alike_get_distinct_labels():
+    from course_utils.grading.classgrade import student_labels
+
+    names = ["alice", "alice\u200b", "jos\u00e9", "jose\u0301", "bob\n", "\uff41lice"]
+    labels = student_labels(names)
+    assert labels["alice"] == "alice" and labels["alice\u200b"] == "alice<U+200B>"
+    assert (labels["jose\u0301"], labels["jos\u00e9"]) == ("jose\u0301", "jos\u00e9 (2)")  # sorted
+    assert labels["bob\n"] == "bob<U+000A>"
+    assert labels["\uff41lice"] == "\uff41lice (2)"  # a full-width a: alice under NFKC
+    assert len(set(labels.values())) == len(names)

@@ -20,6 +20,8 @@ first argument of each check), which the judge feeds to the real checks. So:
 
 from __future__ import annotations
 
+import ast
+import compileall
 import contextlib
 import hashlib
 import json
@@ -34,6 +36,8 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +53,17 @@ from course_utils.grading.notebooks import (
     hidden_question,
     questions,
     read_notebook,
+    read_submission,
     with_canonical_tests,
 )
 from course_utils.grading.report import GradeResult, clean, zero_row
-from course_utils.grading.sandbox import Limits, Sandbox, check_available
+from course_utils.grading.sandbox import (
+    Limits,
+    Sandbox,
+    check_available,
+    data_folders,
+    installed_package,
+)
 from course_utils.grading.selfgrade import DEFAULT_CELL_TIMEOUT, DEFAULT_TOTAL_TIMEOUT
 
 _DEF = re.compile(r"^def (\w+)\(", re.M)
@@ -80,13 +91,21 @@ def find_submissions(folder: Path, source: Path) -> tuple[list[Submission], list
 
     A submission is ``<student>/<exercise>.ipynb`` (the folder names the student, whatever
     the file is called: ``alice/bob_01_vae.ipynb`` is alice's) or, at the top level,
-    ``<student>_<exercise>.ipynb``. Returns the pairs (sorted by path) and the notebooks
-    that match no exercise.
+    ``<student>_<exercise>.ipynb``. Links to folders are not followed, so every submission
+    lies inside ``folder``; a name ending ``.ipynb`` that is not a regular file (a link, a
+    FIFO) is still a submission, graded ``invalid`` (``notebooks.read_submission``).
+    Students whose names print the same (an invisible character, another Unicode form)
+    are told apart: ``student_labels``. Returns the pairs (sorted by path) and the
+    notebooks that match no exercise.
     """
     if not any(source.glob("*.ipynb")):
         raise GradeInputError(f"{source}: no exercise notebooks (.ipynb) to grade against")
+    paths = []
+    for top, dirs, files in os.walk(folder):  # never into a linked folder
+        dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints")
+        paths += [Path(top) / f for f in files if f.endswith(".ipynb")]
     found, unmatched = [], []
-    for path in sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts):
+    for path in sorted(paths):
         exercise = matching_exercise(path, source)
         if exercise is None:
             unmatched.append(path)
@@ -97,7 +116,26 @@ def find_submissions(folder: Path, source: Path) -> tuple[list[Submission], list
         else:
             student = path.stem[: -len(exercise.stem)].rstrip("_-. ") or path.stem
         found.append(Submission(path, student, exercise))
-    return found, unmatched
+    labels = student_labels([s.student for s in found])
+    return [Submission(s.path, labels[s.student], s.exercise) for s in found], unmatched
+
+
+def student_labels(names: list[str]) -> dict[str, str]:
+    """A printable, distinct label per student name: invisible and control characters
+    shown as ``<U+200B>``; names that still print alike (composed and decomposed accents,
+    full-width letters: the same under NFKC) get `` (2)``, `` (3)``, ... after the first."""
+    labels, seen = {}, {}
+    for name in sorted(set(names)):
+        label = "".join(
+            f"<U+{ord(ch):04X}>"
+            if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+            else ch
+            for ch in name
+        )
+        key = unicodedata.normalize("NFKC", label)
+        seen[key] = seen.get(key, 0) + 1
+        labels[name] = label if seen[key] == 1 else f"{label} ({seen[key]})"
+    return labels
 
 
 # ------------------------------------------------------------------ exercises and judges
@@ -176,6 +214,54 @@ def _claims_hidden(cell: Any) -> bool:
 def _question(cell: Any) -> str | None:
     question = graded_question(cell) if cell.get("cell_type") == "code" else None
     return question[0] if question else None
+
+
+def grading_package(exercise: str, functions: Collection[str], workdir: Path) -> Path:
+    """A copy of the course package's sources for grading ``exercise`` in a sandbox: every
+    module-level function named like one the exercise asks for (``functions``) raises a
+    ``RuntimeError`` that names the question instead of answering it, in the copy's source
+    too. Data folders stay empty here: the sandbox mounts the originals over them
+    (``sandbox.data_folders``). Self-grading and the judge use the real package.
+    """
+    original = installed_package()
+    copy = workdir / f"package-{exercise}"
+    data = {folder.name for folder in data_folders(original)}
+    for path in sorted(original.rglob("*")):
+        relative = path.relative_to(original)
+        if "__pycache__" in relative.parts or relative.parts[0] in data:
+            continue
+        target = copy / relative
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.suffix == ".py":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            module = ".".join(("course_utils", *relative.with_suffix("").parts))
+            target.write_text(_without_answers(path.read_text(), functions, module, exercise))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    for name in data:
+        (copy / name).mkdir(parents=True, exist_ok=True)
+    compileall.compile_dir(copy, quiet=2)  # the sandbox cannot write its bytecode
+    return copy
+
+
+def _without_answers(source: str, functions: Collection[str], module: str, exercise: str) -> str:
+    tree = ast.parse(source)
+    changed = False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in functions:
+            message = (
+                f"{module}.{node.name} answers question {node.name!r} of exercise {exercise}: "
+                "it is not available while the class is graded (write your own)"
+            )
+            node.body = [
+                ast.Raise(
+                    ast.Call(ast.Name("RuntimeError", ast.Load()), [ast.Constant(message)], [])
+                )
+            ]
+            changed = True
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n" if changed else source
 
 
 class JudgeProcess:
@@ -287,10 +373,12 @@ def grade_submission(
     seed: int,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
     total_timeout: int = DEFAULT_TOTAL_TIMEOUT,
+    package: Path | None = None,
 ) -> GradeResult:
-    """Grade one submission. Never raises: a fault is the result's status."""
+    """Grade one submission (``package``: the course package the sandbox sees,
+    ``grading_package``). Never raises: a fault is the result's status."""
     try:
-        nb = read_notebook(sub.path)
+        nb = read_submission(sub.path)
     except GradeInputError as exc:
         rows = [
             zero_row(q, p, "the notebook could not be read") for q, p in exercise.points.items()
@@ -307,7 +395,7 @@ def grade_submission(
         (job / "job.json").write_text(
             json.dumps({"cells": cells, "seed": seed, "cell_timeout": cell_timeout})
         )
-        proc, cgroup = sandbox.start(job, out)
+        proc, cgroup = sandbox.start(job, out, package)
         try:
             overrun = _watch(proc, out, total_timeout, sandbox.limits)
         finally:
@@ -319,7 +407,9 @@ def grade_submission(
                 row.update(earned=0.0, passed=False, hint=missing[row["question"]])
             if timed_out and not row["passed"] and "did not run" in row["hint"]:
                 row["hint"] = f"the notebook exceeded its total time limit of {total_timeout} s"
-        finished = _is_regular(out / "done")
+        # Complete when every record it was asked for is there: not a marker file or an exit
+        # code, which the student's process controls.
+        finished = all(_is_regular(out / name) for name in tests)
         if timed_out:
             status, reason = (
                 "timeout",
@@ -327,10 +417,11 @@ def grade_submission(
             )
         elif overrun is not None:
             status, reason = "crashed", overrun
-        elif proc.returncode != 0 or not finished:
+        elif not finished:
             status, reason = (
                 "crashed",
-                "the student's process died (os._exit, a crash, or out of memory)",
+                "the student's process died before its last test (os._exit, a crash, or out "
+                "of memory)",
             )
         elif any(r["hint"].startswith("Timeout") for r in rows):
             status, reason = "timeout", "a cell ran past the per-cell time limit"
@@ -437,14 +528,20 @@ def grade_folder(
     sandbox = Sandbox(hidden=hidden, limits=limits or Limits(), enabled=sandboxed)
     with tempfile.TemporaryDirectory(prefix="course-judges-") as tmp:
         judges: dict[Path, JudgeProcess] = {}
+        packages: dict[Path, Path | None] = {}
         try:
             for path, exercise in exercises.items():
                 judges[path] = JudgeProcess(exercise, seed, Path(tmp))
+                packages[path] = (
+                    grading_package(exercise.name, exercise.functions, Path(tmp))
+                    if sandboxed
+                    else None  # without a sandbox the student reads the real package anyway
+                )
 
             def grade(sub: Submission) -> GradeResult:
                 return grade_submission(
                     sub, exercises[sub.exercise], judges[sub.exercise], sandbox, seed,
-                    cell_timeout, total_timeout,
+                    cell_timeout, total_timeout, packages[sub.exercise],
                 )  # fmt: skip
 
             with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -10,7 +10,9 @@ after the question's visible test.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,22 +29,74 @@ class GradeInputError(ValueError):
     """A file that cannot be graded: missing, not a notebook, or not valid notebook JSON."""
 
 
+MAX_NOTEBOOK_BYTES = 64 * 2**20  # a notebook with its images; more is not a submission
+
+
 def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Read a notebook of format 3 or 4.x as a valid nbformat 4.5 notebook.
+    """Read a notebook of format 3 or 4.x as a valid nbformat 4.5 notebook, without its
+    stored outputs (grading runs the sources; outputs only cost time and memory).
 
     Older formats are converted; cells without an id (before 4.5) get one, so canonical
     cells, which carry ids, can be merged into any of them.
 
     Raises:
-        GradeInputError: missing file, a folder or another suffix, or invalid notebook JSON.
+        GradeInputError: missing file, a folder or another suffix, over
+            ``MAX_NOTEBOOK_BYTES``, or invalid notebook JSON.
     """
     if not path.exists():
         raise GradeInputError(f"{path}: no such file")
     if path.is_dir() or path.suffix != ".ipynb":
         got = "a folder" if path.is_dir() else repr(path.suffix or "no suffix")
         raise GradeInputError(f"{path}: expected a Jupyter notebook (.ipynb), got {got}")
+    with path.open("rb") as f:
+        return parse_notebook(f.read(MAX_NOTEBOOK_BYTES + 1), path)
+
+
+def read_submission(path: Path) -> nbformat.NotebookNode:
+    """``read_notebook`` for a file a student handed in (class grading): it must be a
+    regular file itself, not a link (to a solution, to a peer's notebook), a FIFO (which
+    would block the reader) or a device, and at most ``MAX_NOTEBOOK_BYTES``. The file is
+    opened without following a link and without blocking, and checked once open.
+
+    Raises:
+        GradeInputError: anything else, with the reason.
+    """
     try:
-        nb = nbformat.read(path, as_version=4)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        kind = "a symbolic link" if path.is_symlink() else exc.strerror or "unreadable"
+        raise GradeInputError(f"{path}: not a regular file ({kind}): not graded") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise GradeInputError(f"{path}: not a regular file (a FIFO, a device or a folder)")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise GradeInputError(
+                f"{path}: {info.st_size} bytes, more than a notebook may have "
+                f"({MAX_NOTEBOOK_BYTES} bytes)"
+            )
+        return parse_notebook(f.read(MAX_NOTEBOOK_BYTES + 1), path)
+
+
+def parse_notebook(data: bytes, path: Path) -> nbformat.NotebookNode:
+    """The notebook in ``data`` (read from ``path``), outputs dropped before it is validated.
+
+    Raises:
+        GradeInputError: over ``MAX_NOTEBOOK_BYTES``, or not valid notebook JSON.
+    """
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise GradeInputError(f"{path}: more than {MAX_NOTEBOOK_BYTES} bytes: not a notebook")
+    try:
+        raw = json.loads(data)
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        cells = list(raw.get("cells") or [])
+        for sheet in raw.get("worksheets") or []:  # nbformat 3
+            cells += sheet.get("cells") or [] if isinstance(sheet, dict) else []
+        for cell in cells:
+            if isinstance(cell, dict) and cell.get("cell_type") == "code":
+                cell["outputs"] = []
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
         nb.nbformat_minor = max(int(nb.get("nbformat_minor", 0)), 5)
         for cell in nb.cells:
             cell.setdefault("id", uuid.uuid4().hex[:8])

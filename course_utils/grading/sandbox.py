@@ -97,8 +97,13 @@ class Sandbox:
         resolved = {Path(p).resolve() for p in self.hidden}
         self.hidden = sorted(p for p in resolved if p not in SYSTEM_DIRS)
 
-    def command(self, job: Path, out: Path, cgroup: Path | None) -> list[str]:
-        """The worker's command line: limits (``prlimit``), the cgroup, bubblewrap."""
+    def command(
+        self, job: Path, out: Path, cgroup: Path | None, package: Path | None = None
+    ) -> list[str]:
+        """The worker's command line: limits (``prlimit``), the cgroup, bubblewrap.
+        ``package``: a grading copy of the course package (``classgrade.grading_package``)
+        mounted where the installed one is, so that its sources are all the sandbox sees;
+        the package's data folders (``data_folders``) are mounted from the original."""
         inside_job, inside_out = ("/tmp/job", "/tmp/out") if self.enabled else (str(job), str(out))
         worker = [
             sys.executable, "-m", "course_utils.grading.worker", "record",
@@ -125,6 +130,11 @@ class Sandbox:
             cmd += ["--size", "1048576", "--tmpfs", path]
         for keep in self._kept():
             cmd += ["--ro-bind", str(keep), str(keep)]
+        if package is not None:
+            installed = installed_package()
+            cmd += ["--ro-bind", str(package), str(installed)]
+            for folder in data_folders(installed):
+                cmd += ["--ro-bind", str(folder), str(installed / folder.name)]
         for path in hidden:  # nothing can be written where the hidden folders were
             cmd += ["--remount-ro", path]
         cmd += [
@@ -139,9 +149,7 @@ class Sandbox:
 
     def _kept(self) -> list[Path]:
         """What must stay visible inside a hidden folder: Python and the course package."""
-        import course_utils
-
-        wanted = [Path(sys.prefix), Path(sys.base_prefix), Path(course_utils.__file__).parent]
+        wanted = [Path(sys.prefix), Path(sys.base_prefix), installed_package()]
         return [
             p
             for p in (w.resolve() for w in wanted)
@@ -162,14 +170,17 @@ class Sandbox:
             "PYTHONUNBUFFERED": "1",
         }
 
-    def start(self, job: Path, out: Path) -> tuple[subprocess.Popen, Path | None]:
-        """Start the worker on ``job/job.json`` writing to ``out``; its output is
-        discarded. Returns the process and its cgroup (pass both to ``stop``)."""
+    def start(
+        self, job: Path, out: Path, package: Path | None = None
+    ) -> tuple[subprocess.Popen, Path | None]:
+        """Start the worker on ``job/job.json`` writing to ``out`` (``package``: see
+        ``command``); its output is discarded. Returns the process and its cgroup (pass
+        both to ``stop``)."""
         cgroup = _pids_cgroup()
         if cgroup is not None:
             (cgroup / "pids.max").write_text(str(self.limits.processes))
         proc = subprocess.Popen(
-            self.command(job, out, cgroup),
+            self.command(job, out, cgroup, package),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=self.environment(), start_new_session=True, close_fds=True,
         )  # fmt: skip
@@ -193,6 +204,22 @@ class Sandbox:
                 return
             except OSError:
                 time.sleep(0.05)
+
+
+def installed_package() -> Path:
+    """The folder of the course package this grader runs."""
+    import course_utils
+
+    return Path(course_utils.__file__).resolve().parent
+
+
+def data_folders(package: Path) -> list[Path]:
+    """The package's folders that hold data and no Python (shipped weights, datasets)."""
+    return sorted(
+        d
+        for d in package.iterdir()
+        if d.is_dir() and d.name != "__pycache__" and not any(d.rglob("*.py"))
+    )
 
 
 def check_available() -> None:

@@ -40,7 +40,8 @@ HIDDEN_GENERATOR, SET_HIDDEN_SEED, SOLUTION = (
     checks.set_hidden_seed,
     checks.solution,
 )
-MAX_RECORD_BYTES = 256 * 2**20  # per test cell
+MAX_RECORD_BYTES = 64 * 2**20  # per test cell (a trained model's state_dict is a few MB)
+MAX_ERROR_CHARS = 2000  # of a test cell's error message, as loaded (hints show at most 600)
 MAX_DEPTH = 8
 MAX_ITEMS = 10_000
 MAX_NODES = 200_000  # values in one record, after pickle's memo is expanded
@@ -223,6 +224,8 @@ def load_record(path: Path, budget: _Budget | None = None) -> dict[str, Any] | N
         type(error) is tuple and len(error) == 2 and all(type(e) is str for e in error)
     ):
         raise ValueError("malformed error")
+    if error is not None:  # capped before anything reads it (a 150 MB message is legal data)
+        error = (error[0][:80], error[1][:MAX_ERROR_CHARS])
     budget = budget or _Budget()
     return {"records": [(k, from_plain(v, 0, budget)) for k, v in records], "error": error}
 
@@ -347,7 +350,6 @@ def record(job_path: Path, out: Path) -> None:
             )
         with contextlib.suppress(Exception):
             save_record(out / f"{n}.pt", recorder.records, error)
-    (out / "done").write_text("")
 
 
 Site = tuple[int, str, tuple, dict]
