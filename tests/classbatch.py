@@ -17,7 +17,11 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +168,7 @@ def _alternative_text(root):
 
 
 MARKER = "course-attack-marker"  # written to files and process titles an attack leaves
+SECRET = "course-attack-secret.py"  # an owner-only file in sys.prefix (grade_class)
 
 ATTACKS = {
     # the check helpers, redefined where the test cells would find them
@@ -339,6 +344,37 @@ for i, name in enumerate(records):
     else:
         torch.save({"records": [(0, huge if i % 4 == 2 else shared)], "error": None}, path)
 """,
+    # the judges' job files (every solution cell) where TMPDIR points outside /tmp, as on a
+    # cluster (grade_class sets it under /var/tmp)
+    "tmpdir_judge": """
+import glob, json
+for path in glob.glob("/var/tmp/**/judge-*.json", recursive=True):
+    try:
+        for cell in json.load(open(path))["cells"]:
+            if cell["test"] is None and "def " in cell["source"]:
+                exec(cell["source"])
+    except Exception:
+        pass
+""",
+    # a file only the grader's user may read, in a folder the sandbox sees (sys.prefix):
+    # grade_class puts the solution's functions in it
+    "grader_secret": f"""
+import sys
+try:
+    exec(open(sys.prefix + "/{SECRET}").read())
+except OSError:
+    pass
+""",
+    # a cell that catches the per-cell alarm and keeps running (under the total limit)
+    "catch_timeout": f"""
+import time
+start = time.monotonic()
+while time.monotonic() - start < {TOTAL_TIMEOUT_S // 2}:
+    try:
+        time.sleep(1)
+    except BaseException:
+        pass
+""",
     # reproduce the hidden inputs with another seed
     "hidden_seed": """
 import course_utils.grading.checks as checks
@@ -371,7 +407,7 @@ HONEST_WITH = ("redefine_checks", "patch_torch_and_grading", "rebind_builtins", 
 # Where an attack's cell goes: after the imports (default), at the end, or before every test
 # cell (so that what it defines replaces the stubs the tests would call).
 AT_END = ("processes", "poisoned_records")
-BEFORE_EACH_TEST = ("read_solutions", "peers")
+BEFORE_EACH_TEST = ("read_solutions", "peers", "tmpdir_judge", "grader_secret")
 
 
 def _with_cell(base: nbformat.NotebookNode, source: str, where: str) -> nbformat.NotebookNode:
@@ -420,6 +456,21 @@ def add_attacks(root: Path, folder: Path) -> None:
         nbformat.write(_with_cell(solved, ATTACKS[name], "start"), path)
 
 
+@contextlib.contextmanager
+def _tmpdir(path: Path) -> Iterator[None]:
+    """``TMPDIR`` (and ``tempfile``'s cached folder) set to ``path`` for a while."""
+    before, cached = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = str(path), None
+    try:
+        yield
+    finally:
+        tempfile.tempdir = cached
+        if before is None:
+            os.environ.pop("TMPDIR")
+        else:
+            os.environ["TMPDIR"] = before
+
+
 def grade_class(root: Path, work: Path) -> dict[str, Any]:
     """Build the class in ``work/submissions`` and grade it once, as the README says."""
     folder = work / "submissions"
@@ -428,12 +479,21 @@ def grade_class(root: Path, work: Path) -> dict[str, Any]:
     guarded = (root / "exercises", root / "solutions", root / "course_utils")
     before, submissions_before = _tree_hashes(*guarded), _tree_hashes(folder)
     csv_path = work / "grades.csv"
-    with contextlib.redirect_stdout(io.StringIO()) as out:
-        code = cli.main([
-            "grade", str(folder), "--source", str(root / "exercises"), "--csv", str(csv_path),
-            "--jobs", "3", "--cell-timeout", str(CELL_TIMEOUT_S),
-            "--total-timeout", str(TOTAL_TIMEOUT_S),
-        ])  # fmt: skip
+    secret = Path(sys.prefix) / SECRET
+    solved = (root / "solutions" / f"{NAME}.py").read_text().split("# %%")
+    secret.write_text("\n".join(c.split("\n", 1)[1] for c in solved if "BEGIN SOLUTION" in c))
+    secret.chmod(0o600)
+    tmpdir = Path(tempfile.mkdtemp(prefix="course-test-tmpdir-", dir="/var/tmp"))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as out, _tmpdir(tmpdir):
+            code = cli.main([
+                "grade", str(folder), "--source", str(root / "exercises"), "--csv", str(csv_path),
+                "--jobs", "3", "--cell-timeout", str(CELL_TIMEOUT_S),
+                "--total-timeout", str(TOTAL_TIMEOUT_S),
+            ])  # fmt: skip
+    finally:
+        secret.unlink()
+        shutil.rmtree(tmpdir, ignore_errors=True)
     after = _tree_hashes(*guarded)
     with csv_path.open() as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}

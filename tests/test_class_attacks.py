@@ -12,13 +12,21 @@ submission keeps its full marks (the grader does not punish what it defends agai
 
 from __future__ import annotations
 
+import os
 import site
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from classbatch import ATTACKS, HONEST_WITH, MARKER
+
+from course_utils.grading.cgroups import Cgroup
+from course_utils.grading.classgrade import REGRADED
+from course_utils.grading.sandbox import SANDBOX_UID, Limits, Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.sandbox
@@ -32,8 +40,18 @@ def test_the_batch_finishes_with_every_submission(graded_class):
 @pytest.mark.xdist_group("class")
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_each_attack_earns_nothing(graded_class, attack):
+    if attack == "grader_secret" and os.geteuid() != 0:
+        pytest.skip("run as another user, the sandbox's uid is the grader's (docs/DESIGN.md)")
     row = graded_class["rows"][attack]
     assert row["total"] == "0", row
+
+
+@pytest.mark.sandbox
+@pytest.mark.xdist_group("class")
+def test_a_cell_that_catches_its_time_limit_is_stopped_from_outside(graded_class):
+    row = graded_class["rows"]["catch_timeout"]
+    assert row["status"] == "timeout", row
+    assert "stopped by the grader" in row["reason"] and REGRADED in row["reason"], row
 
 
 @pytest.mark.sandbox
@@ -92,8 +110,6 @@ def test_the_csv_is_the_graders(graded_class):
 def test_the_sandbox_can_write_only_capped_scratch_space(tmp_path):
     """Inside the sandbox: /tmp and /dev/shm hold at most ``scratch_bytes``; /dev and the
     hidden folders are read-only; the job folder is read-only."""
-    from course_utils.grading.sandbox import Limits, Sandbox
-
     hidden = tmp_path / "hidden"
     hidden.mkdir()
     job, out = tmp_path / "job", tmp_path / "out"
@@ -109,3 +125,73 @@ def test_the_sandbox_can_write_only_capped_scratch_space(tmp_path):
     command = command[: len(command) - command[::-1].index("--")] + ["sh", "-c", probe]
     run = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert run.stdout.split() == ["1048576", "1048576", "end"], run
+
+
+def _probe(sandbox: Sandbox, tmp_path: Path, script: str, **start) -> subprocess.CompletedProcess:
+    """Run ``sh -c script`` where the worker would run, in ``sandbox``."""
+    job, out = tmp_path / "job", tmp_path / "out"
+    job.mkdir()
+    out.mkdir()
+    if os.geteuid() == 0:
+        os.chown(out, SANDBOX_UID, SANDBOX_UID)
+    start.setdefault("cgroup", None)
+    command = sandbox.command(job, out, **start)
+    command = command[: len(command) - command[::-1].index("--")] + ["sh", "-c", script]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.sandbox
+def test_the_sandbox_sees_only_its_allow_list(tmp_path):
+    """No bind of ``/``: the grader's home, /var (a cluster's TMPDIR), /srv, the working
+    course sources and a hidden folder inside a visible one are not there; Python and the
+    course package are. As root, the sandbox's uid owns none of the grader's files: an
+    owner-only file in sys.prefix (which it sees) cannot be read."""
+    secret = Path(tempfile.mkstemp(dir=sys.prefix, prefix="course-test-secret-")[1])
+    hidden = Path(tempfile.mkdtemp(dir=sys.prefix, prefix="course-test-hidden-"))
+    (hidden / "x").write_text("x")
+    try:
+        secret.write_text("secret")
+        secret.chmod(0o600)
+        probe = (
+            f"for d in /var /srv /home /root/.bashrc {ROOT}/solutions {ROOT}/exercises; "
+            f"do ls -d $d 2>/dev/null; done | wc -l; ls {hidden} | wc -l; "
+            f"id -u; cat {secret} 2>/dev/null || echo unreadable; "
+            f"{sys.executable} -c \"import course_utils, torch; print('python ok')\""
+        )
+        run = _probe(Sandbox(hidden=[hidden]), tmp_path, probe)
+    finally:
+        secret.unlink()
+        (hidden / "x").unlink()
+        hidden.rmdir()
+    lines = run.stdout.split("\n")
+    assert lines[:2] == ["0", "0"] and lines[-2] == "python ok", run
+    if os.geteuid() == 0:
+        assert lines[2:4] == [str(SANDBOX_UID), "unreadable"], run
+
+
+@pytest.mark.sandbox
+def test_a_sandbox_is_limited_as_a_whole(tmp_path):
+    """Memory counts every process of a sandbox together (three children of 160 MiB each
+    under a 400 MiB limit: the kernel stops one, and the group says so); the same group
+    caps its processes and its CPU cores."""
+    limits = Limits(memory_bytes=400 * 2**20, processes=32, cpus=1.0)
+    group = Cgroup.make(limits.processes, limits.memory_bytes, limits.cpus)
+    if group is None or "memory" not in group.folders:
+        pytest.skip("no memory cgroup can be made here: memory is limited per process only")
+    child = "b = bytearray(160 * 2**20); import time; time.sleep(2); print('kept')"
+    script = f'for i in 1 2 3; do {sys.executable} -c "{child}" & done; wait'
+    try:
+        settings = {
+            f.name: f.read_text().strip()
+            for d in group.folders.values()
+            for f in d.iterdir()
+            if f.name in ("pids.max", "cpu.max", "cpu.cfs_quota_us")
+        }
+        run = _probe(Sandbox(hidden=[], limits=limits), tmp_path, script, cgroup=group)
+        out_of_memory = group.out_of_memory()
+    finally:
+        group.remove()
+    assert run.stdout.count("kept") < 3 and out_of_memory, run
+    assert settings.get("pids.max", "32") == "32", settings
+    assert settings.get("cpu.max", "100000").split()[0] == "100000", settings
+    assert settings.get("cpu.cfs_quota_us", "100000") == "100000", settings

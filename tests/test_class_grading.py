@@ -254,3 +254,21 @@ def test_students_told_apart_are_warned_about(root, tmp_path, monkeypatch, capsy
     warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warned) == 2, warned
     assert "'alice<U+200B>'" in warned[0] and "'jos\u00e9 (2)'" in warned[1]
+
+
+def test_parsing_a_submission_is_bounded_by_its_size_and_cells(root, tmp_path):
+    """What grading never reads is dropped before validation (the notebook's metadata,
+    cell metadata but tags and points, outputs), and past MAX_CELLS cells a notebook is
+    invalid: a 40 MB notebook of 400,000 one-letter cells took 18 s to validate."""
+    solved = json.loads((root / "solutions" / "00_foundations.ipynb").read_text())
+    solved["metadata"]["bulk"] = [[1] * 10 for _ in range(1000)]
+    solved["cells"][0]["metadata"]["bulk"] = "x" * 1000
+    path = tmp_path / "alice_00_foundations.ipynb"
+    path.write_text(json.dumps(solved))
+    nb = notebooks.read_submission(path)
+    assert "bulk" not in nb.metadata and "bulk" not in nb.cells[0].metadata
+    assert any("graded" in c.metadata.get("tags", []) for c in nb.cells)
+    solved["cells"] *= notebooks.MAX_CELLS // len(solved["cells"]) + 1
+    path.write_text(json.dumps(solved))
+    with pytest.raises(notebooks.GradeInputError, match=f"may have \\({notebooks.MAX_CELLS}\\)"):
+        notebooks.read_submission(path)

@@ -59,6 +59,7 @@ from course_utils.grading.notebooks import (
 from course_utils.grading.report import GradeResult, clean, zero_row
 from course_utils.grading.sandbox import (
     Limits,
+    Running,
     Sandbox,
     check_available,
     data_folders,
@@ -68,8 +69,13 @@ from course_utils.grading.selfgrade import DEFAULT_CELL_TIMEOUT, DEFAULT_TOTAL_T
 
 _DEF = re.compile(r"^def (\w+)\(", re.M)
 WATCH_SECONDS = 0.25  # how often a running sandbox's output folder is measured
+CELL_GRACE_SECONDS = 5  # past a cell's limit, before the grader stops the sandbox
 JUDGE_REPLY_SECONDS = 120  # one submission's verdicts (the records are small and capped)
 JUDGE_MEMORY_BYTES = 8 * 2**30
+REGRADED = (
+    "graded again alone, after the others: it ran past a time limit while other "
+    "submissions were graded beside it"
+)
 
 
 @dataclass(frozen=True)
@@ -345,23 +351,27 @@ def submission_cells(
     """What the sandbox runs: the submission's code cells with each canonical test cell
     (student side) in its place and the question's hidden test after it. Returns the cells,
     the record file of each test (``"<n>.pt"`` -> question or ``"q:hidden"``), and the
-    questions whose code cell is missing (from ``with_canonical_tests``)."""
+    questions whose code cell is missing (from ``with_canonical_tests``). Each cell has a
+    ``label`` that names it for the student (a code cell's number in the notebook and its
+    first line, or the question a test cell checks)."""
     submission = nbformat.from_dict(dict(submission))
     submission.cells = [c for c in submission.cells if not _claims_hidden(c)]  # ours run
     merged, missing = with_canonical_tests(submission, exercise.notebook)
     cells: list[dict[str, Any]] = []
     tests: dict[str, str] = {}
-    for cell in merged.cells:
-        if cell.cell_type != "code":
-            continue
+    code = [c for c in merged.cells if c.cell_type == "code"]
+    for number, cell in enumerate(code, 1):
         question = _question(cell)
         if question is None or question not in exercise.student_tests:
-            cells.append({"source": cell.source, "test": None})
+            first = cell.source.strip().split("\n", 1)[0][:40]
+            label = f'code cell {number} ("{first}")'
+            cells.append({"source": cell.source, "test": None, "label": label})
             continue
         for key in (question, f"{question}:hidden"):
             if key in exercise.student_tests:
                 tests[f"{len(cells)}.pt"] = key
-                cells.append({"source": exercise.student_tests[key], "test": key})
+                label = f"the {'hidden ' if key.endswith(':hidden') else ''}test of {question}"
+                cells.append({"source": exercise.student_tests[key], "test": key, "label": label})
     return cells, tests, missing
 
 
@@ -395,28 +405,30 @@ def grade_submission(
         (job / "job.json").write_text(
             json.dumps({"cells": cells, "seed": seed, "cell_timeout": cell_timeout})
         )
-        proc, cgroup = sandbox.start(job, out, package)
+        running = sandbox.start(job, out, package)
         try:
-            overrun = _watch(proc, out, total_timeout, sandbox.limits)
+            stopped = _watch(running, out, total_timeout, cell_timeout, sandbox.limits, cells)
         finally:
-            sandbox.stop(proc, cgroup)  # every process it started is gone before judging
-        timed_out = overrun == "timeout"
+            # every process it started is gone before judging
+            out_of_memory = sandbox.stop(running)
+        if out_of_memory:
+            gib = sandbox.limits.memory_bytes / 2**30
+            stopped = Stopped(
+                "crashed",
+                f"out of memory: the notebook's processes together passed the sandbox's "
+                f"limit of {gib:g} GiB and the kernel stopped one",
+            )
         rows = judge.verdicts(out, tests)
         for row in rows:
             if row["question"] in missing:
                 row.update(earned=0.0, passed=False, hint=missing[row["question"]])
-            if timed_out and not row["passed"] and "did not run" in row["hint"]:
-                row["hint"] = f"the notebook exceeded its total time limit of {total_timeout} s"
+            if stopped is not None and not row["passed"] and "did not run" in row["hint"]:
+                row["hint"] = f"not run: {stopped.reason}"
         # Complete when every record it was asked for is there: not a marker file or an exit
         # code, which the student's process controls.
         finished = all(_is_regular(out / name) for name in tests)
-        if timed_out:
-            status, reason = (
-                "timeout",
-                f"the notebook exceeded its total time limit of {total_timeout} s",
-            )
-        elif overrun is not None:
-            status, reason = "crashed", overrun
+        if stopped is not None:
+            status, reason = stopped.status, stopped.reason
         elif not finished:
             status, reason = (
                 "crashed",
@@ -445,21 +457,61 @@ def grade_submission(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _watch(proc: subprocess.Popen, out: Path, total_timeout: float, limits: Limits) -> str | None:
-    """Wait for the sandbox; ``None`` if it ended by itself, ``"timeout"``, or why its
-    output folder grew past the limits (then it is still running: stop it)."""
-    deadline = time.monotonic() + total_timeout
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            return "timeout"
+@dataclass(frozen=True)
+class Stopped:
+    """Why the grader stopped a sandbox: the status it gives the submission, and why."""
+
+    status: str
+    reason: str
+
+
+def _watch(
+    running: Running,
+    out: Path,
+    total_timeout: float,
+    cell_timeout: float,
+    limits: Limits,
+    cells: list[dict[str, Any]],
+) -> Stopped | None:
+    """Wait for the sandbox; ``None`` if it ended by itself, else why the grader must stop
+    it (it is still running): the total time limit, one cell's time limit (the cell the
+    worker last said it started, given ``CELL_GRACE_SECONDS`` past the worker's own
+    alarm, which student code can catch), or its output folder past the limits.
+
+    The worker's progress lines come from a process the student controls: a line can only
+    move on to a later cell, so forged ones buy at most one cell limit per cell, and the
+    total limit holds whatever they say."""
+    now = time.monotonic()
+    deadline, cell, started, pending = now + total_timeout, -1, now, b""
+    while running.proc.poll() is None:
+        now = time.monotonic()
+        if now > deadline:
+            return Stopped(
+                "timeout", f"the notebook exceeded its total time limit of {total_timeout:g} s"
+            )
+        if cell >= 0 and now > started + cell_timeout + CELL_GRACE_SECONDS:
+            label = cells[cell].get("label", f"cell {cell}")
+            return Stopped(
+                "timeout",
+                f"{label} ran past the per-cell time limit of {cell_timeout:g} s and was "
+                "stopped by the grader",
+            )
+        with contextlib.suppress(BlockingIOError, OSError):
+            pending += os.read(running.progress, 4096)
+        *lines, pending = pending.split(b"\n")
+        pending = pending[-32:]
+        for line in lines:
+            if line.isdigit() and cell < int(line) < len(cells):
+                cell, started = int(line), now
         files, size = _usage(out, limits.output_files)
         if files > limits.output_files or size > limits.output_bytes:
-            return (
+            return Stopped(
+                "crashed",
                 f"the notebook wrote past the output limits ({files} files, {size} bytes; "
-                f"at most {limits.output_files} files, {limits.output_bytes} bytes)"
+                f"at most {limits.output_files} files, {limits.output_bytes} bytes)",
             )
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=WATCH_SECONDS)
+            running.proc.wait(timeout=WATCH_SECONDS)
     return None
 
 
@@ -506,6 +558,8 @@ def grade_folder(
     limits: Limits | None = None,
 ) -> tuple[list[GradeResult], list[Path]]:
     """Grade every submission in ``folder``, ``jobs`` at a time; results in path order.
+    A submission stopped by a time limit while others ran beside it (``jobs`` > 1) is
+    graded again alone after them, and that grade stands (its reason says so).
 
     ``solutions`` defaults to the ``solutions/`` folder beside ``source``. ``hide`` adds
     folders the sandbox must not see (the CSV's); ``seed`` fixes the hidden tests' inputs
@@ -524,9 +578,10 @@ def grade_folder(
     submissions, unmatched = find_submissions(folder, source)
     seed = secrets.randbits(31) if seed is None else seed
     exercises = {e: load_exercise(e, solutions) for e in sorted({s.exercise for s in submissions})}
-    hidden = (folder, source, solutions, source.resolve().parent, Path.cwd(), *hide)
-    sandbox = Sandbox(hidden=hidden, limits=limits or Limits(), enabled=sandboxed)
     with tempfile.TemporaryDirectory(prefix="course-judges-") as tmp:
+        hidden = (folder, source, solutions, source.resolve().parent, Path.cwd(), *hide)
+        hidden += (Path(tempfile.gettempdir()), Path(tmp))  # jobs, judges: wherever TMPDIR is
+        sandbox = Sandbox(hidden=hidden, limits=limits or Limits(), enabled=sandboxed)
         judges: dict[Path, JudgeProcess] = {}
         packages: dict[Path, Path | None] = {}
         try:
@@ -545,7 +600,13 @@ def grade_folder(
                 )  # fmt: skip
 
             with ThreadPoolExecutor(max_workers=jobs) as pool:
-                return list(pool.map(grade, submissions)), unmatched
+                results = list(pool.map(grade, submissions))
+            if jobs > 1 and len(submissions) > 1:  # fair to a notebook slowed by its peers
+                for i, result in enumerate(results):
+                    if result.status == "timeout":
+                        results[i] = grade(submissions[i])
+                        results[i].reason = "; ".join(r for r in (results[i].reason, REGRADED) if r)
+            return results, unmatched
         finally:
             for judge in judges.values():
                 judge.close()

@@ -30,6 +30,8 @@ class GradeInputError(ValueError):
 
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20  # a notebook with its images; more is not a submission
+MAX_CELLS = 2000  # the longest course notebook has 58; a student may add some
+KEPT_METADATA = ("tags", "points")  # what grading reads of a cell's metadata
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
@@ -79,7 +81,10 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
 
 
 def parse_notebook(data: bytes, path: Path) -> nbformat.NotebookNode:
-    """The notebook in ``data`` (read from ``path``), outputs dropped before it is validated.
+    """The notebook in ``data`` (read from ``path``), reduced to what grading reads before
+    it is validated: outputs, the notebook's metadata and every cell metadata key but
+    ``KEPT_METADATA`` are dropped, and at most ``MAX_CELLS`` cells are accepted (with the
+    size cap, this bounds the time parsing takes: no timer needed).
 
     Raises:
         GradeInputError: over ``MAX_NOTEBOOK_BYTES``, or not valid notebook JSON.
@@ -93,9 +98,17 @@ def parse_notebook(data: bytes, path: Path) -> nbformat.NotebookNode:
         cells = list(raw.get("cells") or [])
         for sheet in raw.get("worksheets") or []:  # nbformat 3
             cells += sheet.get("cells") or [] if isinstance(sheet, dict) else []
+        if len(cells) > MAX_CELLS:
+            raise ValueError(f"{len(cells)} cells, more than a notebook may have ({MAX_CELLS})")
+        raw["metadata"] = {}  # nothing of it is graded, and it may be as large as the file
         for cell in cells:
-            if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            if not isinstance(cell, dict):
+                continue
+            if cell.get("cell_type") == "code":
                 cell["outputs"] = []
+            metadata = cell.get("metadata")
+            if isinstance(metadata, dict):
+                cell["metadata"] = {k: metadata[k] for k in KEPT_METADATA if k in metadata}
         nb = nbformat.reads(json.dumps(raw), as_version=4)
         nb.nbformat_minor = max(int(nb.get("nbformat_minor", 0)), 5)
         for cell in nb.cells:

@@ -1,11 +1,13 @@
 """The two processes of class grading: the student's (in the sandbox) and the judge.
 
-``python -m course_utils.grading.worker record JOB OUT`` runs in the sandbox. It executes a
-submission's cells in order in an IPython shell; each test cell arrives already split
-(``course_utils.grading.cells``), so it only records the first argument of each check.
-After each test cell it writes ``OUT/<n>.pt``: the recorded values as plain tensors and
-numbers, and the cell's error if it raised. Everything in this process may be tampered
-with by the student's code; nothing it writes is trusted.
+``python -m course_utils.grading.worker record JOB OUT [PROGRESS_FD]`` runs in the sandbox.
+It executes a submission's cells in order in an IPython shell; each test cell arrives
+already split (``course_utils.grading.cells``), so it only records the first argument of
+each check. Before each cell it writes the cell's number to PROGRESS_FD (the grader
+enforces the per-cell limit from there); after each test cell it writes ``OUT/<n>.pt``:
+the recorded values as plain tensors and numbers, and the cell's error if it raised.
+Everything in this process may be tampered with by the student's code; nothing it writes
+is trusted.
 
 ``python -m course_utils.grading.worker judge JOB`` runs outside the sandbox, on the
 instructor's solution notebook with the judge side of every test cell (visible and
@@ -326,13 +328,19 @@ def _run_code_cell(shell: Any, source: str, timeout: float) -> bool:
     return isinstance(result.error_in_exec, CellTimeout)  # IPython catches it in the code
 
 
-def record(job_path: Path, out: Path) -> None:
-    """The sandbox side: run the cells, write one record per test cell."""
+def record(job_path: Path, out: Path, progress_fd: int | None = None) -> None:
+    """The sandbox side: run the cells, write one record per test cell. Before each cell,
+    its number goes to ``progress_fd``: the grader stops a cell that runs past its limit
+    from outside (this process's own alarm only lets a notebook go on after a slow cell)."""
     job = json.loads(job_path.read_text())
+    progress = os.fdopen(progress_fd, "w", buffering=1) if progress_fd is not None else None
     recorder = Recorder()
     shell = _shell(student_globals(recorder))
     stopped: int | None = None  # the latest code cell stopped at the time limit
     for n, cell in enumerate(job["cells"]):
+        if progress is not None:
+            with contextlib.suppress(OSError, ValueError):
+                progress.write(f"{n}\n")
         if cell["test"] is None:
             if _run_code_cell(shell, cell["source"], job["cell_timeout"]):
                 stopped = n
@@ -345,7 +353,8 @@ def record(job_path: Path, out: Path) -> None:
             # what the test misses was never made: say why, not only "name undefined"
             error = (
                 "Timeout",
-                f"code cell {stopped} ran past the {job['cell_timeout']} s per-cell limit "
+                f"{job['cells'][stopped].get('label', f'cell {stopped}')} ran past the "
+                f"{job['cell_timeout']} s per-cell limit "
                 f"before this test ({error[0]}: {error[1][:200]})",
             )
         with contextlib.suppress(Exception):
@@ -529,13 +538,13 @@ def judge(job_path: Path) -> None:
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    if argv[:1] == ["record"] and len(argv) == 3:
-        record(Path(argv[1]), Path(argv[2]))
+    if argv[:1] == ["record"] and len(argv) in (3, 4):
+        record(Path(argv[1]), Path(argv[2]), int(argv[3]) if len(argv) == 4 else None)
         return 0
     if argv[:1] == ["judge"] and len(argv) == 2:
         judge(Path(argv[1]))
         return 0
-    print("usage: worker record JOB OUT | worker judge JOB", file=sys.stderr)
+    print("usage: worker record JOB OUT [PROGRESS_FD] | worker judge JOB", file=sys.stderr)
     return 2
 
 
