@@ -195,3 +195,14 @@ def test_a_sandbox_is_limited_as_a_whole(tmp_path):
     assert settings.get("pids.max", "32") == "32", settings
     assert settings.get("cpu.max", "100000").split()[0] == "100000", settings
     assert settings.get("cpu.cfs_quota_us", "100000") == "100000", settings
+
+
+def test_python_under_tmp_stays_visible(tmp_path, monkeypatch):
+    """A clone (and its virtual environment) under /tmp, as CI's fresh clone: the private
+    /tmp is mounted before the binds, not over them."""
+    monkeypatch.setattr(sys, "prefix", "/tmp/clone/.venv")
+    monkeypatch.setattr(Path, "is_dir", lambda self: True)
+    command = Sandbox(hidden=[]).command(tmp_path / "job", tmp_path / "out", None)
+    tmpfs = command.index("/tmp", command.index("--tmpfs"))
+    bind = command.index("/tmp/clone/.venv")
+    assert command[bind - 1] == "--ro-bind" and tmpfs < bind, command

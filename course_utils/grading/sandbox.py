@@ -137,7 +137,11 @@ class Sandbox:
         if not self.enabled:
             return [*enter, *prlimit, "--", *worker]
         size = ["--size", str(limits.scratch_bytes)]
-        cmd = [BWRAP, *self._system(), *self._python(package)]
+        cmd = [  # the private mounts first: a bind below /tmp (a clone there) goes on top
+            BWRAP, "--proc", "/proc", "--dev", "/dev", *size, "--perms", "1777", "--tmpfs",
+            "/tmp", *size, "--perms", "1777", "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            *self._system(), *self._python(package),
+        ]  # fmt: skip
         for path in self._hidden_inside(cmd):
             cmd += ["--size", "1048576", "--tmpfs", path, "--remount-ro", path]
         if package is not None:
@@ -146,8 +150,6 @@ class Sandbox:
             for folder in data_folders(installed):
                 cmd += ["--ro-bind", str(folder), str(installed / folder.name)]
         cmd += [
-            "--proc", "/proc", "--dev", "/dev", *size, "--perms", "1777", "--tmpfs", "/tmp",
-            *size, "--perms", "1777", "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--ro-bind", str(job), "/tmp/job", "--bind", str(out), "/tmp/out",
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--hostname", "sandbox", "--die-with-parent",
