@@ -10,7 +10,7 @@
 * ``course bench pixelcnn-digits``: the intro_dgm digits protocol (17 levels), exact test
   NLL in nats per image.
 
-Conventions (``../shared/EXERCISE_API.md``): images are integer tensors of levels
+Conventions (``docs/EXERCISE_API.md``): images are integer tensors of levels
 ``0 … K-1``; logits are ``[batch, K, ...]`` (class dim 1, as ``F.cross_entropy``
 expects); attention tensors are ``[batch, n, d]``; a boolean mask is True where attention
 is allowed.

@@ -241,8 +241,7 @@ for n in range(200):
 open("/tmp/out/done", "w").close()
 """,
     # the grader's solutions, found through the installed package, executed for their answers
-    # (another copy of the public repository elsewhere on the machine is not defended:
-    # docs/DESIGN.md)
+    # (the sandbox sees the package's grading copy, not the repository around it)
     "read_solutions": """
 import course_utils, glob, pathlib
 root = pathlib.Path(course_utils.__file__).resolve().parents[1]

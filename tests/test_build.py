@@ -1,3 +1,4 @@
+import ast
 import json
 import re
 import shutil
@@ -6,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from course_utils import build
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SOLUTION = '''# %%
 def f(x):
@@ -288,3 +291,44 @@ def test_readme_tables_come_from_the_shipped_metadata_and_results(root):
     assert dropped != readme and build.readme_with_tables(dropped) == readme
     for marker in (build.CHECKPOINTS_BEGIN, *build.bench_markers("gan")):
         assert marker in readme
+
+
+def _signature(node: ast.FunctionDef) -> list[tuple[str, object]]:
+    """(name, default) of every parameter; a default is its literal value, or its source."""
+    a = node.args
+    positional = a.posonlyargs + a.args
+    defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+    pairs = [
+        *zip(positional, defaults, strict=True),
+        *zip(a.kwonlyargs, a.kw_defaults, strict=True),
+    ]
+
+    def value(d: ast.expr | None) -> object:
+        try:
+            return ast.literal_eval(d) if d is not None else None
+        except ValueError:
+            return ast.unparse(d)
+
+    return [(p.arg, value(d)) for p, d in pairs]
+
+
+def test_the_exercise_api_is_the_solutions():
+    """docs/EXERCISE_API.md, the contract of every exercise function, names each set's
+    graded functions (those with a solution region) with the solution's own signature."""
+    doc = (ROOT / "docs" / "EXERCISE_API.md").read_text()
+    sections = {s.split("\n", 1)[0].strip(): s for s in re.split(r"^## ", doc, flags=re.M)[1:]}
+    for path in sorted((ROOT / "solutions").glob("*.py")):
+        text = path.read_text()
+        graded = {
+            n.name: n
+            for cell in text.split("# %%")
+            if "### BEGIN SOLUTION" in cell
+            for n in ast.parse(cell.split("\n", 1)[1]).body
+            if isinstance(n, ast.FunctionDef)
+        }
+        assert path.stem in sections, f"docs/EXERCISE_API.md has no section {path.stem}"
+        rows = re.findall(r"^\| `(\w+)\((.*?)\)` \|", sections[path.stem], flags=re.M)
+        assert sorted(n for n, _ in rows) == sorted(graded), path.stem
+        for name, args in rows:
+            documented = ast.parse(f"def {name}({args}): pass").body[0]
+            assert _signature(documented) == _signature(graded[name]), (path.stem, name)

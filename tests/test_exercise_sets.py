@@ -1,4 +1,4 @@
-"""Contracts every exercise set holds (DESIGN.md, 'Contracts that tests hold'), each
+"""Contracts every exercise set holds (docs/DESIGN.md, 'Tests'), each
 notebook self-graded once (``course grade NB``, a kernel under nbval):
 
 * the unsolved exercise fails every graded cell and no other cell before its first graded

@@ -1,7 +1,7 @@
 """Lecture twins: a model a lecture writes out for students and a shipped checkpoint loads
 into has a reference copy in ``course_utils`` (which trains and loads the shipped weights).
 The two must not drift apart: same ``state_dict`` keys and shapes, and the same outputs
-on a seeded input with the shipped weights (docs/DESIGN.md, "Lecture twins").
+on a seeded input with the shipped weights (docs/DESIGN.md, "How data and weights move").
 
 The lecture's classes come from its percent script without running it: only its imports,
 constants, functions and classes are executed.
