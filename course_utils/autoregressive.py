@@ -40,6 +40,7 @@ from course_utils.viz import as_numpy
 # -- the exercise set 06 reference functions --------------------------------------------
 
 
+# Copied from solutions/06_autoregressive.py: causal_mask
 def causal_mask(n: int) -> torch.Tensor:
     """Bool ``[n, n]``: True where position ``i`` (row) may attend to ``j`` (column), j <= i."""
     if not isinstance(n, int) or n < 1:
@@ -47,6 +48,7 @@ def causal_mask(n: int) -> torch.Tensor:
     return torch.ones(n, n, dtype=torch.bool).tril()
 
 
+# Copied from solutions/06_autoregressive.py: masked_conv_mask
 def masked_conv_mask(kernel_size: int, mask_type: str) -> torch.Tensor:
     """PixelCNN's spatial mask, float ``[kernel_size, kernel_size]``: 1 above the centre
     row and left of the centre in the centre row; the centre is 0 for type ``"A"`` (the
@@ -62,6 +64,7 @@ def masked_conv_mask(kernel_size: int, mask_type: str) -> torch.Tensor:
     return mask
 
 
+# Copied from solutions/06_autoregressive.py: categorical_nll
 def categorical_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``-log p(x)`` in nats, ``[batch]``: independent categoricals with ``logits``
     ``[batch, K, ...]`` over levels ``x`` ``[batch, ...]``, summed over all non-batch dims."""
@@ -73,6 +76,7 @@ def categorical_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, x.long(), reduction="none").flatten(1).sum(1)
 
 
+# Copied from solutions/06_autoregressive.py: sample_with_temperature
 def sample_with_temperature(
     logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -96,6 +100,7 @@ def keep_top_k(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
+# Copied from solutions/06_autoregressive.py: self_attention
 def self_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -107,6 +112,7 @@ def self_attention(
     return torch.softmax(scores, dim=-1) @ v
 
 
+# Copied from solutions/06_autoregressive.py: vector_quantize
 def vector_quantize(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest code by Euclidean distance: ``z`` ``[N, D]``, ``codebook`` ``[K, D]`` ->
     ``(z_q [N, D], indices [N])`` with ``z_q = z + (e_k - z).detach()`` (straight-through:
@@ -122,6 +128,7 @@ def vector_quantize(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tens
     return z + (codebook[indices] - z).detach(), indices
 
 
+# Copied from solutions/06_autoregressive.py: vq_losses
 def vq_losses(
     z_e: torch.Tensor, z_q: torch.Tensor, beta: float = 0.25
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,9 @@
   ``### END SOLUTION`` region becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()``
   at the region's indentation, and every hidden test cell (tag ``hidden``, the
   instructor-only tests class grading adds) is left out.
+* A function of the course package marked ``# Copied from solutions/X.py: name`` (the
+  line above its ``def``) is rewritten as the solution's function, its solution markers
+  dropped, so an exercise function has one source (as diffusers' ``make fix-copies``).
 * Every notebook starts with the Colab setup cell (``SETUP_CELL``) and its title cell
   carries an "Open in Colab" badge, both made from the repository URL in
   ``pyproject.toml`` (``[project.urls] Repository``).
@@ -19,6 +22,7 @@ not compared and not overwritten: a lecture run and saved in JupyterLab is not s
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import tomllib
@@ -328,6 +332,48 @@ def graded_questions(py_text: str, source: str = "<text>") -> list[tuple[str, in
     ]
 
 
+COPIED = re.compile(r"^# Copied from (solutions/\w+\.py): (\w+)$", re.M)
+
+
+def with_copies(text: str, root: Path, source: str) -> str:
+    """``text`` (a module of the course package, read from ``source``) with each function
+    marked ``# Copied from solutions/X.py: name`` replaced by that solution's function,
+    decorators and docstring included, its ``### BEGIN/END SOLUTION`` lines dropped.
+
+    Raises:
+        BuildError: the marker is not right above the ``def`` of ``name``, or the solution
+            has no top-level function ``name``.
+    """
+    lines = text.splitlines(keepends=True)
+    tree = ast.parse(text, source)
+    starts = {
+        (n.decorator_list[0].lineno if n.decorator_list else n.lineno): n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef)
+    }
+    for match in reversed(list(COPIED.finditer(text))):
+        marker = text.count("\n", 0, match.start()) + 1
+        path, name = match.groups()
+        node = starts.get(marker + 1)
+        if node is None or node.name != name:
+            raise BuildError(f"{source}:{marker}: '# Copied from' is not right above def {name}")
+        lines[marker : node.end_lineno] = [_solution_function(root / path, name) + "\n"]
+    return "".join(lines)
+
+
+def _solution_function(path: Path, name: str) -> str:
+    text = path.read_text() if path.is_file() else ""
+    node = next(
+        (n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == name),
+        None,
+    )
+    if node is None:
+        raise BuildError(f"{path}: no function {name} to copy into the course package")
+    start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    body = text.splitlines()[start - 1 : node.end_lineno]
+    return "\n".join(line for line in body if line.strip() not in (BEGIN, END))
+
+
 @dataclass(frozen=True)
 class Planned:
     """A file ``course build`` writes, and the text it should hold."""
@@ -364,6 +410,10 @@ def plan(root: Path) -> list[Planned]:
                     Planned(target, exercise),
                     Planned(target.with_suffix(".ipynb"), notebook_text(exercise, str(rel))),
                 ]
+    for module in sorted((root / "course_utils").glob("*.py")):
+        text = module.read_text()
+        if COPIED.search(text):
+            planned.append(Planned(module, with_copies(text, root, str(module.relative_to(root)))))
     readme = root / "README.md"
     if readme.is_file():
         text = readme_with_tables(readme_with_badges(readme.read_text(), root, url))

@@ -67,6 +67,7 @@ if "google.colab" in sys.modules:
 # %%
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +96,8 @@ torch.manual_seed(0)
 
 # %%
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-E[log D(x)] - E[log(1 - D(G(z)))] with D = sigmoid(logits); a scalar."""
+    """-E[log D(x)] - E[log(1 - D(G(z)))] with D = sigmoid(logits), computed from the
+    logits; a scalar."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -138,7 +140,8 @@ check_close(confident, 200.0, "discriminator_loss with logits of +-200", atol=1e
 
 # %%
 def generator_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The saturating generator loss E[log(1 - D(G(z)))]; a scalar."""
+    """The saturating generator loss E[log(1 - D(G(z)))] (log(1 - sigmoid(l)) is
+    -softplus(l)); a scalar."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -398,7 +401,15 @@ check(
 # %%
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """E[(||grad_x f(x_hat)||_2 - 1)^2] at x_hat = eps*real + (1-eps)*fake, eps ~ U[0,1]
-    per example; a scalar, differentiable w.r.t. the critic's parameters."""
+    per example (Gulrajani et al. 2017); a scalar, differentiable w.r.t. the critic's
+    parameters.
+
+    Args:
+        critic: maps [B, ...] to scores [B] (or [B, 1]).
+        real, fake: [B, ...] batches of the same shape.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real/fake: expected equal shapes, got {real.shape} and {fake.shape}")
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -506,7 +517,13 @@ check_close(
 
 # %%
 def power_iteration(weight: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One power-iteration step for weight [m, n] and u [m]: returns (sigma, u_new [m])."""
+    """One power-iteration step for the largest singular value of weight [m, n] (spectral
+    normalization, Miyato et al. 2018), with u [m]: v = normalize(W^T u),
+    u_new = normalize(W v), sigma = u_new^T W v. Returns (sigma, u_new [m])."""
+    if weight.dim() != 2 or u.shape != weight.shape[:1]:
+        raise ValueError(
+            f"weight/u: expected [m, n] and [m], got {tuple(weight.shape)} and {tuple(u.shape)}"
+        )
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -575,8 +592,11 @@ check_close(
 
 
 # %%
-def cycle_consistency_loss(x: torch.Tensor, y: torch.Tensor, G, F) -> torch.Tensor:
-    """mean |F(G(x)) - x| + mean |G(F(y)) - y|: a scalar."""
+def cycle_consistency_loss(
+    x: torch.Tensor, y: torch.Tensor, G: Callable, F: Callable
+) -> torch.Tensor:
+    """CycleGAN's cycle-consistency loss mean |F(G(x)) - x| + mean |G(F(y)) - y| (L1) for
+    G: X -> Y and F: Y -> X; a scalar."""
     # YOUR CODE HERE
     raise NotImplementedError()
 

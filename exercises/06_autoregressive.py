@@ -91,7 +91,9 @@ torch.manual_seed(0)
 
 # %%
 def causal_mask(n: int) -> torch.Tensor:
-    """Bool [n, n], True where position i (row) may attend to position j (column)."""
+    """Bool ``[n, n]``: True where position ``i`` (row) may attend to ``j`` (column), j <= i."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive int, got {n!r}")
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -124,7 +126,13 @@ check_close(
 
 # %%
 def masked_conv_mask(kernel_size: int, mask_type: str) -> torch.Tensor:
-    """PixelCNN's spatial mask, float [kernel_size, kernel_size], type "A" or "B"."""
+    """PixelCNN's spatial mask, float ``[kernel_size, kernel_size]``: 1 above the centre
+    row and left of the centre in the centre row; the centre is 0 for type ``"A"`` (the
+    first layer: a pixel must not see itself) and 1 for ``"B"``; 0 elsewhere."""
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: expected a positive odd int, got {kernel_size!r}")
+    if mask_type not in ("A", "B"):
+        raise ValueError(f"mask_type: expected 'A' or 'B', got {mask_type!r}")
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -170,7 +178,13 @@ check_close(
 
 # %%
 def categorical_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """-log p(x) in nats per example, [batch], summed over every non-batch dim."""
+    """``-log p(x)`` in nats, ``[batch]``: independent categoricals with ``logits``
+    ``[batch, K, ...]`` over levels ``x`` ``[batch, ...]``, summed over all non-batch dims."""
+    if logits.dim() != x.dim() + 1 or logits.shape[:1] + logits.shape[2:] != x.shape:
+        raise ValueError(
+            f"logits, x: expected logits [batch, K, *dims] and x [batch, *dims], got "
+            f"{tuple(logits.shape)} and {tuple(x.shape)}"
+        )
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -212,7 +226,10 @@ check_close(
 def sample_with_temperature(
     logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """One draw per row from softmax(logits / temperature) over the last dim; [*leading]."""
+    """One draw per row from ``softmax(logits / temperature)`` over the last dim
+    (``temperature = 0``: the argmax); LongTensor of ``logits.shape[:-1]``."""
+    if temperature < 0:
+        raise ValueError(f"temperature: expected >= 0, got {temperature!r}")
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -275,7 +292,8 @@ check_close((again != first).sum(), 0, "draws that differ between two generators
 def self_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d), masked positions = -inf) v, [batch, n, d]."""
+    """``softmax(q kᵀ / √d, masked = -inf) v`` for ``q, k, v`` ``[batch, n, d]``; ``mask``
+    (bool, broadcastable to ``[batch, n, n]``) is True where query i may attend to key j."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -318,7 +336,14 @@ check_close(self_attention(q, k, v, tril)[:, 0], v[:, 0], "under a causal mask, 
 
 # %%
 def vector_quantize(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest code by Euclidean distance, with the straight-through gradient."""
+    """Nearest code by Euclidean distance: ``z`` ``[N, D]``, ``codebook`` ``[K, D]`` ->
+    ``(z_q [N, D], indices [N])`` with ``z_q = z + (e_k - z).detach()`` (straight-through:
+    the forward value is the code, the gradient reaches ``z``)."""
+    if z.dim() != 2 or codebook.dim() != 2 or z.shape[1] != codebook.shape[1]:
+        raise ValueError(
+            f"z, codebook: expected [N, D] and [K, D], got {tuple(z.shape)} and "
+            f"{tuple(codebook.shape)}"
+        )
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -369,7 +394,10 @@ check_close(
 def vq_losses(
     z_e: torch.Tensor, z_q: torch.Tensor, beta: float = 0.25
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(codebook_loss, commitment_loss): mean((sg[z_e] - z_q)^2), beta mean((z_e - sg[z_q])^2)."""
+    """VQ-VAE's two extra terms (van den Oord et al. 2017, eq. 3), for the encoder output
+    ``z_e`` and the raw codes ``z_q = codebook[indices]``: the codebook loss
+    ``‖sg[z_e] − e‖²`` moves the codes, the commitment loss ``β ‖z_e − sg[e]‖²`` the
+    encoder; both means, scalars."""
     # YOUR CODE HERE
     raise NotImplementedError()
 

@@ -67,6 +67,7 @@ if "google.colab" in sys.modules:
 # %%
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +96,8 @@ torch.manual_seed(0)
 
 # %%
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-E[log D(x)] - E[log(1 - D(G(z)))] with D = sigmoid(logits); a scalar."""
+    """-E[log D(x)] - E[log(1 - D(G(z)))] with D = sigmoid(logits), computed from the
+    logits; a scalar."""
     ### BEGIN SOLUTION
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
     ### END SOLUTION
@@ -152,7 +154,8 @@ check_close(
 
 # %%
 def generator_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The saturating generator loss E[log(1 - D(G(z)))]; a scalar."""
+    """The saturating generator loss E[log(1 - D(G(z)))] (log(1 - sigmoid(l)) is
+    -softplus(l)); a scalar."""
     ### BEGIN SOLUTION
     return -F.softplus(fake_logits).mean()
     ### END SOLUTION
@@ -507,7 +510,15 @@ check_close(
 # %%
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """E[(||grad_x f(x_hat)||_2 - 1)^2] at x_hat = eps*real + (1-eps)*fake, eps ~ U[0,1]
-    per example; a scalar, differentiable w.r.t. the critic's parameters."""
+    per example (Gulrajani et al. 2017); a scalar, differentiable w.r.t. the critic's
+    parameters.
+
+    Args:
+        critic: maps [B, ...] to scores [B] (or [B, 1]).
+        real, fake: [B, ...] batches of the same shape.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real/fake: expected equal shapes, got {real.shape} and {fake.shape}")
     ### BEGIN SOLUTION
     eps = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
@@ -642,7 +653,13 @@ check_close(
 
 # %%
 def power_iteration(weight: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One power-iteration step for weight [m, n] and u [m]: returns (sigma, u_new [m])."""
+    """One power-iteration step for the largest singular value of weight [m, n] (spectral
+    normalization, Miyato et al. 2018), with u [m]: v = normalize(W^T u),
+    u_new = normalize(W v), sigma = u_new^T W v. Returns (sigma, u_new [m])."""
+    if weight.dim() != 2 or u.shape != weight.shape[:1]:
+        raise ValueError(
+            f"weight/u: expected [m, n] and [m], got {tuple(weight.shape)} and {tuple(u.shape)}"
+        )
     ### BEGIN SOLUTION
     v = weight.T @ u
     v = v / (v.norm() + 1e-12)
@@ -732,8 +749,11 @@ check_close(sigma, torch.linalg.matrix_norm(W, ord=2), "sigma after 300 steps", 
 
 
 # %%
-def cycle_consistency_loss(x: torch.Tensor, y: torch.Tensor, G, F) -> torch.Tensor:
-    """mean |F(G(x)) - x| + mean |G(F(y)) - y|: a scalar."""
+def cycle_consistency_loss(
+    x: torch.Tensor, y: torch.Tensor, G: Callable, F: Callable
+) -> torch.Tensor:
+    """CycleGAN's cycle-consistency loss mean |F(G(x)) - x| + mean |G(F(y)) - y| (L1) for
+    G: X -> Y and F: Y -> X; a scalar."""
     ### BEGIN SOLUTION
     return (F(G(x)) - x).abs().mean() + (G(F(y)) - y).abs().mean()
     ### END SOLUTION

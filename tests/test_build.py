@@ -116,6 +116,40 @@ def test_check_detects_every_kind_of_staleness_and_build_repairs_it(root, tmp_pa
     assert not (course / "exercises" / "99_orphan.ipynb").exists()
 
 
+def test_a_copied_function_has_one_source(root, tmp_path):
+    """A package function marked ``# Copied from solutions/X.py: name`` is the solution's:
+    an edit of the copy (or of the solution alone) is stale, and the build rewrites it."""
+    course = _course_copy(root, tmp_path)
+    shutil.copytree(root / "course_utils", course / "course_utils")
+    gan = course / "course_utils" / "gan.py"
+    original = gan.read_text()
+    edited = original.replace(
+        "    return fake_scores.mean() - real_scores.mean()",
+        "    return (fake_scores - real_scores).mean()",
+    )
+    assert edited != original
+    gan.write_text(edited)
+    assert build.stale(course) == [gan]
+    assert build.with_copies(edited, course, "course_utils/gan.py") == original
+    solution = course / "solutions" / "02_gan.py"
+    solution.write_text(solution.read_text().replace("WGAN critic loss to minimize", "WGAN loss"))
+    assert "WGAN loss" in build.with_copies(original, course, "course_utils/gan.py")
+
+
+@pytest.mark.parametrize(
+    ("module", "match"),
+    [
+        ("# Copied from solutions/02_gan.py: critic_loss\n\ndef critic_loss():\n    pass\n",
+         "not right above def critic_loss"),
+        ("# Copied from solutions/02_gan.py: no_such\ndef no_such():\n    pass\n",
+         "no function no_such"),
+    ],
+)  # fmt: skip
+def test_a_bad_copy_marker_is_a_build_error(root, module, match):
+    with pytest.raises(build.BuildError, match=match):
+        build.with_copies(module, root, "course_utils/x.py")
+
+
 def test_a_lecture_run_and_saved_in_the_lab_is_not_stale(root, tmp_path):
     import json
 
