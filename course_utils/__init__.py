@@ -1,7 +1,10 @@
 """Helper package of the Deep Generative Models course.
 
-Plumbing only: data, a training loop, plots, metrics, widgets, checkpoints and the
-build/grading pipeline. The models a lecture teaches are written in the lecture.
+Plumbing (data, a training loop, plots, metrics, widgets, checkpoints, the
+build and grading pipeline) and one reference module per topic (``vae``, ``gan``,
+``flows``, ``diffusion``, ``flow_matching``, ``autoregressive``, ``vqvae``), which train
+and load the shipped weights and run the benchmarks. A lecture writes out the models it
+teaches; ``tests/test_lecture_twins.py`` keeps its copy and the topic module's in step.
 Importing the package sets a deliberate CPU thread count (see ``course_utils.device``).
 """
 

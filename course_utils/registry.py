@@ -1,7 +1,7 @@
 """What the course ships and measures, registered where it is defined.
 
 A topic module (``vae``, ``gan``, ``flows``, ``diffusion``, ``flow_matching``,
-``autoregressive``; ``metrics`` for the classifier) decorates each pretraining recipe with
+``autoregressive``, ``vqvae``; ``metrics`` for the classifier) decorates each pretraining recipe with
 ``@recipe`` and each benchmark with ``@benchmark``. ``course pretrain`` / ``python -m
 course_utils.pretrain``, ``course bench``, ``checkpoints.load_pretrained`` and their help
 text read these tables; none of them names a topic. ``TOPICS`` is the one list of topic
