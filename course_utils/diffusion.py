@@ -230,12 +230,16 @@ def sample_ddim(
     eps_model: EpsModel, x_T: torch.Tensor, alpha_bar: torch.Tensor, steps: int, eta: float = 0.0
 ) -> tuple[torch.Tensor, list[DenoisingStep]]:
     """DDIM with ``steps`` evenly spaced time indices from ``T - 1`` to ``0``, then to the
-    data. Returns ``(x_0, trajectory)``, one ``DenoisingStep`` before every update."""
+    data: ``steps`` evaluations of ``eps_model``, one per update (the trajectory's ``x0_hat``
+    reuses the update's). Returns ``(x_0, trajectory)``, one ``DenoisingStep`` before every
+    update."""
     times = ddim_times(alpha_bar, steps)
     x, trajectory = x_T, []
     for t, t_prev in zip(times, [*times[1:], -1], strict=True):
-        trajectory.append(_kept(eps_model, x, t, alpha_bar))
-        x = ddim_step(eps_model, x, t, t_prev, alpha_bar, eta)
+        t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
+        eps = eps_model(x, t_batch)
+        trajectory.append(DenoisingStep(t, x.clone(), predict_x0(x, t_batch, eps, alpha_bar)))
+        x = ddim_step(lambda *_: eps, x, t, t_prev, alpha_bar, eta)  # the same eps, not again
     return x, trajectory
 
 

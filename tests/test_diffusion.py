@@ -210,3 +210,28 @@ def test_shipped_diffusion_bench_is_complete():
     assert shipped["samples"] == 1000
     ran = [(r["sampler"], r["steps"], r["eta"]) for r in shipped["rows"]]
     assert ran == diffusion.DIFFUSION_SAMPLERS
+
+
+def test_ddim_evaluates_the_network_once_per_step_and_matches_its_steps():
+    """``sample_ddim`` with S steps calls the network S times (not twice per step: the
+    trajectory's x0_hat reuses the update's eps) and gives exactly the chain of
+    ``ddim_step``s, deterministic and with eta = 1 from the same random state."""
+    calls = []
+
+    def eps_model(x, t):
+        calls.append(int(t[0]))
+        return torch.tanh(x) * (1 + t.float()[:, None] / 100)
+
+    ab = diffusion.alpha_bar_of(diffusion.linear_beta_schedule(100))
+    x_T = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    for eta in (0.0, 1.0):
+        calls.clear()
+        torch.manual_seed(1)
+        x, path = diffusion.sample_ddim(eps_model, x_T, ab, 7, eta)
+        times = diffusion.ddim_times(ab, 7)
+        assert calls == times and [s.t for s in path] == times
+        torch.manual_seed(1)
+        expected = x_T
+        for t, t_prev in zip(times, [*times[1:], -1], strict=True):
+            expected = diffusion.ddim_step(eps_model, expected, t, t_prev, ab, eta)
+        assert torch.equal(x, expected)
