@@ -239,7 +239,7 @@ def sample_ddim(
         t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
         eps = eps_model(x, t_batch)
         trajectory.append(DenoisingStep(t, x.clone(), predict_x0(x, t_batch, eps, alpha_bar)))
-        x = ddim_step(lambda *_: eps, x, t, t_prev, alpha_bar, eta)  # the same eps, not again
+        x = ddim_step(lambda *_, e=eps: e, x, t, t_prev, alpha_bar, eta)  # that eps, not again
     return x, trajectory
 
 

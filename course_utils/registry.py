@@ -1,8 +1,8 @@
 """What the course ships and measures, registered where it is defined.
 
 A topic module (``vae``, ``gan``, ``flows``, ``diffusion``, ``flow_matching``,
-``autoregressive``, ``vqvae``; ``metrics`` for the classifier) decorates each pretraining recipe with
-``@recipe`` and each benchmark with ``@benchmark``. ``course pretrain`` / ``python -m
+``autoregressive``, ``vqvae``; ``metrics`` for the classifier) decorates each pretraining
+recipe with ``@recipe`` and each benchmark with ``@benchmark``. ``course pretrain`` / ``python -m
 course_utils.pretrain``, ``course bench``, ``checkpoints.load_pretrained`` and their help
 text read these tables; none of them names a topic. ``TOPICS`` is the one list of topic
 modules (a new topic adds its line here; the checklist is in docs/DESIGN.md, "Add a topic").
