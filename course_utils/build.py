@@ -345,33 +345,35 @@ def with_copies(text: str, root: Path, source: str) -> str:
             has no top-level function ``name``.
     """
     lines = text.splitlines(keepends=True)
-    tree = ast.parse(text, source)
-    starts = {
-        (n.decorator_list[0].lineno if n.decorator_list else n.lineno): n
-        for n in tree.body
-        if isinstance(n, ast.FunctionDef)
-    }
+    starts = {_first_line(n): n for n in _functions(text, source).values()}
+    solutions: dict[str, tuple[list[str], dict[str, ast.FunctionDef]]] = {}
     for match in reversed(list(COPIED.finditer(text))):
         marker = text.count("\n", 0, match.start()) + 1
         path, name = match.groups()
         node = starts.get(marker + 1)
         if node is None or node.name != name:
             raise BuildError(f"{source}:{marker}: '# Copied from' is not right above def {name}")
-        lines[marker : node.end_lineno] = [_solution_function(root / path, name) + "\n"]
+        if path not in solutions:  # each solution read and parsed once
+            solution = (root / path).read_text() if (root / path).is_file() else ""
+            solutions[path] = (solution.splitlines(), _functions(solution, path))
+        solution_lines, functions = solutions[path]
+        if name not in functions:
+            raise BuildError(f"{root / path}: no function {name} to copy into the course package")
+        body = solution_lines[_first_line(functions[name]) - 1 : functions[name].end_lineno]
+        copy = "".join(line + "\n" for line in body if line.strip() not in (BEGIN, END))
+        lines[marker : node.end_lineno] = [copy]
     return "".join(lines)
 
 
-def _solution_function(path: Path, name: str) -> str:
-    text = path.read_text() if path.is_file() else ""
-    node = next(
-        (n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == name),
-        None,
-    )
-    if node is None:
-        raise BuildError(f"{path}: no function {name} to copy into the course package")
-    start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-    body = text.splitlines()[start - 1 : node.end_lineno]
-    return "\n".join(line for line in body if line.strip() not in (BEGIN, END))
+def _functions(text: str, source: str) -> dict[str, ast.FunctionDef]:
+    """The top-level functions of the module ``text`` (read from ``source``), by name."""
+    tree = ast.parse(text, source)
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def _first_line(node: ast.FunctionDef) -> int:
+    """Where a function's source starts: its first decorator, else its ``def``."""
+    return node.decorator_list[0].lineno if node.decorator_list else node.lineno
 
 
 @dataclass(frozen=True)

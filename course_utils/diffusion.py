@@ -189,10 +189,13 @@ class DenoisingStep:
     x0_hat: torch.Tensor
 
 
-def _kept(eps_model: EpsModel, x: torch.Tensor, t: int, alpha_bar: torch.Tensor) -> DenoisingStep:
+def _kept(
+    eps_model: EpsModel, x: torch.Tensor, t: int, alpha_bar: torch.Tensor
+) -> tuple[DenoisingStep, torch.Tensor]:
+    """The ``DenoisingStep`` at ``x``, index ``t``, and the ``eps`` it was predicted from."""
     t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
-    x0_hat = predict_x0(x, t_batch, eps_model(x, t_batch), alpha_bar)
-    return DenoisingStep(t, x.clone(), x0_hat)
+    eps = eps_model(x, t_batch)
+    return DenoisingStep(t, x.clone(), predict_x0(x, t_batch, eps, alpha_bar)), eps
 
 
 @torch.no_grad()
@@ -207,7 +210,7 @@ def sample_ddpm(
     x, trajectory = x_T, []
     for t in range(T - 1, -1, -1):
         if t in marks:
-            trajectory.append(_kept(eps_model, x, t, alpha_bar))
+            trajectory.append(_kept(eps_model, x, t, alpha_bar)[0])
         x = p_sample_step(eps_model, x, t, betas, torch.randn_like(x))
     return x, trajectory
 
@@ -236,9 +239,8 @@ def sample_ddim(
     times = ddim_times(alpha_bar, steps)
     x, trajectory = x_T, []
     for t, t_prev in zip(times, [*times[1:], -1], strict=True):
-        t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
-        eps = eps_model(x, t_batch)
-        trajectory.append(DenoisingStep(t, x.clone(), predict_x0(x, t_batch, eps, alpha_bar)))
+        step, eps = _kept(eps_model, x, t, alpha_bar)
+        trajectory.append(step)
         x = ddim_step(lambda *_, e=eps: e, x, t, t_prev, alpha_bar, eta)  # that eps, not again
     return x, trajectory
 

@@ -112,31 +112,25 @@ def test_the_sandbox_can_write_only_capped_scratch_space(tmp_path):
     hidden folders are read-only; the job folder is read-only."""
     hidden = tmp_path / "hidden"
     hidden.mkdir()
-    job, out = tmp_path / "job", tmp_path / "out"
-    job.mkdir()
-    out.mkdir()
     sandbox = Sandbox(hidden=[hidden], limits=Limits(scratch_bytes=2**20))
-    command = sandbox.command(job, out, None)
     probe = (
         "for f in /tmp/x /dev/shm/x; do head -c 3000000 /dev/zero > $f; wc -c < $f; done; "
         f"for f in /dev/x {hidden}/x /tmp/job/x; do touch $f 2>/dev/null && echo wrote $f; done; "
         "echo end"
     )
-    command = command[: len(command) - command[::-1].index("--")] + ["sh", "-c", probe]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    run = _probe(sandbox, tmp_path, probe)
     assert run.stdout.split() == ["1048576", "1048576", "end"], run
 
 
-def _probe(sandbox: Sandbox, tmp_path: Path, script: str, **start) -> subprocess.CompletedProcess:
-    """Run ``sh -c script`` where the worker would run, in ``sandbox``."""
+def _probe(
+    sandbox: Sandbox, tmp_path: Path, script: str, cgroup: Cgroup | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``sh -c script`` where the worker would run, in ``sandbox`` (and ``cgroup``)."""
     job, out = tmp_path / "job", tmp_path / "out"
     job.mkdir()
     out.mkdir()
-    if os.geteuid() == 0:
-        os.chown(out, SANDBOX_UID, SANDBOX_UID)
-    start.setdefault("cgroup", None)
-    command = sandbox.command(job, out, **start)
-    command = command[: len(command) - command[::-1].index("--")] + ["sh", "-c", script]
+    sandbox.hand_over(job, out)
+    command = sandbox.command(job, out, cgroup, program=["sh", "-c", script])
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 

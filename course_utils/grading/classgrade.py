@@ -490,11 +490,10 @@ def _watch(
                 "timeout", f"the notebook exceeded its total time limit of {total_timeout:g} s"
             )
         if cell >= 0 and now > started + cell_timeout + CELL_GRACE_SECONDS:
-            label = cells[cell].get("label", f"cell {cell}")
             return Stopped(
                 "timeout",
-                f"{label} ran past the per-cell time limit of {cell_timeout:g} s and was "
-                "stopped by the grader",
+                f"{cells[cell]['label']} ran past the per-cell time limit of "
+                f"{cell_timeout:g} s and was stopped by the grader",
             )
         with contextlib.suppress(BlockingIOError, OSError):
             pending += os.read(running.progress, 4096)

@@ -109,14 +109,16 @@ class Sandbox:
         cgroup: Cgroup | None,
         package: Path | None = None,
         progress_fd: int | None = None,
+        program: list[str] | None = None,
     ) -> list[str]:
         """The worker's command line: limits (``prlimit``), the cgroup, bubblewrap.
         ``package``: a grading copy of the course package (``classgrade.grading_package``)
         mounted where the installed one is, so that its sources are all the sandbox sees;
         the package's data folders (``data_folders``) are mounted from the original.
-        ``progress_fd``: the pipe the worker reports each cell's start on."""
+        ``progress_fd``: the pipe the worker reports each cell's start on. ``program``:
+        run this instead of the worker, in the same sandbox (a probe)."""
         inside_job, inside_out = ("/tmp/job", "/tmp/out") if self.enabled else (str(job), str(out))
-        worker = [
+        worker = program or [
             sys.executable, "-m", "course_utils.grading.worker", "record",
             f"{inside_job}/job.json", inside_out,
             *([str(progress_fd)] if progress_fd is not None else []),
@@ -237,11 +239,7 @@ class Sandbox:
         ``command``); its output is discarded. Pass what it returns to ``stop``."""
         limits = self.limits
         cgroup = Cgroup.make(limits.processes, limits.memory_bytes, limits.cpus)
-        if self.enabled and os.geteuid() == 0:  # nobody reads the job and writes out
-            job.chmod(0o755)
-            for path in job.iterdir():
-                path.chmod(0o644)
-            os.chown(out, SANDBOX_UID, SANDBOX_UID)
+        self.hand_over(job, out)
         read, write = os.pipe()
         try:
             proc = subprocess.Popen(
@@ -258,6 +256,15 @@ class Sandbox:
             os.close(write)
         os.set_blocking(read, False)
         return Running(proc, cgroup, read)
+
+    def hand_over(self, job: Path, out: Path) -> None:
+        """Let the sandbox's user read ``job`` and write ``out``: as root the sandbox runs as
+        nobody, who owns neither."""
+        if self.enabled and os.geteuid() == 0:
+            job.chmod(0o755)
+            for path in job.iterdir():
+                path.chmod(0o644)
+            os.chown(out, SANDBOX_UID, SANDBOX_UID)
 
     @staticmethod
     def stop(running: Running) -> bool:
@@ -306,14 +313,12 @@ def check_available() -> None:
         job, out = Path(tmp, "job"), Path(tmp, "out")
         job.mkdir()
         out.mkdir()
-        if os.geteuid() == 0:
-            os.chown(out, SANDBOX_UID, SANDBOX_UID)
-        command = Sandbox(hidden=[]).command(job, out, None)
-        command = command[: len(command) - command[::-1].index("--")]
+        sandbox = Sandbox(hidden=[])
+        sandbox.hand_over(job, out)
+        program = [sys.executable, "-c", "import course_utils"]
         probe = subprocess.run(
-            [*command, sys.executable, "-c", "import course_utils"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            sandbox.command(job, out, None, program=program), capture_output=True, text=True
+        )
     if probe.returncode != 0:
         raise SandboxUnavailable(
             f"bubblewrap cannot make a sandbox here: {probe.stderr.strip()[:300]} "

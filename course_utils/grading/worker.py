@@ -353,7 +353,7 @@ def record(job_path: Path, out: Path, progress_fd: int | None = None) -> None:
             # what the test misses was never made: say why, not only "name undefined"
             error = (
                 "Timeout",
-                f"{job['cells'][stopped].get('label', f'cell {stopped}')} ran past the "
+                f"{job['cells'][stopped]['label']} ran past the "
                 f"{job['cell_timeout']} s per-cell limit "
                 f"before this test ({error[0]}: {error[1][:200]})",
             )
