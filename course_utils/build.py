@@ -412,7 +412,7 @@ def plan(root: Path) -> list[Planned]:
                     Planned(target, exercise),
                     Planned(target.with_suffix(".ipynb"), notebook_text(exercise, str(rel))),
                 ]
-    for module in sorted((root / "course_utils").glob("*.py")):
+    for module in sorted((root / "course_utils").rglob("*.py")):
         text = module.read_text()
         if COPIED.search(text):
             planned.append(Planned(module, with_copies(text, root, str(module.relative_to(root)))))
