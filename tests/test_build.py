@@ -121,19 +121,19 @@ def test_a_copied_function_has_one_source(root, tmp_path):
     an edit of the copy (or of the solution alone) is stale, and the build rewrites it."""
     course = _course_copy(root, tmp_path)
     shutil.copytree(root / "course_utils", course / "course_utils")
-    gan = course / "course_utils" / "gan.py"
-    original = gan.read_text()
+    losses = course / "course_utils" / "gan" / "losses.py"  # in a subpackage: rglob finds it
+    original = losses.read_text()
     edited = original.replace(
         "    return fake_scores.mean() - real_scores.mean()",
         "    return (fake_scores - real_scores).mean()",
     )
     assert edited != original
-    gan.write_text(edited)
-    assert build.stale(course) == [gan]
-    assert build.with_copies(edited, course, "course_utils/gan.py") == original
+    losses.write_text(edited)
+    assert build.stale(course) == [losses]
+    assert build.with_copies(edited, course, "course_utils/gan/losses.py") == original
     solution = course / "solutions" / "02_gan.py"
     solution.write_text(solution.read_text().replace("WGAN critic loss to minimize", "WGAN loss"))
-    assert "WGAN loss" in build.with_copies(original, course, "course_utils/gan.py")
+    assert "WGAN loss" in build.with_copies(original, course, "course_utils/gan/losses.py")
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from course_utils import data, gan, metrics
+from course_utils.gan import bench as gan_bench
 
 
 def test_losses_match_their_definitions_and_stay_finite():
@@ -191,7 +192,7 @@ def test_dcgan_reference_models():
 
 
 def test_gan_bench_case_scores_every_method_and_drs():
-    rows = gan._gan_case(("ring", "wgan-gp", 0, 10), drs_steps=50)
+    rows = gan_bench._gan_case(("ring", "wgan-gp", 0, 10), drs_steps=50)
     assert [r["variant"] for r in rows] == ["wgan-gp", "wgan-gp + DRS"]
     assert all(r["num_modes"] == 8 and 0 <= r["high_quality_rate"] <= 1 for r in rows)
     assert rows[1]["cpu_seconds"] > rows[0]["cpu_seconds"] and 0 < rows[1]["acceptance"] <= 1
