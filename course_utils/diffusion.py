@@ -6,6 +6,11 @@ Convention (as in the 04_diffusion exercises): schedules are length-``T`` tensor
 by ``t = 0 … T-1``, where index ``t`` is the paper's step ``t + 1``;
 ``alpha_bar[t] = prod_{s <= t} (1 - betas[s])``. A batch of time steps is a ``LongTensor
 [B]``. ``eps_model(x_t, t)`` predicts the noise, same shape as ``x_t``.
+
+Every sampler of the course, here and in ``flow_matching``, is
+``sample(model, x_start, [schedule,] [steps,] [options]) -> the sample``, and calls
+``model(x, t)`` with the current state; wrap the model in a ``Recorder`` to count its
+evaluations or keep the trajectory (docs/DESIGN.md, Conventions: samplers).
 """
 
 from __future__ import annotations
@@ -36,17 +41,20 @@ from course_utils.viz import as_numpy
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+# Copied from solutions/04_diffusion.py: linear_beta_schedule
 def linear_beta_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """Ho et al.'s schedule: ``T`` evenly spaced betas, float32 ``[T]``."""
+    """Ho et al.'s schedule: T evenly spaced betas from beta_start to beta_end, both
+    included; float32 [T]."""
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T: expected a positive int, got {T!r}")
     return torch.linspace(beta_start, beta_end, T, dtype=torch.float32)
 
 
+# Copied from solutions/04_diffusion.py: cosine_alpha_bar
 def cosine_alpha_bar(T: int, s: float = 0.008) -> torch.Tensor:
-    """Nichol & Dhariwal's cosine schedule: ``alpha_bar [T]`` from
-    ``f(t) = cos(((t/T + s) / (1 + s)) * pi/2)^2``, ``alpha_bar_t = f(t) / f(0)``, with the
-    implied betas clipped at 0.999 (near ``t = T`` they approach 1)."""
+    """Nichol & Dhariwal's cosine schedule: alpha_bar [T], float32, for the paper's steps
+    1..T, from f(t) = cos(((t/T + s) / (1 + s)) pi/2)^2 and alpha_bar_t = f(t) / f(0), the
+    implied betas clipped at 0.999 (near t = T they approach 1)."""
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T: expected a positive int, got {T!r}")
     steps = torch.arange(T + 1, dtype=torch.float64) / T
@@ -66,94 +74,97 @@ def betas_of(alpha_bar: torch.Tensor) -> torch.Tensor:
     return 1 - alpha_bar / previous
 
 
-def _per_example(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``values[t]`` reshaped to ``[B, 1, ...]`` to broadcast over ``like``'s non-batch dims,
-    on ``like``'s device and in its dtype."""
-    # dtype first, on the schedule's device: a float64 schedule cannot move to MPS
-    return values.to(like.dtype).to(like.device)[t].view(-1, *[1] * (like.dim() - 1))
-
-
+# Copied from solutions/04_diffusion.py: q_sample
 def q_sample(
     x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor
 ) -> torch.Tensor:
-    """``x_t = sqrt(alpha_bar[t]) x0 + sqrt(1 - alpha_bar[t]) noise``, a sample of q(x_t | x0)."""
-    ab = _per_example(alpha_bar, t, x0)
+    """A sample of q(x_t | x0): sqrt(alpha_bar[t]) x0 + sqrt(1 - alpha_bar[t]) noise, per
+    example, for x0 and noise [B, ...] and the steps t, a LongTensor [B] (alpha_bar [T] on
+    t's device, in x0's dtype)."""
+    ab = alpha_bar[t].view(-1, *[1] * (x0.dim() - 1))
     return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
 
+# Copied from solutions/04_diffusion.py: posterior_mean_variance
 def posterior_mean_variance(
     x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, betas: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of ``q(x_{t-1} | x_t, x0)`` (Ho et al., eqs. 6-7):
+    """Mean [B, ...] and variance [B, 1, ...] of q(x_{t-1} | x_t, x0) (Ho et al., eqs. 6-7)
+    for x0 and x_t [B, ...], the steps t [B] and the schedule betas [T] (on the CPU):
 
     mean = sqrt(ab_prev) beta_t / (1 - ab_t) x0 + sqrt(alpha_t) (1 - ab_prev) / (1 - ab_t) x_t
     var  = (1 - ab_prev) / (1 - ab_t) beta_t          (ab_prev = 1 at t = 0)
     """
-    alpha_bar = alpha_bar_of(betas)
-    ab_prev_all = torch.cat([alpha_bar.new_ones(1), alpha_bar[:-1]])
-    beta, ab = _per_example(betas, t, x_t), _per_example(alpha_bar, t, x_t)
-    ab_prev = _per_example(ab_prev_all, t, x_t)
-    mean = (
-        ab_prev.sqrt() * beta / (1 - ab) * x0 + (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab) * x_t
-    )
-    return mean, (1 - ab_prev) / (1 - ab) * beta
+    alphas = 1 - betas
+    alpha_bar = torch.cumprod(alphas, dim=0)
+    alpha_bar_prev = torch.cat([torch.ones(1), alpha_bar[:-1]])
+    shape = (-1,) + (1,) * (x_t.dim() - 1)
+    beta, alpha = betas[t].view(shape), alphas[t].view(shape)
+    ab, ab_prev = alpha_bar[t].view(shape), alpha_bar_prev[t].view(shape)
+    mean = ab_prev.sqrt() * beta / (1 - ab) * x0 + alpha.sqrt() * (1 - ab_prev) / (1 - ab) * x_t
+    var = (1 - ab_prev) / (1 - ab) * beta
+    return mean, var
 
 
+# Copied from solutions/04_diffusion.py: predict_x0
 def predict_x0(
     x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor
 ) -> torch.Tensor:
-    """The ``x0`` implied by a noise prediction: ``(x_t - sqrt(1 - ab) eps) / sqrt(ab)``."""
-    ab = _per_example(alpha_bar, t, x_t)
+    """The x0 implied by a noise prediction eps: (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t), for
+    x_t and eps [B, ...] and the steps t [B] (alpha_bar [T] on t's device, in x_t's dtype)."""
+    ab = alpha_bar[t].view(-1, *[1] * (x_t.dim() - 1))
     return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
 
 
+# Copied from solutions/04_diffusion.py: ddpm_loss
 def ddpm_loss(eps_model: EpsModel, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    """``L_simple`` (Ho et al., Algorithm 1): uniform ``t``, ``eps ~ N(0, I)``, the mean
-    squared error between ``eps`` and ``eps_model(x_t, t)``."""
-    t = torch.randint(0, len(alpha_bar), (len(x0),), device=x0.device)
+    """L_simple (Ho et al., Algorithm 1) on a batch x0 [B, ...]: t uniform over 0..T-1 and
+    noise ~ N(0, I) per example, the mean squared error between the noise and
+    eps_model(x_t, t); a scalar. alpha_bar [T] is on x0's device."""
+    t = torch.randint(0, len(alpha_bar), (x0.shape[0],), device=x0.device)
     noise = torch.randn_like(x0)
-    return (noise - eps_model(q_sample(x0, t, noise, alpha_bar), t)).square().mean()
+    ab = alpha_bar[t].view(-1, *[1] * (x0.dim() - 1))
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise  # as q_sample does
+    return ((noise - eps_model(x_t, t)) ** 2).mean()
 
 
+# Copied from solutions/04_diffusion.py: p_sample_step
 def p_sample_step(
     eps_model: EpsModel, x_t: torch.Tensor, t: int, betas: torch.Tensor, noise: torch.Tensor
 ) -> torch.Tensor:
-    """One step of Algorithm 2 at integer ``t`` with ``sigma_t^2 = beta_t``:
-    ``x_{t-1} = (x_t - beta_t / sqrt(1 - ab_t) eps) / sqrt(alpha_t) + sigma_t z``, no noise at
-    ``t = 0``."""
-    alpha_bar = alpha_bar_of(betas)
-    t_batch = torch.full((len(x_t),), t, dtype=torch.long, device=x_t.device)
-    beta, ab = float(betas[t]), float(alpha_bar[t])
-    mean = (x_t - beta / math.sqrt(1 - ab) * eps_model(x_t, t_batch)) / math.sqrt(1 - beta)
-    return mean + math.sqrt(beta) * noise if t > 0 else mean
+    """One step of DDPM's Algorithm 2 from index t to t - 1, with sigma_t^2 = beta_t:
+    x_{t-1} = (x_t - beta_t / sqrt(1 - ab_t) eps) / sqrt(alpha_t) + sigma_t z for x_t and
+    the given z = noise [B, ...], no noise at t = 0; one evaluation of eps_model."""
+    alpha_bar = torch.cumprod(1 - betas, dim=0)
+    beta, ab = float(betas[t]), float(alpha_bar[t])  # Python floats: any device and dtype
+    t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
+    eps = eps_model(x_t, t_batch)
+    mean = (x_t - beta / math.sqrt(1 - ab) * eps) / math.sqrt(1 - beta)
+    if t == 0:
+        return mean
+    return mean + math.sqrt(beta) * noise
 
 
+# Copied from solutions/04_diffusion.py: ddim_step
 def ddim_step(
-    eps_model: EpsModel,
-    x_t: torch.Tensor,
-    t: int,
-    t_prev: int,
-    alpha_bar: torch.Tensor,
-    eta: float = 0.0,
-    noise: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """One DDIM update (Song et al., eq. 12) from index ``t`` to ``t_prev`` (``-1``: the
-    data, ``alpha_bar = 1``):
+    eps_model: EpsModel, x_t: torch.Tensor, t: int, t_prev: int, alpha_bar: torch.Tensor,
+    eta: float = 0.0, noise: torch.Tensor | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """One DDIM update (Song et al., eq. 12) of x_t [B, ...] from index t to t_prev (-1: the
+    data, alpha_bar = 1), one evaluation of eps_model:
 
         x_prev = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev - sigma^2) eps + sigma z,
-        sigma  = eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev).
-    """
-    t_batch = torch.full((len(x_t),), t, dtype=torch.long, device=x_t.device)
-    eps = eps_model(x_t, t_batch)
-    ab = float(alpha_bar[t])
+        sigma  = eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev),
+
+    z the given noise, drawn when None and sigma > 0."""
+    eps = eps_model(x_t, torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device))
+    ab = float(alpha_bar[t])  # Python floats: any device and dtype
     ab_prev = float(alpha_bar[t_prev]) if t_prev >= 0 else 1.0
     x0_hat = (x_t - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
     sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
     x_prev = math.sqrt(ab_prev) * x0_hat + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
-    if sigma > 0:
-        if noise is None:
-            noise = torch.randn_like(x_t)
-        x_prev = x_prev + sigma * noise
+    if sigma > 0:  # at eta = 0 the step is deterministic: no noise drawn
+        x_prev = x_prev + sigma * (torch.randn_like(x_t) if noise is None else noise)
     return x_prev
 
 
@@ -179,40 +190,81 @@ def guided(model: Callable[..., torch.Tensor], y: torch.Tensor, w: float) -> Eps
     return eps_model
 
 
+# -- samplers: one contract (docs/DESIGN.md, Conventions), trajectories by a Recorder ---
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One call ``model(x, t)`` inside a sampler: the state ``x [B, ...]``, its time ``t``
+    (``[B]``; a float for ``VpSde.reverse``'s score) and the output, shaped like ``x``."""
+
+    x: torch.Tensor
+    t: Any
+    out: torch.Tensor
+
+
+class Recorder:
+    """``model`` that keeps each of its calls, in order, as an ``Evaluation``: hand it to a
+    sampler in the model's place. ``len(evaluations)`` is the number of network
+    evaluations the sampler spent; for a sampler that evaluates once per step at the
+    current state, ``evaluations[k].x`` is the state before step ``k``: the trajectory,
+    kept without changing the samples."""
+
+    def __init__(self, model: Callable[[torch.Tensor, Any], torch.Tensor]) -> None:
+        self.model = model
+        self.evaluations: list[Evaluation] = []
+
+    def __call__(self, x: torch.Tensor, t: Any) -> torch.Tensor:
+        out = self.model(x, t)
+        self.evaluations.append(Evaluation(x, t, out))
+        return out
+
+
+def sampled_path(
+    sample: Callable[..., torch.Tensor], model: Callable[[torch.Tensor, Any], torch.Tensor],
+    x_start: torch.Tensor, *args: Any, **options: Any,
+) -> torch.Tensor:  # fmt: skip
+    """Every state of ``sample(model, x_start, *args, **options)``, a sampler that
+    evaluates ``model`` once per step at the current state (DDPM, DDIM, Euler,
+    ``VpSde.reverse``): ``[steps + 1, *x_start.shape]``, ``x_start`` first, the sample
+    last."""
+    recorder = Recorder(model)
+    end = sample(recorder, x_start, *args, **options)
+    return torch.stack([*(e.x for e in recorder.evaluations), end])
+
+
 @dataclass
 class DenoisingStep:
-    """One kept step of a sampler: index ``t``, the current ``x_t`` and the model's
-    prediction of ``x0`` from it (``predict_x0``), both shaped like the samples."""
+    """One step of a sampler: index ``t``, the current ``x_t`` and the model's prediction
+    of ``x0`` from it (``predict_x0``), both shaped like the samples."""
 
     t: int
     x_t: torch.Tensor
     x0_hat: torch.Tensor
 
 
-def _kept(
-    eps_model: EpsModel, x: torch.Tensor, t: int, alpha_bar: torch.Tensor
-) -> tuple[DenoisingStep, torch.Tensor]:
-    """The ``DenoisingStep`` at ``x``, index ``t``, and the ``eps`` it was predicted from."""
-    t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
-    eps = eps_model(x, t_batch)
-    return DenoisingStep(t, x.clone(), predict_x0(x, t_batch, eps, alpha_bar)), eps
+def denoising_steps(
+    evaluations: Sequence[Evaluation], alpha_bar: torch.Tensor
+) -> list[DenoisingStep]:
+    """The ``DenoisingStep`` of each recorded evaluation of an ``eps_model``, its ``x0_hat``
+    computed from the recorded noise prediction (``alpha_bar [T]``, any device and
+    dtype)."""
+    steps = []
+    for e in evaluations:
+        # dtype first, on the schedule's device: a float64 schedule cannot move to MPS
+        ab = alpha_bar.to(e.x.dtype).to(e.x.device)
+        steps.append(DenoisingStep(int(e.t[0]), e.x, predict_x0(e.x, e.t, e.out, ab)))
+    return steps
 
 
 @torch.no_grad()
-def sample_ddpm(
-    eps_model: EpsModel, x_T: torch.Tensor, betas: torch.Tensor, keep: int = 0
-) -> tuple[torch.Tensor, list[DenoisingStep]]:
-    """Algorithm 2 from ``x_T`` down to ``x_0``. Returns ``(x_0, trajectory)``, the
-    trajectory holding ``keep`` evenly spaced steps (``[]`` if ``keep = 0``)."""
-    T = len(betas)
-    alpha_bar = alpha_bar_of(betas)
-    marks = set(torch.linspace(T - 1, 0, keep).round().long().tolist()) if keep else set()
-    x, trajectory = x_T, []
-    for t in range(T - 1, -1, -1):
-        if t in marks:
-            trajectory.append(_kept(eps_model, x, t, alpha_bar)[0])
+def sample_ddpm(eps_model: EpsModel, x_T: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+    """Algorithm 2 from ``x_T [B, ...]`` down to ``x_0`` (same shape): ``p_sample_step``
+    at ``t = T - 1 … 0`` (``T = len(betas)``), ``T`` evaluations of ``eps_model``."""
+    x = x_T
+    for t in range(len(betas) - 1, -1, -1):
         x = p_sample_step(eps_model, x, t, betas, torch.randn_like(x))
-    return x, trajectory
+    return x
 
 
 def ddim_times(alpha_bar: torch.Tensor, steps: int) -> list[int]:
@@ -231,18 +283,15 @@ def ddim_times(alpha_bar: torch.Tensor, steps: int) -> list[int]:
 @torch.no_grad()
 def sample_ddim(
     eps_model: EpsModel, x_T: torch.Tensor, alpha_bar: torch.Tensor, steps: int, eta: float = 0.0
-) -> tuple[torch.Tensor, list[DenoisingStep]]:
-    """DDIM with ``steps`` evenly spaced time indices from ``T - 1`` to ``0``, then to the
-    data: ``steps`` evaluations of ``eps_model``, one per update (the trajectory's ``x0_hat``
-    reuses the update's). Returns ``(x_0, trajectory)``, one ``DenoisingStep`` before every
-    update."""
+) -> torch.Tensor:
+    """DDIM from ``x_T [B, ...]`` to ``x_0`` (same shape): ``ddim_step`` at the ``steps``
+    indices of ``ddim_times``, the last one to the data; ``steps`` evaluations of
+    ``eps_model``, one per update. ``eta = 0``: deterministic."""
     times = ddim_times(alpha_bar, steps)
-    x, trajectory = x_T, []
+    x = x_T
     for t, t_prev in zip(times, [*times[1:], -1], strict=True):
-        step, eps = _kept(eps_model, x, t, alpha_bar)
-        trajectory.append(step)
-        x = ddim_step(lambda *_, e=eps: e, x, t, t_prev, alpha_bar, eta)  # that eps, not again
-    return x, trajectory
+        x = ddim_step(eps_model, x, t, t_prev, alpha_bar, eta)
+    return x
 
 
 # -- the MNIST U-Net (lecture 04's shipped model) --------------------------------------
@@ -443,18 +492,16 @@ def pretrain_ddpm_mnist(out: Path, epochs: int = 250, seed: int = 0) -> dict[str
     device = get_device()
     x, y = data.mnist("train", device=device)
     x_test, _ = data.mnist("test", device=device)
-    alpha_bar = alpha_bar_of(betas_from(DDPM_SCHEDULE))
+    alpha_bar = alpha_bar_of(betas_from(DDPM_SCHEDULE)).to(device)  # ddpm_loss: x's device
     seed_everything(seed)
     model = DiffusionUnet(**DDPM_MNIST_CONFIG).to(device)
     info = train_ddpm(model, x, y, alpha_bar, epochs=epochs, seed=seed)
     torch.manual_seed(seed)
     x_T = torch.randn(1000, 1, 28, 28, device=device)
-    samples, _ = sample_ddim(model, x_T, alpha_bar, 50)
-    samples = data.to_unit(samples)
+    samples = data.to_unit(sample_ddim(model, x_T, alpha_bar, 50))
     coverage = metrics.class_coverage(samples)
     wanted = torch.arange(1000, device=device) % 10
-    with_guidance, _ = sample_ddim(guided(model, wanted, 2.0), x_T, alpha_bar, 50)
-    with_guidance = data.to_unit(with_guidance)
+    with_guidance = data.to_unit(sample_ddim(guided(model, wanted, 2.0), x_T, alpha_bar, 50))
     results = {
         "fid_ddim50": metrics.fid(samples, x_test),
         "classes_present": float(coverage.classes_present),
@@ -502,9 +549,9 @@ def _diffusion_case(case: tuple[str, int, float, int]) -> dict[str, float | str 
     chunks = []
     for x in x_T.split(250):
         if sampler == "DDPM":
-            chunks.append(sample_ddpm(model, x, betas)[0])
+            chunks.append(sample_ddpm(model, x, betas))
         else:
-            chunks.append(sample_ddim(model, x, alpha_bar, steps, eta)[0])
+            chunks.append(sample_ddim(model, x, alpha_bar, steps, eta))
     seconds = time.perf_counter() - start
     images = data.to_unit(torch.cat(chunks))
     x_test, _ = data.mnist("test")

@@ -8,7 +8,8 @@ Convention (as in the 05_flow_matching exercises; Lipman et al. 2023, Liu et al.
 continuous time ``t`` in [0, 1], a ``[B]`` float tensor; noise at ``t = 0``, data at
 ``t = 1``: ``x_t = (1 - t) x0 + t x1`` with ``x0 ~ N(0, I)``. ``v_model(x_t, t)``
 predicts the velocity, same shape as ``x_t``. (Score-based papers, Song et al. 2021, run
-time the other way: data at 0, noise at 1.)
+time the other way: data at 0, noise at 1.) The samplers follow ``diffusion``'s one
+contract: ``sample(model, x_start, [schedule,] [steps,] [options]) -> the sample``.
 """
 
 from __future__ import annotations
@@ -43,99 +44,101 @@ Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Score = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _per_example(t: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
-    """A ``[B]`` tensor reshaped to ``[B, 1, ...]`` to broadcast over ``like``; a float as is."""
-    if isinstance(t, torch.Tensor) and t.dim() == 1:
-        return t.to(like).view(-1, *[1] * (like.dim() - 1))
-    return t
-
-
 # -- the 05_flow_matching functions ----------------------------------------------------
 
 
+# Copied from solutions/05_flow_matching.py: dsm_loss
 def dsm_loss(score_model: Score, x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Denoising score matching at one noise level (Vincent 2011): ``x~ = x + sigma eps``,
-    target ``-(x~ - x) / sigma^2 = grad log q(x~ | x)``; the batch mean of
-    ``0.5 sigma^2 ||score_model(x~) - target||^2`` (Song & Ermon's lambda = sigma^2)."""
-    noisy = x + sigma * torch.randn_like(x)
-    target = -(noisy - x) / sigma**2
-    return 0.5 * sigma**2 * (score_model(noisy) - target).square().flatten(1).sum(1).mean()
+    """Denoising score matching at one noise level (Vincent 2011) on a batch x [B, ...]:
+    x~ = x + sigma eps, target -(x~ - x) / sigma^2 = grad log q(x~ | x); the batch mean of
+    0.5 sigma^2 ||score_model(x~) - target||^2 (Song & Ermon's lambda = sigma^2), a
+    scalar."""
+    x_noisy = x + sigma * torch.randn_like(x)
+    target = -(x_noisy - x) / sigma**2
+    residual = (score_model(x_noisy) - target).flatten(1)
+    return 0.5 * sigma**2 * residual.square().sum(dim=1).mean()
 
 
+# Copied from solutions/05_flow_matching.py: score_from_eps
 def score_from_eps(eps: torch.Tensor, alpha_bar_t: torch.Tensor | float) -> torch.Tensor:
-    """Tweedie: the score of ``q(x_t)`` implied by a noise prediction,
-    ``-eps / sqrt(1 - alpha_bar_t)`` (``alpha_bar_t`` a float or ``[B]``)."""
-    return -eps / torch.as_tensor(1 - _per_example(alpha_bar_t, eps)).to(eps).sqrt()
+    """Tweedie: the score of q(x_t) implied by a noise prediction eps [B, ...],
+    -eps / sqrt(1 - alpha_bar_t), with alpha_bar_t a float or a [B] tensor (on eps's
+    device) broadcast per example."""
+    alpha_bar_t = torch.as_tensor(alpha_bar_t, dtype=eps.dtype)
+    if alpha_bar_t.dim() == 1:
+        alpha_bar_t = alpha_bar_t.view(-1, *[1] * (eps.dim() - 1))
+    return -eps / (1 - alpha_bar_t).sqrt()
 
 
+# Copied from solutions/05_flow_matching.py: langevin_step
 def langevin_step(
     score: Score, x: torch.Tensor, step_size: float, noise: torch.Tensor
 ) -> torch.Tensor:
-    """Unadjusted Langevin: ``x + h grad log p(x) + sqrt(2 h) z``."""
+    """Unadjusted Langevin: x + h grad log p(x) + sqrt(2 h) z for x and z = noise [B, ...],
+    h = step_size."""
     return x + step_size * score(x) + math.sqrt(2 * step_size) * noise
 
 
+# Copied from solutions/05_flow_matching.py: interpolant
 def interpolant(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """The linear (conditional OT) path ``x_t = (1 - t) x0 + t x1``, ``t [B]``."""
-    t = _per_example(t, x0)
+    """The linear (conditional OT) path x_t = (1 - t) x0 + t x1 for x0 and x1 [B, ...], with
+    the times t [B] (on x0's device) broadcast per example."""
+    t = t.view(-1, *[1] * (x0.dim() - 1))
     return (1 - t) * x0 + t * x1
 
 
+# Copied from solutions/05_flow_matching.py: target_velocity
 def target_velocity(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-    """The conditional velocity ``d x_t / dt = x1 - x0``."""
+    """The conditional velocity d x_t / dt = x1 - x0 of the linear path, [B, ...]."""
     return x1 - x0
 
 
+# Copied from solutions/05_flow_matching.py: flow_matching_loss
 def flow_matching_loss(v_model: Field, x1: torch.Tensor) -> torch.Tensor:
-    """Conditional flow matching: ``t ~ U[0, 1]`` per example, ``x0 ~ N(0, I)``, the mean
-    squared error between ``v_model(x_t, t)`` and ``x1 - x0``."""
-    t = torch.rand(len(x1), device=x1.device)
+    """Conditional flow matching (Lipman et al. 2023) on a data batch x1 [B, ...]:
+    t ~ U[0, 1] per example, x0 ~ N(0, I), the mean squared error between v_model(x_t, t)
+    and x1 - x0; a scalar."""
+    t = torch.rand(x1.shape[0], device=x1.device)
     x0 = torch.randn_like(x1)
-    return (v_model(interpolant(x0, x1, t), t) - target_velocity(x0, x1)).square().mean()
+    t_ = t.view(-1, *[1] * (x1.dim() - 1))
+    x_t = (1 - t_) * x0 + t_ * x1  # as interpolant does
+    return ((v_model(x_t, t) - (x1 - x0)) ** 2).mean()
 
 
-def _times(x: torch.Tensor, t: float) -> torch.Tensor:
-    return torch.full((len(x),), t, device=x.device, dtype=x.dtype)
-
-
+# Copied from solutions/05_flow_matching.py: euler_sample
 @torch.no_grad()
 def euler_sample(v_model: Field, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """``dx/dt = v_model(x, t)`` from ``t = 0`` to 1 in ``steps`` Euler steps (``steps``
-    network evaluations)."""
-    _check_steps(steps)
+    """x [B, ...] at t = 1 from x0 at t = 0: dx/dt = v_model(x, t) by Euler's method in
+    `steps` equal steps, one network evaluation each."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive int, got {steps!r}")
     x, dt = x0, 1.0 / steps
     for i in range(steps):
-        x = x + dt * v_model(x, _times(x, i * dt))
+        t = torch.full((x.shape[0],), i * dt, device=x.device)
+        x = x + dt * v_model(x, t)
     return x
 
 
+# Copied from solutions/05_flow_matching.py: heun_sample
 @torch.no_grad()
 def heun_sample(v_model: Field, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """The same with Heun's method: an Euler predictor, then the trapezoid of the slopes at
-    both ends (``2 steps`` network evaluations)."""
-    _check_steps(steps)
+    """x [B, ...] at t = 1 from x0 at t = 0: dx/dt = v_model(x, t) by Heun's method (an
+    Euler predictor, then the trapezoid of the slopes at both ends) on `steps` equal
+    intervals, two network evaluations each."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive int, got {steps!r}")
     x, dt = x0, 1.0 / steps
     for i in range(steps):
         t = i * dt
-        d = v_model(x, _times(x, t))
-        predicted = x + dt * d
-        x = x + dt / 2 * (d + v_model(predicted, _times(x, t + dt)))
+        d = v_model(x, torch.full((x.shape[0],), t, device=x.device))
+        x_pred = x + dt * d
+        x = x + dt / 2 * (d + v_model(x_pred, torch.full((x.shape[0],), t + dt, device=x.device)))
     return x
 
 
 def _check_steps(steps: int) -> None:
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected a positive int, got {steps!r}")
-
-
-@torch.no_grad()
-def euler_path(v_model: Field, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """Every state of ``euler_sample``: ``[steps + 1, *x0.shape]``, ``x0`` first."""
-    _check_steps(steps)
-    path, dt = [x0], 1.0 / steps
-    for i in range(steps):
-        path.append(path[-1] + dt * v_model(path[-1], _times(x0, i * dt)))
-    return torch.stack(path)
 
 
 def straightness(path: torch.Tensor) -> float:
@@ -255,15 +258,16 @@ class VpSde:
         steps: int,
         ode: bool = False,
         t_end: float = 1e-3,
-    ) -> list[torch.Tensor]:
+    ) -> torch.Tensor:
         """From ``x ~ N(0, I)`` at ``t = 1`` back to ``t_end`` in ``steps`` equal steps of
         the reverse-time SDE (Anderson 1982), by Euler-Maruyama,
         ``dx = [f - g^2 score] dt + g dW`` (``dt < 0``), or of the probability-flow ODE,
         ``dx = [f - 1/2 g^2 score] dt``, with ``f = -1/2 beta x``, ``g^2 = beta``.
-        ``score(x, t)`` is ``grad log p_t``. Returns the ``steps + 1`` states, ``t = 1``
-        first."""
+        ``score(x, t)`` is ``grad log p_t`` at Song's time ``t``, a float: ``steps``
+        evaluations. Returns ``x`` at ``t_end``, shaped like ``x``
+        (``diffusion.sampled_path``: every state)."""
         _check_steps(steps)
-        path, dt = [x], (1 - t_end) / steps
+        dt = (1 - t_end) / steps
         for i in range(steps):
             t = 1 - i * dt
             b = self.beta(t)
@@ -271,8 +275,7 @@ class VpSde:
             x = x - dt * drift
             if not ode:
                 x = x + math.sqrt(b * dt) * torch.randn_like(x)
-            path.append(x)
-        return path
+        return x
 
 
 # -- ODE samplers for an eps-prediction model (lecture 04's DDPM) ----------------------
@@ -407,7 +410,7 @@ def log_likelihood(
         probe = torch.randint(0, 2, x1.shape, generator=generator).to(x1) * 2 - 1
 
     def slope(x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-        times = _times(x, t)
+        times = torch.full((len(x),), t, device=x.device, dtype=x.dtype)
         if probe is None:
             return divergence_exact(v_model, x, times)
         return divergence_hutchinson(v_model, x, times, probe)
@@ -502,12 +505,13 @@ def pretrain_fm_mnist(out: Path, epochs: int = 100, seed: int = 0) -> dict[str, 
 
 
 SAMPLING_NFE = (1, 2, 4, 8, 10, 20, 50, 100)
-# solver -> (checkpoint, sampler(model, x, alpha_bar, nfe) or None where nfe is impossible)
-SAMPLING_SOLVERS: dict[str, tuple[str, Callable[..., torch.Tensor | None]]] = {
-    "DDIM": ("ddpm_mnist", lambda m, x, ab, n: sample_ddim_euler(m, x, ab, n)),
-    "DPM-Solver++(2M)": ("ddpm_mnist", lambda m, x, ab, n: sample_dpm_solver_2m(m, x, ab, n)),
-    "FM Euler": ("fm_mnist", lambda m, x, ab, n: euler_sample(m, x, n)),
-    "FM Heun": ("fm_mnist", lambda m, x, ab, n: heun_sample(m, x, n // 2) if n % 2 == 0 else None),
+# solver -> (checkpoint, sampler, network evaluations per step); the sampler gets the
+# checkpoint's alpha_bar after x where the checkpoint records a schedule (the DDPM model's)
+SAMPLING_SOLVERS: dict[str, tuple[str, Callable[..., torch.Tensor], int]] = {
+    "DDIM": ("ddpm_mnist", sample_ddim_euler, 1),
+    "DPM-Solver++(2M)": ("ddpm_mnist", sample_dpm_solver_2m, 1),
+    "FM Euler": ("fm_mnist", euler_sample, 1),
+    "FM Heun": ("fm_mnist", heun_sample, 2),
 }
 
 
@@ -518,16 +522,16 @@ def _sampling_case(case: tuple[str, int, int]) -> dict[str, float | str | int] |
     the solver cannot spend exactly ``nfe`` evaluations."""
     torch.set_num_threads(1)
     solver, nfe, n = case
-    name, sample = SAMPLING_SOLVERS[solver]
+    name, sample, per_step = SAMPLING_SOLVERS[solver]
+    if nfe % per_step:
+        return None
     model = checkpoints.load_pretrained(name)
     schedule = model.meta.get("schedule")  # the DDPM model's; flow matching has none
-    alpha_bar = alpha_bar_of(betas_from(schedule)) if schedule else None
+    alpha_bar = [alpha_bar_of(betas_from(schedule))] if schedule else []
     x_T = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
     with torch.no_grad():
-        chunks = [sample(model, x, alpha_bar, nfe) for x in x_T.split(250)]
-    if chunks[0] is None:
-        return None
+        chunks = [sample(model, x, *alpha_bar, nfe // per_step) for x in x_T.split(250)]
     seconds = time.perf_counter() - start
     images = data.to_unit(torch.cat(chunks))
     x_test, _ = data.mnist("test")

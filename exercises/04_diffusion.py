@@ -63,11 +63,14 @@ if "google.colab" in sys.modules:
 # tensors indexed by $t = 0, \dots, T-1$, where index $t$ is the paper's step $t + 1$;
 # $\alpha_t = 1 - \beta_t$ and $\bar\alpha_t = \prod_{s \le t} \alpha_s$. A batch of time
 # steps `t` is a `LongTensor` of shape `[batch]`; per-example coefficients must broadcast
-# over the other dimensions (reshape to `[batch, 1, ...]`).
+# over the other dimensions (reshape to `[batch, 1, ...]`). Tensors you create (time steps,
+# random draws) go on the device of the inputs (`device=x0.device`), so that your
+# functions run on a GPU too.
 
 # %%
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -76,6 +79,9 @@ from course_utils import data
 from course_utils.grading import check, check_close, check_finite, check_score, check_shape
 from course_utils.train import fit
 
+# eps_model(x_t, t): the noise predicted from x_t at the steps t, shaped like x_t (a network
+# or any function of the two)
+EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 torch.manual_seed(0)
 
 # %% [markdown]
@@ -86,7 +92,10 @@ torch.manual_seed(0)
 
 # %%
 def linear_beta_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """T evenly spaced betas from beta_start to beta_end, float32."""
+    """Ho et al.'s schedule: T evenly spaced betas from beta_start to beta_end, both
+    included; float32 [T]."""
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T: expected a positive int, got {T!r}")
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -116,7 +125,11 @@ check_close(betas[[0, 1, -1]], torch.tensor([1e-4, 1e-4 + 0.0199 / 999, 0.02]), 
 
 # %%
 def cosine_alpha_bar(T: int, s: float = 0.008) -> torch.Tensor:
-    """alpha_bar of the cosine schedule, betas clipped at 0.999; length T, float32."""
+    """Nichol & Dhariwal's cosine schedule: alpha_bar [T], float32, for the paper's steps
+    1..T, from f(t) = cos(((t/T + s) / (1 + s)) pi/2)^2 and alpha_bar_t = f(t) / f(0), the
+    implied betas clipped at 0.999 (near t = T they approach 1)."""
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T: expected a positive int, got {T!r}")
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -169,7 +182,9 @@ check_close(
 def q_sample(
     x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor
 ) -> torch.Tensor:
-    """sqrt(alpha_bar[t]) * x0 + sqrt(1 - alpha_bar[t]) * noise, per example."""
+    """A sample of q(x_t | x0): sqrt(alpha_bar[t]) x0 + sqrt(1 - alpha_bar[t]) noise, per
+    example, for x0 and noise [B, ...] and the steps t, a LongTensor [B] (alpha_bar [T] on
+    t's device, in x0's dtype)."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -212,7 +227,12 @@ check_close(
 def posterior_mean_variance(
     x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, betas: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of q(x_{t-1} | x_t, x0)."""
+    """Mean [B, ...] and variance [B, 1, ...] of q(x_{t-1} | x_t, x0) (Ho et al., eqs. 6-7)
+    for x0 and x_t [B, ...], the steps t [B] and the schedule betas [T] (on the CPU):
+
+    mean = sqrt(ab_prev) beta_t / (1 - ab_t) x0 + sqrt(alpha_t) (1 - ab_prev) / (1 - ab_t) x_t
+    var  = (1 - ab_prev) / (1 - ab_t) beta_t          (ab_prev = 1 at t = 0)
+    """
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -265,7 +285,8 @@ check_close(
 def predict_x0(
     x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor
 ) -> torch.Tensor:
-    """x0 implied by the noise prediction eps."""
+    """The x0 implied by a noise prediction eps: (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t), for
+    x_t and eps [B, ...] and the steps t [B] (alpha_bar [T] on t's device, in x_t's dtype)."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -287,8 +308,10 @@ check_close(predict_x0(x_t, t, eps, alpha_bar), x0, "predict_x0(q_sample(x0, t, 
 
 
 # %%
-def ddpm_loss(eps_model: nn.Module, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    """L_simple: uniform random t, standard normal noise, MSE(noise, eps_model(x_t, t))."""
+def ddpm_loss(eps_model: EpsModel, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """L_simple (Ho et al., Algorithm 1) on a batch x0 [B, ...]: t uniform over 0..T-1 and
+    noise ~ N(0, I) per example, the mean squared error between the noise and
+    eps_model(x_t, t); a scalar. alpha_bar [T] is on x0's device."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -351,14 +374,17 @@ check_close(ddpm_loss(Perfect(), torch.full((500, 2), 0.5), alpha_bar), 0.0, "dd
 # $$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1 - \bar\alpha_t}}\,\epsilon_\theta(x_t, t)\Big) + \sigma_t z,$$
 #
 # with $z$ the given `noise`, **except at the last step** (index $t = 0$), which adds no
-# noise. `t` is a Python int; call `eps_model` with a `LongTensor` of `t`'s, one per example.
+# noise. `t` is a Python int; call `eps_model` with a `LongTensor` of `t`'s, one per example,
+# on `x_t`'s device.
 
 
 # %%
 def p_sample_step(
-    eps_model: nn.Module, x_t: torch.Tensor, t: int, betas: torch.Tensor, noise: torch.Tensor
+    eps_model: EpsModel, x_t: torch.Tensor, t: int, betas: torch.Tensor, noise: torch.Tensor
 ) -> torch.Tensor:
-    """One step of DDPM's Algorithm 2 from index t to t - 1."""
+    """One step of DDPM's Algorithm 2 from index t to t - 1, with sigma_t^2 = beta_t:
+    x_{t-1} = (x_t - beta_t / sqrt(1 - ab_t) eps) / sqrt(alpha_t) + sigma_t z for x_t and
+    the given z = noise [B, ...], no noise at t = 0; one evaluation of eps_model."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -412,15 +438,22 @@ check_close(
 # $$x_{t_\text{prev}} = \sqrt{\bar\alpha_{t_\text{prev}}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t_\text{prev}} - \sigma^2}\,\epsilon_\theta + \sigma z, \qquad \sigma = \eta\sqrt{\frac{1 - \bar\alpha_{t_\text{prev}}}{1 - \bar\alpha_t}}\sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t_\text{prev}}}}.$$
 #
 # At $\eta = 0$ it is deterministic. Use **$\bar\alpha_{t_\text{prev}}$** for the new
-# point, not $\bar\alpha_t$; draw $z$ with `torch.randn_like` when `noise` is `None`.
+# point, not $\bar\alpha_t$; when $\sigma > 0$ and `noise` is `None`, draw $z$ with
+# `torch.randn_like`.
 
 
 # %%
 def ddim_step(
-    eps_model: nn.Module, x_t: torch.Tensor, t: int, t_prev: int, alpha_bar: torch.Tensor,
+    eps_model: EpsModel, x_t: torch.Tensor, t: int, t_prev: int, alpha_bar: torch.Tensor,
     eta: float = 0.0, noise: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
-    """One DDIM update from index t to t_prev (t_prev = -1: alpha_bar = 1)."""
+    """One DDIM update (Song et al., eq. 12) of x_t [B, ...] from index t to t_prev (-1: the
+    data, alpha_bar = 1), one evaluation of eps_model:
+
+        x_prev = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev - sigma^2) eps + sigma z,
+        sigma  = eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev),
+
+    z the given noise, drawn when None and sigma > 0."""
     # YOUR CODE HERE
     raise NotImplementedError()
 

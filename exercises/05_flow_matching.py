@@ -67,10 +67,13 @@ if "google.colab" in sys.modules:
 # the other way, data at 0 and noise at 1. `v_model(x_t, t)` predicts the velocity, same
 # shape as `x_t`; `score(x)` returns $\nabla_x \log p(x)$, same shape as `x`. Per-example
 # values must broadcast over the other dimensions (reshape `[batch]` to `[batch, 1, ...]`).
+# Tensors you create (times, random draws) go on the device of the inputs
+# (`device=x1.device`), so that your functions run on a GPU too.
 
 # %%
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -79,6 +82,10 @@ from course_utils import data
 from course_utils.grading import check, check_close, check_finite, check_score
 from course_utils.train import fit
 
+# v_model(x_t, t): a velocity shaped like x_t, at the times t [batch]; score(x): a score
+# shaped like x. A network or any function.
+Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Score = Callable[[torch.Tensor], torch.Tensor]
 torch.manual_seed(0)
 
 # %% [markdown]
@@ -98,8 +105,11 @@ torch.manual_seed(0)
 
 
 # %%
-def dsm_loss(score_model: nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Denoising score matching at noise level sigma; a scalar."""
+def dsm_loss(score_model: Score, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Denoising score matching at one noise level (Vincent 2011) on a batch x [B, ...]:
+    x~ = x + sigma eps, target -(x~ - x) / sigma^2 = grad log q(x~ | x); the batch mean of
+    0.5 sigma^2 ||score_model(x~) - target||^2 (Song & Ermon's lambda = sigma^2), a
+    scalar."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -154,7 +164,9 @@ check_close(
 
 # %%
 def score_from_eps(eps: torch.Tensor, alpha_bar_t: torch.Tensor | float) -> torch.Tensor:
-    """The score -eps / sqrt(1 - alpha_bar_t), alpha_bar_t broadcast per example."""
+    """Tweedie: the score of q(x_t) implied by a noise prediction eps [B, ...],
+    -eps / sqrt(1 - alpha_bar_t), with alpha_bar_t a float or a [B] tensor (on eps's
+    device) broadcast per example."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -189,8 +201,11 @@ check_close(
 
 
 # %%
-def langevin_step(score, x: torch.Tensor, step_size: float, noise: torch.Tensor) -> torch.Tensor:
-    """x + step_size * score(x) + sqrt(2 step_size) * noise."""
+def langevin_step(
+    score: Score, x: torch.Tensor, step_size: float, noise: torch.Tensor
+) -> torch.Tensor:
+    """Unadjusted Langevin: x + h grad log p(x) + sqrt(2 h) z for x and z = noise [B, ...],
+    h = step_size."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -225,7 +240,8 @@ check_close(chain.var(0), torch.full((2,), 1 / (1 - 0.05 / 2)), "variance after 
 
 # %%
 def interpolant(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(1 - t) x0 + t x1 with t [batch] broadcast per example."""
+    """The linear (conditional OT) path x_t = (1 - t) x0 + t x1 for x0 and x1 [B, ...], with
+    the times t [B] (on x0's device) broadcast per example."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -263,7 +279,7 @@ check_close(on_images, t.view(2, 1, 1, 1).expand(2, 1, 2, 2), "interpolant on [2
 
 # %%
 def target_velocity(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-    """d x_t / dt of the linear path."""
+    """The conditional velocity d x_t / dt = x1 - x0 of the linear path, [B, ...]."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -288,8 +304,10 @@ check_close(
 
 
 # %%
-def flow_matching_loss(v_model: nn.Module, x1: torch.Tensor) -> torch.Tensor:
-    """Conditional flow matching with uniform t per example; a scalar."""
+def flow_matching_loss(v_model: Field, x1: torch.Tensor) -> torch.Tensor:
+    """Conditional flow matching (Lipman et al. 2023) on a data batch x1 [B, ...]:
+    t ~ U[0, 1] per example, x0 ~ N(0, I), the mean squared error between v_model(x_t, t)
+    and x1 - x0; a scalar."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -362,8 +380,11 @@ check_close(
 
 # %%
 @torch.no_grad()
-def euler_sample(v_model: nn.Module, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """x at t = 1 from x0 at t = 0 by Euler's method in `steps` steps."""
+def euler_sample(v_model: Field, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """x [B, ...] at t = 1 from x0 at t = 0: dx/dt = v_model(x, t) by Euler's method in
+    `steps` equal steps, one network evaluation each."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive int, got {steps!r}")
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -415,8 +436,12 @@ check_close(growth, (1 + 0.2) ** 5, "euler_sample of v = x in 5 steps ((1 + 1/5)
 
 # %%
 @torch.no_grad()
-def heun_sample(v_model: nn.Module, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """x at t = 1 from x0 at t = 0 by Heun's method on `steps` intervals."""
+def heun_sample(v_model: Field, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """x [B, ...] at t = 1 from x0 at t = 0: dx/dt = v_model(x, t) by Heun's method (an
+    Euler predictor, then the trapezoid of the slopes at both ends) on `steps` equal
+    intervals, two network evaluations each."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive int, got {steps!r}")
     # YOUR CODE HERE
     raise NotImplementedError()
 

@@ -74,10 +74,11 @@ if "google.colab" in sys.modules:
 # Run time on a laptop CPU: about 2 minutes; the MNIST model is a shipped checkpoint
 # (`python -m course_utils.pretrain ddpm` retrains it in about 25 minutes on 2 cores).
 #
-# **Notation.** We follow Ho et al.: steps $t = 1, \dots, T$, $\alpha_t = 1 - \beta_t$,
-# $\bar\alpha_t = \prod_{s=1}^t \alpha_s$. Python counts from 0, so in the code
-# `alpha_bar[i]` is $\bar\alpha_{i+1}$: index `i` is the paper's step $t = i + 1$, as in
-# `course_utils.diffusion` and the exercises.
+# **Notation.** The formulas follow Ho et al.: steps $t = 1, \dots, T$, $\alpha_t = 1 -
+# \beta_t$, $\bar\alpha_t = \prod_{s=1}^t \alpha_s$. Python counts from 0, and the code
+# departs from the paper here, as `course_utils.diffusion` and the exercises do: the time
+# index is `t = 0, ..., T-1`, index `t` is the paper's step $t + 1$, and `alpha_bar[t]` is
+# $\bar\alpha_{t+1}$. A printout or a title that names a step gives the paper's $t$.
 
 # %%
 import time
@@ -123,13 +124,13 @@ RETRAIN = False  # True: train the MNIST U-Net here (about 25 minutes on a 2-cor
 # $\alpha_t(1-\bar\alpha_{t-1}) + 1 - \alpha_t = 1 - \alpha_t\bar\alpha_{t-1} = 1 -
 # \bar\alpha_t$. $\square$
 #
-# In code, `i` is the array index of step $t = i + 1$ (exercise 04 calls that index `t`:
-# there, index `t` is the paper's step $t + 1$). The lecture keeps its schedule in
-# float64, because $1 - \bar\alpha_t$ for small $t$ loses digits in float32; exercise 04
-# and `course_utils` return float32 schedules, the precision the networks compute in. The
-# cell measures what float32 costs: a relative error in $1 - \bar\alpha_t$ far below
-# anything a network's $\epsilon_\theta$ gets right, so both choices are sound; float64
-# matters where a result is a small difference of numbers near 1, like $L_T$ below.
+# In code, `t` is the array index of the paper's step $t + 1$ (see Notation above). The
+# lecture keeps its schedule in float64, because $1 - \bar\alpha_t$ for small $t$ loses
+# digits in float32; exercise 04 and `course_utils` return float32 schedules, the
+# precision the networks compute in. The cell measures what float32 costs: a relative
+# error in $1 - \bar\alpha_t$ far below anything a network's $\epsilon_\theta$ gets right,
+# so both choices are sound; float64 matters where a result is a small difference of
+# numbers near 1, like $L_T$ below.
 
 # %%
 T = 1000
@@ -142,9 +143,9 @@ print(f"float32 schedule: relative error of 1 - alpha_bar_t up to {error_32.max(
       f"(at t = {int(error_32.argmax()) + 1}); {error_32[:10].max():.1e} over t <= 10")  # fmt: skip
 
 
-def q_sample(x0: torch.Tensor, i: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, for index i = t - 1 [B]."""
-    ab = alpha_bar.to(x0)[i].view(-1, *[1] * (x0.dim() - 1))  # x0's device and dtype
+def q_sample(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, for the indices t [B]."""
+    ab = alpha_bar.to(x0)[t].view(-1, *[1] * (x0.dim() - 1))  # x0's device and dtype
     return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
 
 
@@ -157,11 +158,11 @@ def q_sample(x0: torch.Tensor, i: torch.Tensor, eps: torch.Tensor) -> torch.Tens
 x0_value, chains = 1.5, 100_000
 x = torch.full((chains,), x0_value)
 print(f"{'t':>5}{'chain mean':>12}{'closed form':>13}{'chain var':>11}{'closed form':>13}")
-for i in range(T):
-    x = alphas[i].sqrt() * x + betas[i].sqrt() * torch.randn(chains)  # one step of q
-    if i + 1 in (1, 10, 100, 300, 600, 1000):
-        print(f"{i + 1:>5}{x.mean():>12.4f}{alpha_bar[i].sqrt() * x0_value:>13.4f}"
-              f"{x.var():>11.4f}{1 - alpha_bar[i]:>13.4f}")  # fmt: skip
+for t in range(T):
+    x = alphas[t].sqrt() * x + betas[t].sqrt() * torch.randn(chains)  # one step of q
+    if t + 1 in (1, 10, 100, 300, 600, 1000):
+        print(f"{t + 1:>5}{x.mean():>12.4f}{alpha_bar[t].sqrt() * x0_value:>13.4f}"
+              f"{x.var():>11.4f}{1 - alpha_bar[t]:>13.4f}")  # fmt: skip
 closed = q_sample(torch.full((chains,), x0_value), torch.full((chains,), T - 1),
                   torch.randn(chains))  # fmt: skip
 print(f"closed-form samples at t = {T}: mean {closed.mean():.4f}, var {closed.var():.4f}")
@@ -348,10 +349,10 @@ for name, ab in schedules.items():
 alpha_bar_prev = torch.cat([torch.ones(1), alpha_bar[:-1]])  # alpha_bar_{t-1}; alpha_bar_0 = 1
 
 
-def posterior(x0: torch.Tensor, x_t: torch.Tensor, i: int) -> tuple[torch.Tensor, float]:
-    """Mean mu~_t(x_t, x0) and variance beta~_t of q(x_{t-1} | x_t, x0), index i = t - 1."""
-    beta, ab, ab_prev = betas[i], alpha_bar[i], alpha_bar_prev[i]
-    mean = ab_prev.sqrt() * beta / (1 - ab) * x0 + alphas[i].sqrt() * (1 - ab_prev) / (1 - ab) * x_t
+def posterior(x0: torch.Tensor, x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, float]:
+    """Mean mu~_t(x_t, x0) and variance beta~_t of q(x_{t-1} | x_t, x0) at index t."""
+    beta, ab, ab_prev = betas[t], alpha_bar[t], alpha_bar_prev[t]
+    mean = ab_prev.sqrt() * beta / (1 - ab) * x0 + alphas[t].sqrt() * (1 - ab_prev) / (1 - ab) * x_t
     return mean, float((1 - ab_prev) / (1 - ab) * beta)
 
 
@@ -364,13 +365,12 @@ def posterior(x0: torch.Tensor, x_t: torch.Tensor, i: int) -> tuple[torch.Tensor
 # %%
 x0_value, pairs, window = 1.0, 6_000_000, 0.002
 print(f"{'t':>5}{'x_t':>6}{'kept':>8}{'MC mean':>10}{'formula':>10}{'MC var':>11}{'formula':>11}")
-for t, a in ((10, 0.9), (100, 0.5), (500, 0.0)):
-    i = t - 1
-    x_prev = alpha_bar[i - 1].sqrt() * x0_value + (1 - alpha_bar[i - 1]).sqrt() * torch.randn(pairs)
-    x_t = alphas[i].sqrt() * x_prev + betas[i].sqrt() * torch.randn(pairs)
+for t, a in ((9, 0.9), (99, 0.5), (499, 0.0)):  # the paper's t = 10, 100, 500
+    x_prev = alpha_bar[t - 1].sqrt() * x0_value + (1 - alpha_bar[t - 1]).sqrt() * torch.randn(pairs)
+    x_t = alphas[t].sqrt() * x_prev + betas[t].sqrt() * torch.randn(pairs)
     kept = x_prev[(x_t - a).abs() < window]
-    mean, var = posterior(torch.tensor(x0_value), torch.tensor(a), i)
-    print(f"{t:>5}{a:>6}{len(kept):>8}{kept.mean():>10.4f}{mean:>10.4f}{kept.var():>11.2e}"
+    mean, var = posterior(torch.tensor(x0_value), torch.tensor(a), t)
+    print(f"{t + 1:>5}{a:>6}{len(kept):>8}{kept.mean():>10.4f}{mean:>10.4f}{kept.var():>11.2e}"
           f"{var:>11.2e}")  # fmt: skip
 x0_one, x_t_one = (
     torch.tensor([x0_value], dtype=torch.float64),
@@ -418,11 +418,11 @@ print(f"course_utils.diffusion at t = 100, x_t = 0.5: mean {ref_mean.item():.6f}
 
 # %%
 x0_check, eps_check = torch.randn(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
-for i in (0, 10, 500, 999):
-    x_t_check = q_sample(x0_check, torch.full((5,), i), eps_check)
-    via_eps = (x_t_check - betas[i] / (1 - alpha_bar[i]).sqrt() * eps_check) / alphas[i].sqrt()
-    gap = (posterior(x0_check, x_t_check, i)[0] - via_eps).abs().max()
-    print(f"t = {i + 1:4d}: max |mu~(x_t, x0) - mu~ via eps| = {gap:.1e}")
+for t in (0, 10, 500, 999):
+    x_t_check = q_sample(x0_check, torch.full((5,), t), eps_check)
+    via_eps = (x_t_check - betas[t] / (1 - alpha_bar[t]).sqrt() * eps_check) / alphas[t].sqrt()
+    gap = (posterior(x0_check, x_t_check, t)[0] - via_eps).abs().max()
+    print(f"t = {t + 1:4d}: max |mu~(x_t, x0) - mu~ via eps| = {gap:.1e}")
 
 # %% [markdown]
 # **$L_\text{simple}$.** Ho et al. drop the weight $\lambda_t$ and sample $t$ uniformly:
@@ -467,9 +467,9 @@ print(f"lambda_1 = {lam[0]:.3f}, lambda_100 = {lam[99]:.4f}, lambda_T = {lam[-1]
 # %%
 def algorithm_1_loss(eps_model: nn.Module, x0: torch.Tensor) -> torch.Tensor:
     """L_simple on a batch x0 [B, ...] (lines 2-5 of Algorithm 1; the caller steps)."""
-    i = torch.randint(0, T, (len(x0),), device=x0.device)  # 3: t ~ U{1..T}, as index t - 1
+    t = torch.randint(0, T, (len(x0),), device=x0.device)  # 3: t ~ U{1..T}, as indices
     eps = torch.randn_like(x0)  # 4: eps ~ N(0, I)
-    return (eps - eps_model(q_sample(x0, i, eps), i)).square().mean()  # 5: ||eps - eps_theta||^2
+    return (eps - eps_model(q_sample(x0, t, eps), t)).square().mean()  # 5: ||eps - eps_theta||^2
 
 
 @torch.no_grad()
@@ -479,13 +479,13 @@ def algorithm_2(
     """Sample from x_T (line 1 is the caller's); returns [x_T, ..., x_0] every `keep_every` steps
     (just [x_0] if 0)."""
     x, kept = x_T, []
-    for i in range(T - 1, -1, -1):  # 2: for t = T, ..., 1 (index i = t - 1)
-        if keep_every and i % keep_every == keep_every - 1:
+    for t in range(T - 1, -1, -1):  # 2: for t = T, ..., 1 (indices T - 1, ..., 0)
+        if keep_every and t % keep_every == keep_every - 1:
             kept.append(x)
-        z = torch.randn_like(x) if i > 0 else torch.zeros_like(x)  # 3
-        eps = eps_model(x, torch.full((len(x),), i, device=x.device))
-        x = (x - (1 - alphas[i]) / (1 - alpha_bar[i]).sqrt() * eps) / alphas[i].sqrt() \
-            + betas[i].sqrt() * z  # 4: sigma_t = sqrt(beta_t)  # fmt: skip
+        z = torch.randn_like(x) if t > 0 else torch.zeros_like(x)  # 3
+        eps = eps_model(x, torch.full((len(x),), t, device=x.device))
+        x = (x - (1 - alphas[t]) / (1 - alpha_bar[t]).sqrt() * eps) / alphas[t].sqrt() \
+            + betas[t].sqrt() * z  # 4: sigma_t = sqrt(beta_t)  # fmt: skip
     return [*kept, x]  # 6: return x_0
 
 
@@ -509,8 +509,8 @@ class EpsMlp(nn.Module):
             nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, dim),
         )  # fmt: skip
 
-    def forward(self, x_t: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        t_emb = diffusion.timestep_embedding(i, 32, max_period=1000.0)  # U-Net's embedding, too
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t_emb = diffusion.timestep_embedding(t, 32, max_period=1000.0)  # U-Net's embedding, too
         return self.net(torch.cat([x_t, t_emb], dim=1))
 
 
@@ -534,7 +534,7 @@ roll_model.eval()
 torch.manual_seed(1)
 path = algorithm_2(roll_model, torch.randn(2000, 2, device=device), keep_every=10)
 torch.manual_seed(1)
-reference, _ = diffusion.sample_ddpm(roll_model, torch.randn(2000, 2, device=device), betas)
+reference = diffusion.sample_ddpm(roll_model, torch.randn(2000, 2, device=device), betas)
 print(f"max |ours - course_utils.diffusion.sample_ddpm| = {(path[-1] - reference).abs().max():.1e}")
 
 fig, axes = plt.subplots(1, 6, figsize=(18, 3.3), sharex=True, sharey=True)
@@ -596,9 +596,9 @@ print(f"U-Net: {sum(p.numel() for p in unet.parameters()):,} parameters; shipped
       f"min, final L_simple {ddpm_meta['metrics']['final_loss']:.4f}")  # fmt: skip
 
 
-def eps_unet(x_t: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+def eps_unet(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The U-Net as an unconditional eps_theta (no label)."""
-    return unet(x_t, i)
+    return unet(x_t, t)
 
 
 def to_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -627,13 +627,22 @@ plt.show()
 # section) from the same $x_T$. The slider counts the 25 shown steps, from pure noise (1)
 # to the final sample (25); the titles give the paper's $t$. Early guesses are blurry
 # averages of digits; the identity of each digit is settled long before its strokes are
-# sharp.
+# sharp. The samplers return only the sample: the trajectory comes from wrapping the
+# network in a `diffusion.Recorder`, which keeps every call, its $x_t$, $t$ and
+# $\epsilon_\theta(x_t, t)$, and counts the network evaluations.
 
 # %%
 torch.manual_seed(2)
 x_T = torch.randn(8, 1, 28, 28, device=device)
-_, ddpm_path = diffusion.sample_ddpm(eps_unet, x_T, betas, keep=25)
-_, ddim_path = diffusion.sample_ddim(eps_unet, x_T, alpha_bar, steps=25)
+ddpm_net, ddim_net = diffusion.Recorder(eps_unet), diffusion.Recorder(eps_unet)
+diffusion.sample_ddpm(ddpm_net, x_T, betas)
+diffusion.sample_ddim(ddim_net, x_T, alpha_bar, steps=25)
+shown_t = set(diffusion.ddim_times(alpha_bar, 25))  # DDPM shown at DDIM's 25 steps
+ddpm_path = diffusion.denoising_steps(
+    [e for e in ddpm_net.evaluations if int(e.t[0]) in shown_t], alpha_bar
+)
+ddim_path = diffusion.denoising_steps(ddim_net.evaluations, alpha_bar)
+print(f"network evaluations: DDPM {len(ddpm_net.evaluations)}, DDIM {len(ddim_net.evaluations)}")
 print("DDPM kept steps (paper's t):", [s.t + 1 for s in ddpm_path][:6], "...")
 print("DDIM steps      (paper's t):", [s.t + 1 for s in ddim_path][:6], "...")
 
@@ -681,9 +690,9 @@ def ddim_sample(
     """DDIM along S evenly spaced indices from T - 1 down to 0, then to the data."""
     tau = torch.linspace(T - 1, 0, S).round().long().tolist()
     x = x_T
-    for i, i_prev in zip(tau, [*tau[1:], -1], strict=True):
-        ab, ab_prev = alpha_bar[i], alpha_bar[i_prev] if i_prev >= 0 else torch.tensor(1.0)
-        eps = eps_model(x, torch.full((len(x),), i, device=x.device))
+    for t, t_prev in zip(tau, [*tau[1:], -1], strict=True):
+        ab, ab_prev = alpha_bar[t], alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+        eps = eps_model(x, torch.full((len(x),), t, device=x.device))
         x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()  # predicted x_0
         sigma = eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
         x = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps \
@@ -691,13 +700,13 @@ def ddim_sample(
     return x
 
 
-i = torch.arange(1, T)
-sigma2_eta1 = (1 - alpha_bar[i - 1]) / (1 - alpha_bar[i]) * (1 - alpha_bar[i] / alpha_bar[i - 1])
-beta_tilde = (1 - alpha_bar_prev[i]) / (1 - alpha_bar[i]) * betas[i]
+t = torch.arange(1, T)
+sigma2_eta1 = (1 - alpha_bar[t - 1]) / (1 - alpha_bar[t]) * (1 - alpha_bar[t] / alpha_bar[t - 1])
+beta_tilde = (1 - alpha_bar_prev[t]) / (1 - alpha_bar[t]) * betas[t]
 print(f"eta = 1: max |sigma_t^2 - beta~_t| = {(sigma2_eta1 - beta_tilde).abs().max():.1e}")
 with torch.no_grad():
     ours = ddim_sample(eps_unet, x_T, 20)
-    reference, _ = diffusion.sample_ddim(eps_unet, x_T, alpha_bar, 20)
+    reference = diffusion.sample_ddim(eps_unet, x_T, alpha_bar, 20)
 print(f"ours vs course_utils, 20 DDIM steps: max difference {(ours - reference).abs().max():.1e}")
 
 # %% [markdown]

@@ -406,8 +406,8 @@ sde = VpSde()
 exact_score = lambda x, t: sde.marginal(ring, t).score(x)  # noqa: E731
 torch.manual_seed(4)
 x_1 = torch.randn(20_000, 2)
-sde_path = sde.reverse(exact_score, x_1, 500)
-ode_path = sde.reverse(exact_score, x_1, 500, ode=True)
+sde_path = diffusion.sampled_path(sde.reverse, exact_score, x_1, 500)  # [501, 20000, 2]
+ode_path = diffusion.sampled_path(sde.reverse, exact_score, x_1, 500, ode=True)
 times = [1 - i * (1 - 1e-3) / 500 for i in range(501)]
 
 
@@ -488,7 +488,7 @@ ddpm = checkpoints.load_pretrained("ddpm_mnist", device=device)
 alpha_bar = diffusion.alpha_bar_of(diffusion.betas_from(ddpm.meta["schedule"])).to(device)
 torch.manual_seed(7)
 x_T = torch.randn(16, 1, 28, 28, device=device)
-ddim_10, _ = diffusion.sample_ddim(ddpm, x_T, alpha_bar, 10)
+ddim_10 = diffusion.sample_ddim(ddpm, x_T, alpha_bar, 10)
 euler_10 = flow_matching.sample_ddim_euler(ddpm, x_T, alpha_bar, 10)
 print(f"10 steps: max |DDIM - Euler in (x / sqrt(ab), sigma)| = {(ddim_10 - euler_10).abs().max():.1e} "
       f"(pixels in [-1, 1])")  # fmt: skip
@@ -545,7 +545,7 @@ plt.show()
 three_steps = torch.linspace(len(alpha_bar) - 1, 0, 3).round().long()
 print(
     "sigma = sqrt((1 - ab) / ab) at Heun's 3-step grid:",
-    [round(float(((1 - alpha_bar[i]) / alpha_bar[i]).sqrt()), 3) for i in three_steps],
+    [round(float(((1 - alpha_bar[t]) / alpha_bar[t]).sqrt()), 3) for t in three_steps],
     "then 0",
 )
 
@@ -674,8 +674,9 @@ widgets.figure_widget(
 
 # %%
 x_start = torch.randn(2000, 2, generator=torch.Generator().manual_seed(9))
-fm_paths = flow_matching.euler_path(ring.velocity, x_start, 1000)
-vp_paths = torch.stack(sde.reverse(exact_score, x_start, 1000, ode=True))  # Song's t: 1 -> 0
+fm_paths = diffusion.sampled_path(flow_matching.euler_sample, ring.velocity, x_start, 1000)
+# Song's t runs from 1 to 0 (noise to data) in the VP paths
+vp_paths = diffusion.sampled_path(sde.reverse, exact_score, x_start, 1000, ode=True)
 
 
 def chord_over_length(paths: torch.Tensor) -> float:
@@ -706,7 +707,7 @@ for name, paths, solve in (
         fm_paths,
         lambda n: flow_matching.euler_sample(ring.velocity, x_start, n),
     ),
-    ("VP ODE, Euler in t", vp_paths, lambda n: sde.reverse(exact_score, x_start, n, ode=True)[-1]),
+    ("VP ODE, Euler in t", vp_paths, lambda n: sde.reverse(exact_score, x_start, n, ode=True)),
     ("VP ODE, Euler in sigma (DDIM)", vp_paths, vp_euler_in_sigma),
 ):
     euler_errors = "".join(

@@ -63,11 +63,14 @@ if "google.colab" in sys.modules:
 # tensors indexed by $t = 0, \dots, T-1$, where index $t$ is the paper's step $t + 1$;
 # $\alpha_t = 1 - \beta_t$ and $\bar\alpha_t = \prod_{s \le t} \alpha_s$. A batch of time
 # steps `t` is a `LongTensor` of shape `[batch]`; per-example coefficients must broadcast
-# over the other dimensions (reshape to `[batch, 1, ...]`).
+# over the other dimensions (reshape to `[batch, 1, ...]`). Tensors you create (time steps,
+# random draws) go on the device of the inputs (`device=x0.device`), so that your
+# functions run on a GPU too.
 
 # %%
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -76,6 +79,9 @@ from course_utils import data
 from course_utils.grading import check, check_close, check_finite, check_score, check_shape
 from course_utils.train import fit
 
+# eps_model(x_t, t): the noise predicted from x_t at the steps t, shaped like x_t (a network
+# or any function of the two)
+EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 torch.manual_seed(0)
 
 # %% [markdown]
@@ -86,7 +92,10 @@ torch.manual_seed(0)
 
 # %%
 def linear_beta_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """T evenly spaced betas from beta_start to beta_end, float32."""
+    """Ho et al.'s schedule: T evenly spaced betas from beta_start to beta_end, both
+    included; float32 [T]."""
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T: expected a positive int, got {T!r}")
     ### BEGIN SOLUTION
     return torch.linspace(beta_start, beta_end, T, dtype=torch.float32)
     ### END SOLUTION
@@ -134,7 +143,11 @@ check_close(
 
 # %%
 def cosine_alpha_bar(T: int, s: float = 0.008) -> torch.Tensor:
-    """alpha_bar of the cosine schedule, betas clipped at 0.999; length T, float32."""
+    """Nichol & Dhariwal's cosine schedule: alpha_bar [T], float32, for the paper's steps
+    1..T, from f(t) = cos(((t/T + s) / (1 + s)) pi/2)^2 and alpha_bar_t = f(t) / f(0), the
+    implied betas clipped at 0.999 (near t = T they approach 1)."""
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T: expected a positive int, got {T!r}")
     ### BEGIN SOLUTION
     steps = torch.arange(T + 1, dtype=torch.float64) / T
     f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
@@ -204,7 +217,9 @@ check_close(
 def q_sample(
     x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor
 ) -> torch.Tensor:
-    """sqrt(alpha_bar[t]) * x0 + sqrt(1 - alpha_bar[t]) * noise, per example."""
+    """A sample of q(x_t | x0): sqrt(alpha_bar[t]) x0 + sqrt(1 - alpha_bar[t]) noise, per
+    example, for x0 and noise [B, ...] and the steps t, a LongTensor [B] (alpha_bar [T] on
+    t's device, in x0's dtype)."""
     ### BEGIN SOLUTION
     ab = alpha_bar[t].view(-1, *[1] * (x0.dim() - 1))
     return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
@@ -263,7 +278,12 @@ check_close(
 def posterior_mean_variance(
     x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, betas: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of q(x_{t-1} | x_t, x0)."""
+    """Mean [B, ...] and variance [B, 1, ...] of q(x_{t-1} | x_t, x0) (Ho et al., eqs. 6-7)
+    for x0 and x_t [B, ...], the steps t [B] and the schedule betas [T] (on the CPU):
+
+    mean = sqrt(ab_prev) beta_t / (1 - ab_t) x0 + sqrt(alpha_t) (1 - ab_prev) / (1 - ab_t) x_t
+    var  = (1 - ab_prev) / (1 - ab_t) beta_t          (ab_prev = 1 at t = 0)
+    """
     ### BEGIN SOLUTION
     alphas = 1 - betas
     alpha_bar = torch.cumprod(alphas, dim=0)
@@ -344,7 +364,8 @@ check_close(
 def predict_x0(
     x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor
 ) -> torch.Tensor:
-    """x0 implied by the noise prediction eps."""
+    """The x0 implied by a noise prediction eps: (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t), for
+    x_t and eps [B, ...] and the steps t [B] (alpha_bar [T] on t's device, in x_t's dtype)."""
     ### BEGIN SOLUTION
     ab = alpha_bar[t].view(-1, *[1] * (x_t.dim() - 1))
     return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
@@ -383,10 +404,12 @@ check_close(
 
 
 # %%
-def ddpm_loss(eps_model: nn.Module, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    """L_simple: uniform random t, standard normal noise, MSE(noise, eps_model(x_t, t))."""
+def ddpm_loss(eps_model: EpsModel, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """L_simple (Ho et al., Algorithm 1) on a batch x0 [B, ...]: t uniform over 0..T-1 and
+    noise ~ N(0, I) per example, the mean squared error between the noise and
+    eps_model(x_t, t); a scalar. alpha_bar [T] is on x0's device."""
     ### BEGIN SOLUTION
-    t = torch.randint(0, len(alpha_bar), (x0.shape[0],))
+    t = torch.randint(0, len(alpha_bar), (x0.shape[0],), device=x0.device)
     noise = torch.randn_like(x0)
     ab = alpha_bar[t].view(-1, *[1] * (x0.dim() - 1))
     x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise  # as q_sample does
@@ -467,22 +490,26 @@ check_close(
 # $$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1 - \bar\alpha_t}}\,\epsilon_\theta(x_t, t)\Big) + \sigma_t z,$$
 #
 # with $z$ the given `noise`, **except at the last step** (index $t = 0$), which adds no
-# noise. `t` is a Python int; call `eps_model` with a `LongTensor` of `t`'s, one per example.
+# noise. `t` is a Python int; call `eps_model` with a `LongTensor` of `t`'s, one per example,
+# on `x_t`'s device.
 
 
 # %%
 def p_sample_step(
-    eps_model: nn.Module, x_t: torch.Tensor, t: int, betas: torch.Tensor, noise: torch.Tensor
+    eps_model: EpsModel, x_t: torch.Tensor, t: int, betas: torch.Tensor, noise: torch.Tensor
 ) -> torch.Tensor:
-    """One step of DDPM's Algorithm 2 from index t to t - 1."""
+    """One step of DDPM's Algorithm 2 from index t to t - 1, with sigma_t^2 = beta_t:
+    x_{t-1} = (x_t - beta_t / sqrt(1 - ab_t) eps) / sqrt(alpha_t) + sigma_t z for x_t and
+    the given z = noise [B, ...], no noise at t = 0; one evaluation of eps_model."""
     ### BEGIN SOLUTION
     alpha_bar = torch.cumprod(1 - betas, dim=0)
-    t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long)
+    beta, ab = float(betas[t]), float(alpha_bar[t])  # Python floats: any device and dtype
+    t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
     eps = eps_model(x_t, t_batch)
-    mean = (x_t - betas[t] / (1 - alpha_bar[t]).sqrt() * eps) / (1 - betas[t]).sqrt()
+    mean = (x_t - beta / math.sqrt(1 - ab) * eps) / math.sqrt(1 - beta)
     if t == 0:
         return mean
-    return mean + betas[t].sqrt() * noise
+    return mean + math.sqrt(beta) * noise
     ### END SOLUTION
 
 
@@ -549,24 +576,32 @@ for t in (int(torch.randint(1, 12, (), generator=g)), 0):
 # $$x_{t_\text{prev}} = \sqrt{\bar\alpha_{t_\text{prev}}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t_\text{prev}} - \sigma^2}\,\epsilon_\theta + \sigma z, \qquad \sigma = \eta\sqrt{\frac{1 - \bar\alpha_{t_\text{prev}}}{1 - \bar\alpha_t}}\sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t_\text{prev}}}}.$$
 #
 # At $\eta = 0$ it is deterministic. Use **$\bar\alpha_{t_\text{prev}}$** for the new
-# point, not $\bar\alpha_t$; draw $z$ with `torch.randn_like` when `noise` is `None`.
+# point, not $\bar\alpha_t$; when $\sigma > 0$ and `noise` is `None`, draw $z$ with
+# `torch.randn_like`.
 
 
 # %%
 def ddim_step(
-    eps_model: nn.Module, x_t: torch.Tensor, t: int, t_prev: int, alpha_bar: torch.Tensor,
+    eps_model: EpsModel, x_t: torch.Tensor, t: int, t_prev: int, alpha_bar: torch.Tensor,
     eta: float = 0.0, noise: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
-    """One DDIM update from index t to t_prev (t_prev = -1: alpha_bar = 1)."""
+    """One DDIM update (Song et al., eq. 12) of x_t [B, ...] from index t to t_prev (-1: the
+    data, alpha_bar = 1), one evaluation of eps_model:
+
+        x_prev = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev - sigma^2) eps + sigma z,
+        sigma  = eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev),
+
+    z the given noise, drawn when None and sigma > 0."""
     ### BEGIN SOLUTION
-    eps = eps_model(x_t, torch.full((x_t.shape[0],), t, dtype=torch.long))
-    ab = alpha_bar[t]
-    ab_prev = alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)
-    x0_hat = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
-    sigma = eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
-    if noise is None:
-        noise = torch.randn_like(x_t)
-    return ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * noise
+    eps = eps_model(x_t, torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device))
+    ab = float(alpha_bar[t])  # Python floats: any device and dtype
+    ab_prev = float(alpha_bar[t_prev]) if t_prev >= 0 else 1.0
+    x0_hat = (x_t - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+    sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
+    x_prev = math.sqrt(ab_prev) * x0_hat + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
+    if sigma > 0:  # at eta = 0 the step is deterministic: no noise drawn
+        x_prev = x_prev + sigma * (torch.randn_like(x_t) if noise is None else noise)
+    return x_prev
     ### END SOLUTION
 
 

@@ -67,10 +67,13 @@ if "google.colab" in sys.modules:
 # the other way, data at 0 and noise at 1. `v_model(x_t, t)` predicts the velocity, same
 # shape as `x_t`; `score(x)` returns $\nabla_x \log p(x)$, same shape as `x`. Per-example
 # values must broadcast over the other dimensions (reshape `[batch]` to `[batch, 1, ...]`).
+# Tensors you create (times, random draws) go on the device of the inputs
+# (`device=x1.device`), so that your functions run on a GPU too.
 
 # %%
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -79,6 +82,10 @@ from course_utils import data
 from course_utils.grading import check, check_close, check_finite, check_score
 from course_utils.train import fit
 
+# v_model(x_t, t): a velocity shaped like x_t, at the times t [batch]; score(x): a score
+# shaped like x. A network or any function.
+Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Score = Callable[[torch.Tensor], torch.Tensor]
 torch.manual_seed(0)
 
 # %% [markdown]
@@ -98,8 +105,11 @@ torch.manual_seed(0)
 
 
 # %%
-def dsm_loss(score_model: nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Denoising score matching at noise level sigma; a scalar."""
+def dsm_loss(score_model: Score, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Denoising score matching at one noise level (Vincent 2011) on a batch x [B, ...]:
+    x~ = x + sigma eps, target -(x~ - x) / sigma^2 = grad log q(x~ | x); the batch mean of
+    0.5 sigma^2 ||score_model(x~) - target||^2 (Song & Ermon's lambda = sigma^2), a
+    scalar."""
     ### BEGIN SOLUTION
     x_noisy = x + sigma * torch.randn_like(x)
     target = -(x_noisy - x) / sigma**2
@@ -180,7 +190,9 @@ check_close(
 
 # %%
 def score_from_eps(eps: torch.Tensor, alpha_bar_t: torch.Tensor | float) -> torch.Tensor:
-    """The score -eps / sqrt(1 - alpha_bar_t), alpha_bar_t broadcast per example."""
+    """Tweedie: the score of q(x_t) implied by a noise prediction eps [B, ...],
+    -eps / sqrt(1 - alpha_bar_t), with alpha_bar_t a float or a [B] tensor (on eps's
+    device) broadcast per example."""
     ### BEGIN SOLUTION
     alpha_bar_t = torch.as_tensor(alpha_bar_t, dtype=eps.dtype)
     if alpha_bar_t.dim() == 1:
@@ -232,8 +244,11 @@ check_close(
 
 
 # %%
-def langevin_step(score, x: torch.Tensor, step_size: float, noise: torch.Tensor) -> torch.Tensor:
-    """x + step_size * score(x) + sqrt(2 step_size) * noise."""
+def langevin_step(
+    score: Score, x: torch.Tensor, step_size: float, noise: torch.Tensor
+) -> torch.Tensor:
+    """Unadjusted Langevin: x + h grad log p(x) + sqrt(2 h) z for x and z = noise [B, ...],
+    h = step_size."""
     ### BEGIN SOLUTION
     return x + step_size * score(x) + math.sqrt(2 * step_size) * noise
     ### END SOLUTION
@@ -284,7 +299,8 @@ check_close(
 
 # %%
 def interpolant(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(1 - t) x0 + t x1 with t [batch] broadcast per example."""
+    """The linear (conditional OT) path x_t = (1 - t) x0 + t x1 for x0 and x1 [B, ...], with
+    the times t [B] (on x0's device) broadcast per example."""
     ### BEGIN SOLUTION
     t = t.view(-1, *[1] * (x0.dim() - 1))
     return (1 - t) * x0 + t * x1
@@ -340,7 +356,7 @@ check_close(
 
 # %%
 def target_velocity(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-    """d x_t / dt of the linear path."""
+    """The conditional velocity d x_t / dt = x1 - x0 of the linear path, [B, ...]."""
     ### BEGIN SOLUTION
     return x1 - x0
     ### END SOLUTION
@@ -376,10 +392,12 @@ check_close(
 
 
 # %%
-def flow_matching_loss(v_model: nn.Module, x1: torch.Tensor) -> torch.Tensor:
-    """Conditional flow matching with uniform t per example; a scalar."""
+def flow_matching_loss(v_model: Field, x1: torch.Tensor) -> torch.Tensor:
+    """Conditional flow matching (Lipman et al. 2023) on a data batch x1 [B, ...]:
+    t ~ U[0, 1] per example, x0 ~ N(0, I), the mean squared error between v_model(x_t, t)
+    and x1 - x0; a scalar."""
     ### BEGIN SOLUTION
-    t = torch.rand(x1.shape[0])
+    t = torch.rand(x1.shape[0], device=x1.device)
     x0 = torch.randn_like(x1)
     t_ = t.view(-1, *[1] * (x1.dim() - 1))
     x_t = (1 - t_) * x0 + t_ * x1  # as interpolant does
@@ -468,12 +486,15 @@ torch.manual_seed(0)
 
 # %%
 @torch.no_grad()
-def euler_sample(v_model: nn.Module, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """x at t = 1 from x0 at t = 0 by Euler's method in `steps` steps."""
+def euler_sample(v_model: Field, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """x [B, ...] at t = 1 from x0 at t = 0: dx/dt = v_model(x, t) by Euler's method in
+    `steps` equal steps, one network evaluation each."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive int, got {steps!r}")
     ### BEGIN SOLUTION
     x, dt = x0, 1.0 / steps
     for i in range(steps):
-        t = torch.full((x.shape[0],), i * dt)
+        t = torch.full((x.shape[0],), i * dt, device=x.device)
         x = x + dt * v_model(x, t)
     return x
     ### END SOLUTION
@@ -541,15 +562,19 @@ check_close(
 
 # %%
 @torch.no_grad()
-def heun_sample(v_model: nn.Module, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """x at t = 1 from x0 at t = 0 by Heun's method on `steps` intervals."""
+def heun_sample(v_model: Field, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """x [B, ...] at t = 1 from x0 at t = 0: dx/dt = v_model(x, t) by Heun's method (an
+    Euler predictor, then the trapezoid of the slopes at both ends) on `steps` equal
+    intervals, two network evaluations each."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive int, got {steps!r}")
     ### BEGIN SOLUTION
     x, dt = x0, 1.0 / steps
     for i in range(steps):
-        t = torch.full((x.shape[0],), i * dt)
-        d = v_model(x, t)
+        t = i * dt
+        d = v_model(x, torch.full((x.shape[0],), t, device=x.device))
         x_pred = x + dt * d
-        x = x + dt / 2 * (d + v_model(x_pred, t + dt))
+        x = x + dt / 2 * (d + v_model(x_pred, torch.full((x.shape[0],), t + dt, device=x.device)))
     return x
     ### END SOLUTION
 

@@ -1,6 +1,7 @@
 """course_utils.diffusion: the closed form matches the chain, the posterior matches Monte
 Carlo, both samplers recover x0 with a perfect noise predictor, and `course bench
-diffusion`'s case and shipped results."""
+diffusion`'s case and shipped results. (The samplers' common contract:
+tests/test_samplers.py.)"""
 
 import math
 
@@ -78,12 +79,12 @@ def test_samplers_recover_x0_with_a_perfect_noise_predictor(schedule):
     x_star = torch.tensor([[0.7, -1.2, 0.1]], dtype=torch.float64)
     eps_model = _perfect_eps(x_star, ab)
     x_T = torch.randn(4, 3, dtype=torch.float64)
-    ddpm, trajectory = diffusion.sample_ddpm(eps_model, x_T, betas, keep=5)
-    assert torch.allclose(ddpm, x_star.expand(4, 3), atol=1e-4) and len(trajectory) == 5
+    ddpm = diffusion.sample_ddpm(eps_model, x_T, betas)
+    assert torch.allclose(ddpm, x_star.expand(4, 3), atol=1e-4)
     for steps in (10, 50, 1000):
-        ddim, _ = diffusion.sample_ddim(eps_model, x_T, ab, steps)
+        ddim = diffusion.sample_ddim(eps_model, x_T, ab, steps)
         assert torch.allclose(ddim, x_star.expand(4, 3), atol=1e-6)
-    noisy, _ = diffusion.sample_ddim(eps_model, x_T, ab, 50, eta=1.0)
+    noisy = diffusion.sample_ddim(eps_model, x_T, ab, 50, eta=1.0)
     assert torch.allclose(noisy, x_star.expand(4, 3), atol=1e-4)
 
 
@@ -115,17 +116,21 @@ def test_ddpm_loss_is_zero_for_the_perfect_predictor_of_one_point():
     assert math.isfinite(diffusion.ddpm_loss(lambda x, t: torch.zeros_like(x), x_star, ab).item())
 
 
-def test_samplers_keep_steps_with_the_predicted_x0():
+def test_recorded_steps_hold_the_predicted_x0():
     ab = diffusion.alpha_bar_of(diffusion.linear_beta_schedule(50)).double()
     x_star = torch.full((1, 1, 4, 4), 0.5, dtype=torch.float64)
-    eps_model = _perfect_eps(x_star, ab)
     x_T = torch.randn(2, 1, 4, 4, dtype=torch.float64)
-    _, ddpm = diffusion.sample_ddpm(eps_model, x_T, diffusion.betas_of(ab), keep=6)
-    _, ddim = diffusion.sample_ddim(eps_model, x_T, ab, steps=6)
+    ddpm_net, ddim_net = (diffusion.Recorder(_perfect_eps(x_star, ab)) for _ in range(2))
+    diffusion.sample_ddpm(ddpm_net, x_T, diffusion.betas_of(ab))
+    diffusion.sample_ddim(ddim_net, x_T, ab, steps=6)
+    ddpm = diffusion.denoising_steps(ddpm_net.evaluations, ab.float())  # any dtype
+    ddim = diffusion.denoising_steps(ddim_net.evaluations, ab)
+    assert [s.t for s in ddpm] == list(range(49, -1, -1))
+    assert [s.t for s in ddim] == [49, 39, 29, 20, 10, 0]
     for steps in (ddpm, ddim):
-        assert [s.t for s in steps] == [49, 39, 29, 20, 10, 0]
+        assert all(s.x0_hat.dtype == torch.float64 for s in steps)
         assert all(torch.allclose(s.x0_hat, x_star.expand(2, 1, 4, 4)) for s in steps)
-    assert torch.equal(ddim[0].x_t, x_T)
+    assert torch.equal(ddim[0].x_t, x_T) and torch.equal(ddpm[0].x_t, x_T)
 
 
 def test_noising_and_denoising_figures():
@@ -146,11 +151,11 @@ def test_noising_and_denoising_figures():
             diffusion.noising_figure(torch.zeros(1, 8, 8), t, schedules)
     x_star = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
     ab = schedules["linear"].double()
-    _, ddim = diffusion.sample_ddim(
-        _perfect_eps(x_star, ab), torch.randn(4, 1, 4, 4).double(), ab, 5
-    )
-    _, ddpm = diffusion.sample_ddpm(_perfect_eps(x_star, ab), torch.randn(4, 1, 4, 4).double(),
-                                    diffusion.betas_of(ab), keep=5)  # fmt: skip
+    ddim_net, ddpm_net = (diffusion.Recorder(_perfect_eps(x_star, ab)) for _ in range(2))
+    diffusion.sample_ddim(ddim_net, torch.randn(4, 1, 4, 4).double(), ab, 5)
+    diffusion.sample_ddpm(ddpm_net, torch.randn(4, 1, 4, 4).double(), diffusion.betas_of(ab))
+    ddim = diffusion.denoising_steps(ddim_net.evaluations, ab)
+    ddpm = diffusion.denoising_steps(ddpm_net.evaluations[::20], ab)  # 5 of its 100 steps
     fig = diffusion.denoising_figure({"DDPM": ddpm, "DDIM": ddim}, 2, nrow=2)
     titles = [ax.get_title() for ax in fig.axes]
     t_ddpm, t_ddim = ddpm[2].t + 1, ddim[2].t + 1  # titles give the paper's t
@@ -213,9 +218,9 @@ def test_shipped_diffusion_bench_is_complete():
 
 
 def test_ddim_evaluates_the_network_once_per_step_and_matches_its_steps():
-    """``sample_ddim`` with S steps calls the network S times (not twice per step: the
-    trajectory's x0_hat reuses the update's eps) and gives exactly the chain of
-    ``ddim_step``s, deterministic and with eta = 1 from the same random state."""
+    """``sample_ddim`` with S steps calls the network S times, at ``ddim_times``, and gives
+    exactly the chain of ``ddim_step``s, deterministic and with eta = 1 from the same random
+    state."""
     calls = []
 
     def eps_model(x, t):
@@ -227,9 +232,9 @@ def test_ddim_evaluates_the_network_once_per_step_and_matches_its_steps():
     for eta in (0.0, 1.0):
         calls.clear()
         torch.manual_seed(1)
-        x, path = diffusion.sample_ddim(eps_model, x_T, ab, 7, eta)
+        x = diffusion.sample_ddim(eps_model, x_T, ab, 7, eta)
         times = diffusion.ddim_times(ab, 7)
-        assert calls == times and [s.t for s in path] == times
+        assert calls == times
         torch.manual_seed(1)
         expected = x_T
         for t, t_prev in zip(times, [*times[1:], -1], strict=True):

@@ -56,7 +56,7 @@ def test_euler_and_heun_on_fields_with_known_solutions():
     # dx/dt = x: Euler (1 + h)^n, Heun (1 + h + h^2/2)^n
     assert torch.allclose(flow_matching.euler_sample(lambda x, t: x, x0, 5), x0 * 1.2**5)
     assert torch.allclose(flow_matching.heun_sample(lambda x, t: x, x0, 5), x0 * 1.22**5)
-    path = flow_matching.euler_path(field, x0, 4)
+    path = diffusion.sampled_path(flow_matching.euler_sample, field, x0, 4)
     assert path.shape == (5, 4, 3) and torch.equal(path[0], x0)
     assert torch.allclose(path[-1], flow_matching.euler_sample(field, x0, 4))
     with pytest.raises(ValueError, match="steps: expected a positive int"):
@@ -131,14 +131,14 @@ def test_hutchinson_is_unbiased_for_a_nonlinear_field():
 def test_vp_sde_matches_ddpm_and_its_two_samplers_share_the_marginals():
     sde = VpSde()
     ab = diffusion.alpha_bar_of(diffusion.betas_from(diffusion.DDPM_SCHEDULE)).double()
-    for i in (99, 499, 999):  # log(1 - beta) = -beta - beta^2/2 ...: close, not equal
-        assert math.log(sde.alpha_bar((i + 1) / 1000)) == pytest.approx(math.log(ab[i]), abs=0.1)
+    for t in (99, 499, 999):  # log(1 - beta) = -beta - beta^2/2 ...: close, not equal
+        assert math.log(sde.alpha_bar((t + 1) / 1000)) == pytest.approx(math.log(ab[t]), abs=0.1)
     data = flow_matching.ring()
     score = lambda x, t: sde.marginal(data, t).score(x)  # noqa: E731
     torch.manual_seed(0)
     start = torch.randn(20_000, 2)
     for ode in (False, True):
-        end = sde.reverse(score, start, 400, ode=ode)[-1]
+        end = sde.reverse(score, start, 400, ode=ode)
         radius = end.norm(dim=1)
         assert radius.mean().item() == pytest.approx(2.0, abs=0.02)
         assert radius.std().item() == pytest.approx(0.15, abs=0.02)
@@ -157,7 +157,7 @@ class _Linear:
 def test_ddim_is_euler_and_the_second_order_solvers_converge_faster():
     ab = diffusion.alpha_bar_of(diffusion.linear_beta_schedule(200, 1e-3, 0.1))
     model, x_T = _Linear(200), torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
-    ddim, _ = diffusion.sample_ddim(model, x_T, ab, 10)
+    ddim = diffusion.sample_ddim(model, x_T, ab, 10)
     assert torch.allclose(flow_matching.sample_ddim_euler(model, x_T, ab, 10), ddim, atol=1e-4)
     reference = flow_matching.sample_dpm_solver_2m(model, x_T, ab, 200)
     errors = {}
