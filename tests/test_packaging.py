@@ -78,3 +78,29 @@ def test_shipped_weights_are_package_data(root):
     data = _pyproject(root)["tool"]["setuptools"]["package-data"]["course_utils"]
     assert "weights/*.pt" in data and "datasets/*.npz" in data
     assert (root / "course_utils" / "weights" / "classifier.pt").is_file()
+
+
+def test_a_wheel_holds_every_module_and_data_file_of_the_package(root, tmp_path):
+    """``pip install .`` (not ``-e``) gets the subpackages (grading, the pytest plugin's home;
+    gan) and the shipped weights and data, not only the top-level modules."""
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"  # a copy: the build leaves build/ and egg-info behind
+    listed = subprocess.run(
+        ["git", "ls-files", "course_utils", "pyproject.toml", "README.md"],
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    for name in listed:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes((root / name).read_bytes())
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    inside = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {n for n in listed if n.startswith("course_utils/")}
+    assert shipped - inside == set()
