@@ -1,4 +1,7 @@
-"""Lecture 06: autoregressive models and discrete latents.
+"""Autoregressive models and discrete latents (lecture 06): the 06 reference functions,
+``keep_top_k``, ``MaskedConv2d``, ``PixelCNN`` and its recipe, ``CausalTransformer``
+(decoder-only, optionally class-conditional) and ``train_transformer``, ``course bench
+pixelcnn-digits``, the generation-order and completion figures.
 
 * The exercise set 06 reference functions: ``causal_mask``, ``masked_conv_mask``,
   ``categorical_nll``, ``sample_with_temperature``, ``self_attention``,

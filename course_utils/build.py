@@ -1,4 +1,6 @@
-"""`course build`: regenerate every notebook from its percent script.
+"""``course build``: every generated file, from its one source: notebooks from their percent
+scripts, exercises from solutions, the package's copies of exercise functions, the
+README's tables.
 
 * ``lectures/X.py``  -> ``lectures/X.ipynb``
 * ``solutions/X.py`` -> ``solutions/X.ipynb``, and the student version
@@ -22,9 +24,11 @@ not compared and not overwritten: a lecture run and saved in JupyterLab is not s
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +172,88 @@ def readme_with_tables(readme: str) -> str:
     return readme
 
 
+COURSE_MAP_BEGIN = "<!-- course map: written by `course build` from lectures/*.toml -->"
+COURSE_MAP_END = "<!-- end of course map -->"
+PLUMBING_BEGIN = "<!-- plumbing modules: written by `course build` from their docstrings -->"
+PLUMBING_END = "<!-- end of plumbing modules -->"
+TOPICS_BEGIN = "<!-- topic modules: written by `course build` from their docstrings -->"
+TOPICS_END = "<!-- end of topic modules -->"
+
+
+def _cell(text: str) -> str:
+    """``text`` as one Markdown table cell: one line, ``|`` escaped, RST literals as code."""
+    return re.sub(r"``([^`]+)``", r"`\1`", " ".join(text.split())).replace("|", "\\|")
+
+
+COURSE_MAP_KEYS = ("exercises", "learn", "run_time")
+
+
+def course_map_row(path: Path) -> dict[str, str]:
+    """A lecture's row of the course map, from ``lectures/NN_topic.toml``: what its
+    exercise set asks for (``exercises``), what the lecture teaches (``learn``) and the
+    measured ``run_time``.
+
+    Raises:
+        BuildError: the file is missing, is not TOML, or lacks a key or adds one.
+    """
+    if not path.is_file():
+        raise BuildError(f"{path.with_suffix('.py').name}: expected its course-map row in {path}")
+    try:
+        row = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise BuildError(f"{path}: not TOML ({exc})") from None
+    if sorted(row) != sorted(COURSE_MAP_KEYS) or not all(isinstance(v, str) for v in row.values()):
+        raise BuildError(
+            f"{path}: expected the strings {', '.join(COURSE_MAP_KEYS)}, got {sorted(row)}"
+        )
+    return row
+
+
+def readme_with_course_map(readme: str, root: Path) -> str:
+    """``readme`` with the course map rewritten: a row per ``lectures/NN_topic.py``, from its
+    ``lectures/NN_topic.toml`` (``course_map_row``)."""
+    rows = [
+        "| # | lecture | exercises | what you learn | CPU run time |",
+        "|---|---|---|---|---|",
+    ]
+    for lecture in sorted((root / "lectures").glob("[0-9][0-9]_*.py")):
+        row, stem = course_map_row(lecture.with_suffix(".toml")), lecture.stem
+        exercises = "—"
+        if (root / "solutions" / f"{stem}.py").is_file():
+            exercises = f"[`exercises/{stem}`](exercises/{stem}.ipynb): {_cell(row['exercises'])}"
+        rows.append(
+            f"| {stem[:2]} | [`lectures/{stem}`](lectures/{stem}.ipynb) | {exercises} | "
+            f"{_cell(row['learn'])} | {_cell(row['run_time'])} |"
+        )
+    return _between(readme, COURSE_MAP_BEGIN, COURSE_MAP_END, rows)
+
+
+def module_summaries(root: Path) -> dict[str, str]:
+    """Each module and subpackage of ``course_utils`` (by name) -> the first paragraph of its
+    docstring, read from the source."""
+    out = {}
+    for path in sorted((root / "course_utils").glob("*")):
+        source = path / "__init__.py" if path.is_dir() else path
+        if source.suffix != ".py" or not source.is_file() or path.name == "__init__.py":
+            continue
+        doc = ast.get_docstring(ast.parse(source.read_text())) or ""
+        out[path.stem] = doc.split("\n\n")[0]
+    return out
+
+
+def readme_with_modules(readme: str, root: Path) -> str:
+    """``readme`` with its two tables of ``course_utils`` modules (plumbing, then the topics
+    in ``registry.TOPICS`` order) rewritten from the modules' docstrings."""
+    from course_utils import registry
+
+    summaries = module_summaries(root)
+    header = ["| module | what it holds |", "|---|---|"]
+    plumbing = [f"| `{m}` | {_cell(s)} |" for m, s in summaries.items() if m not in registry.TOPICS]
+    topics = [f"| `{m}` | {_cell(summaries[m])} |" for m in registry.TOPICS if m in summaries]
+    readme = _between(readme, PLUMBING_BEGIN, PLUMBING_END, header + plumbing)
+    return _between(readme, TOPICS_BEGIN, TOPICS_END, header + topics)
+
+
 def readme_with_badges(readme: str, root: Path, url: str) -> str:
     """``readme`` with the table between ``BADGES_BEGIN`` and ``BADGES_END`` rewritten: an
     "Open in Colab" badge for every lecture, exercise and solution notebook."""
@@ -231,6 +317,12 @@ def _notebook(
     py_text: str, source: str, entry: ColabEntry | None = None
 ) -> jupytext.jupytext.NotebookNode:
     nb = jupytext.reads(py_text, fmt="py:percent")
+    # A script without a header reads with filters that drop every cell's tags when written
+    # back (the Colab cell's among them, so each build would add one more): keep them all.
+    header = nb.metadata.setdefault("jupytext", {})
+    for key in ("notebook_metadata_filter", "cell_metadata_filter", "main_language"):
+        header.pop(key, None)
+    header.setdefault("formats", "ipynb,py:percent")
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     if entry is not None:
         _add_colab_entry(nb, entry)
@@ -418,7 +510,9 @@ def plan(root: Path) -> list[Planned]:
             planned.append(Planned(module, with_copies(text, root, str(module.relative_to(root)))))
     readme = root / "README.md"
     if readme.is_file():
-        text = readme_with_tables(readme_with_badges(readme.read_text(), root, url))
+        text = readme_with_badges(readme.read_text(), root, url)
+        text = readme_with_modules(readme_with_course_map(text, root), root)
+        text = readme_with_tables(text)
         planned.append(Planned(readme, text))
     return planned
 
@@ -500,3 +594,29 @@ def find_root(start: Path) -> Path:
     raise BuildError(
         f"root: no course folder (with solutions/ and jupytext.toml) at or above {start}"
     )
+
+
+def main(argv: list[str]) -> int:
+    """``course build [--check] [--root DIR]``: write every generated file, or list the
+    stale ones and exit 1."""
+    parser = argparse.ArgumentParser(prog="course build", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if anything is stale")
+    parser.add_argument("--root", default=".", help="the course folder (default: search upward)")
+    args = parser.parse_args(argv)
+    try:
+        root = find_root(Path(args.root))
+        if not args.check:
+            for path in build(root):
+                print(f"wrote {path.relative_to(root)}")
+            return 0
+        out = stale(root)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in out:
+        print(f"stale: {path.relative_to(root)}")
+    if out:
+        print(f"{len(out)} file(s) out of date: run `course build` (or `make build`) and commit.")
+        return 1
+    print("course build --check: every notebook and exercise is up to date")
+    return 0

@@ -1,4 +1,5 @@
-"""Save and load model weights: a ``state_dict`` plus plain metadata, never a pickled model.
+"""Save and load model weights (``save``, ``load``, ``load_pretrained(name)``,
+``shipped_state(name)``): a ``state_dict`` plus plain metadata, never a pickled model.
 
 A checkpoint file holds ``{"state_dict": ..., "meta": {"name", "config", "metrics",
 "pixel_range", "torch_version"}}`` (and ``"schedule"`` for a diffusion model): everything
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
 from course_utils import registry
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"

@@ -1,4 +1,8 @@
-"""The course's data sets, in memory, as float tensors on the chosen device.
+"""The course's data sets, in memory, as float tensors on the chosen device: 2D toys
+(``moons``, ``ring``, ``grid``, ``swissroll``, ``checkerboard``) with mode centers;
+``digits`` (sklearn 8x8, intro_dgm split) and ``mnist`` (a 5000-image subset, 4000/1000
+stratified split); ``to_unit`` / ``from_unit`` between a model's pixel range and images in
+[0, 1].
 
 Everything here is offline: the 2D toys are sampled; ``digits`` (sklearn's 8x8 set) and
 ``mnist`` (a 5000-image subset) are shipped in ``course_utils/datasets``.

@@ -1,4 +1,5 @@
-"""Device choice, seeding and the CPU thread count.
+"""Device choice (``get_device()``: cuda > mps > cpu; ``COURSE_DEVICE=cpu|cuda|mps``
+overrides), seeding (``seed_everything``) and the CPU thread count.
 
 The course's models are small (MLPs and tiny CNNs on 2D points, 8x8 digits and 28x28
 MNIST). For them, more intra-op threads do not help on a laptop, and on a busy machine
@@ -96,3 +97,6 @@ def configure_threads(num_threads: int | None = None) -> int:
     if torch.get_num_threads() != num_threads:
         torch.set_num_threads(num_threads)
     return num_threads
+
+
+configure_threads()  # on import: every course module that computes imports this one

@@ -1,6 +1,8 @@
-"""Diffusion (lecture 04): reference implementations of the 04_diffusion functions, the two
-samplers, the shipped class-conditional U-Net and its recipe, ``course bench diffusion``
-and the lecture's widget figures.
+"""Diffusion (lecture 04): schedules (linear, cosine, ``betas_from`` a checkpoint's),
+``q_sample``, the posterior, ``predict_x0``, L_simple, DDPM and DDIM steps and samplers,
+``Recorder`` (a sampler's evaluations), guidance, ``DiffusionUnet``,
+``train_with_label_dropout`` and the DDPM recipe, ``course bench diffusion``, the noising
+and denoising figures.
 
 Convention (as in the 04_diffusion exercises): schedules are length-``T`` tensors indexed
 by ``t = 0 … T-1``, where index ``t`` is the paper's step ``t + 1``;

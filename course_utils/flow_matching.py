@@ -1,8 +1,9 @@
-"""Scores, SDEs and flow matching (lecture 05): reference implementations of the
-05_flow_matching functions, Gaussian mixtures whose score and flow-matching velocity are
-known in closed form, ODE samplers for lecture 04's DDPM model (DDIM as Euler, Heun,
-DPM-Solver++(2M)), the likelihood of a continuous flow, the shipped class-conditional
-flow-matching U-Net and its recipe, and the lecture's widget figures.
+"""Scores, SDEs and flow matching (lecture 05): DSM, Tweedie, Langevin, the interpolant, the
+flow matching loss, Euler and Heun samplers; ``GaussianMixture`` (exact score and
+flow-matching velocity), ``VpSde`` (reverse SDE and probability-flow ODE); DDIM-as-Euler,
+Heun and DPM-Solver++(2M) for lecture 04's DDPM model; ``log_likelihood`` (exact divergence
+or Hutchinson); ``FlowMatchingUnet`` and its recipe, ``course bench sampling``, the
+Langevin, probability-path and steps figures.
 
 Convention (as in the 05_flow_matching exercises; Lipman et al. 2023, Liu et al. 2023):
 continuous time ``t`` in [0, 1], a ``[B]`` float tensor; noise at ``t = 0``, data at

@@ -1,5 +1,6 @@
-"""Normalizing flows (lecture 03): layers, the shipped flows and their recipes,
-``course bench flow-digits`` and the lecture's widget figure.
+"""Normalizing flows (lecture 03): flow layers (``AffineCoupling``, ``ActNorm``,
+``InvConv1x1``, ``Squeeze``, ``Dequantize``), masks, ``Flow``, the shipped architectures
+and their recipes, ``course bench flow-digits``, the layer-by-layer figure.
 
 Convention (as in the 03_flows exercises): a layer's ``forward`` maps data towards the base
 distribution (the *normalizing* direction) and returns ``(output, log_det)`` with

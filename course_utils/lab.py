@@ -1,4 +1,5 @@
-"""JupyterLab as ``make lab`` runs it: what a saved course notebook keeps.
+"""JupyterLab as ``make lab`` runs it: the pre-save hook that keeps dead widget views out
+of saved notebooks.
 
 A widget lives only while its kernel runs. JupyterLab saves a widget's output as a
 reference to a model that is gone once the kernel stops, and a reopened notebook shows

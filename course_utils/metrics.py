@@ -1,4 +1,6 @@
-"""How the course measures generative models.
+"""How the course measures generative models: nats and bits/dim, mode coverage (VEEGAN
+protocol), FID, precision/recall and class coverage on the shipped classifier's features,
+and the classifier's recipe.
 
 * Likelihood: nats and bits per dimension, ``log_mean_exp`` for importance-weighted bounds.
 * 2D mixtures: mode coverage and high-quality rate (the VEEGAN protocol).

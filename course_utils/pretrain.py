@@ -1,4 +1,5 @@
-"""Produce the checkpoints shipped in ``course_utils/weights``.
+"""``course pretrain NAME``: produce the checkpoints shipped in ``course_utils/weights``
+from the recipes the topics register.
 
     python -m course_utils.pretrain NAME [--out FILE] [--epochs N]   (or: course pretrain)
 
@@ -11,6 +12,7 @@ checkpoint's metadata.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from course_utils import checkpoints, registry
@@ -24,10 +26,10 @@ def _targets() -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     recipes, groups = registry.recipes(), registry.groups()
     parser = argparse.ArgumentParser(
-        prog="python -m course_utils.pretrain",
+        prog="course pretrain",
         description=__doc__.split("\n\n")[0],
         epilog="checkpoints and groups:\n" + _targets(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {out}")
         for key, value in results.items():
             print(f"  {key}: {value:.4f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,11 +1,14 @@
-"""What the course ships and measures, registered where it is defined.
+"""What the course ships and measures, registered where it is defined: the recipes and
+benchmarks the topics register (``@recipe``, ``@benchmark``), and ``TOPICS``.
 
-A topic module (``vae``, ``gan``, ``flows``, ``diffusion``, ``flow_matching``,
-``autoregressive``, ``vqvae``; ``metrics`` for the classifier) decorates each pretraining
-recipe with ``@recipe`` and each benchmark with ``@benchmark``. ``course pretrain`` / ``python -m
-course_utils.pretrain``, ``course bench``, ``checkpoints.load_pretrained`` and their help
-text read these tables; none of them names a topic. ``TOPICS`` is the one list of topic
-modules (a new topic adds its line here; the checklist is in docs/DESIGN.md, "Add a topic").
+A topic module (``TOPICS``; ``metrics`` too, for the shipped classifier) decorates each
+pretraining recipe with ``@recipe`` and each benchmark with ``@benchmark``. ``course
+pretrain``, ``course bench``, ``checkpoints.load_pretrained`` and ``course build`` read
+these tables; none of them names a topic. The registry does not import the topics either
+(they import it): it loads them by name, as a plugin system loads its entry points, the
+first time a table is asked for. A new topic adds its name to ``TOPICS`` (the checklist is
+in docs/DESIGN.md, "Add a topic"); tests/test_imports.py checks that no plumbing module
+imports a topic and that no two modules import each other, lazily or not.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# The topic modules of course_utils, in lecture order: the one line a new topic adds.
 TOPICS = (
-    "course_utils.metrics",
-    "course_utils.vae",
-    "course_utils.gan",
-    "course_utils.flows",
-    "course_utils.diffusion",
-    "course_utils.flow_matching",
-    "course_utils.autoregressive",
-    "course_utils.vqvae",
+    "foundations",
+    "vae",
+    "gan",
+    "flows",
+    "diffusion",
+    "flow_matching",
+    "autoregressive",
+    "vqvae",
 )
+# Every module that registers a recipe or a benchmark, loaded by name (never imported here).
+REGISTERING = ("metrics", *TOPICS)
 
 
 @dataclass(frozen=True)
@@ -107,22 +113,28 @@ def benchmark(
     return register
 
 
-def _load_topics() -> None:
-    for module in TOPICS:
-        importlib.import_module(module)
+def _load() -> None:
+    for name in REGISTERING:
+        importlib.import_module(f"{__package__}.{name}")
 
 
 def _in_topic_order(table: dict[str, Any], module_of: Callable[[Any], str]) -> dict[str, Any]:
-    """``table`` in ``TOPICS`` order (then in the order each module registered), whatever
-    order the modules were imported in."""
-    order = {m: i for i, m in enumerate(TOPICS)}
-    items = sorted(table.items(), key=lambda item: order.get(module_of(item[1]), -1))
-    return dict(items)
+    """``table`` in ``REGISTERING`` order (then in the order each module registered), whatever
+    order the modules were imported in. A module of a topic package counts as its topic."""
+    order = {f"{__package__}.{name}": i for i, name in enumerate(REGISTERING)}
+
+    def rank(item: tuple[str, Any]) -> int:
+        module = module_of(item[1])
+        while module not in order and "." in module:
+            module = module.rsplit(".", 1)[0]
+        return order.get(module, len(order))
+
+    return dict(sorted(table.items(), key=rank))
 
 
 def recipes() -> dict[str, Recipe]:
-    """Every registered recipe, by checkpoint name, in ``TOPICS`` order."""
-    _load_topics()
+    """Every registered recipe, by checkpoint name, in ``REGISTERING`` order."""
+    _load()
     return _in_topic_order(_RECIPES, lambda r: r.make.__module__)
 
 
@@ -136,9 +148,8 @@ def groups() -> dict[str, list[str]]:
 
 
 def benchmarks() -> dict[str, Benchmark]:
-    """Every registered benchmark, by name: ``bench``'s own, then ``TOPICS`` order."""
-    importlib.import_module("course_utils.bench")
-    _load_topics()
+    """Every registered benchmark, by name, in ``REGISTERING`` order."""
+    _load()
     return _in_topic_order(_BENCHMARKS, lambda b: b.run.__module__)
 
 

@@ -1,4 +1,6 @@
-"""One small training loop: on-device batching, a progress bar, a budget, a history.
+"""One small training loop (``fit`` / ``run``): on-device batching, a progress bar,
+step/epoch/time budgets, a history, a live plot; ``train_keeping_best`` (weight
+averaging, model selection).
 
 Two entry points:
 
@@ -19,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
+
+import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
 
 History = dict[str, list[float]]
 StepFn = Callable[..., Mapping[str, float | torch.Tensor]]

@@ -1,5 +1,6 @@
-"""VAEs (lecture 01): the reference models whose checkpoints ship with the course, their
-likelihood bounds, pretraining recipes, the digits benchmark and the lecture's widget figures.
+"""VAEs (lecture 01): ``MlpVae``, ``ConvDigitsVae``, ELBO and IWAE estimators, ``train_vae``,
+the VAE recipes, ``course bench vae-digits``, the interpolation, latent explorer and β
+figures.
 
 The lecture writes its own models, where students read them; ``MlpVae`` is its reference
 copy, with the same parameter names, so the lecture loads the shipped ``state_dict`` into

@@ -1,4 +1,5 @@
-"""Plots the lectures share: image grids, 2D scatter and density maps, curves, trajectories.
+"""Plots the lectures share: image grids, 2D scatter and density heatmaps, training curves,
+trajectories.
 
 Every function returns the matplotlib ``Figure`` it drew on, with a title and labelled
 axes, so a widget can show it and a test can inspect it. Pass ``ax`` to draw into an
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
 
 Extent = tuple[float, float, float, float]
 # Widget figures are drawn at most this wide (pixels), so the output area never scales

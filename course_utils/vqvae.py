@@ -1,4 +1,6 @@
-"""Lecture 06: VQ-VAE (van den Oord et al. 2017) and a transformer prior over its tokens.
+"""VQ-VAE (lecture 06; van den Oord et al. 2017): ``VQVAE`` (EMA codebook with dead-code
+restarts), ``codebook_usage`` (codes used, perplexity), the VQ-VAE and transformer-prior
+recipes, ``sample_images``, the codebook figure.
 
 The two-stage recipe of VQ-VAE-2, DALL·E and MaskGIT, at MNIST scale:
 

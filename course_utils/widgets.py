@@ -1,6 +1,8 @@
-"""The sliders. Each widget is a thin ipywidgets control around a pure function that
-returns the matplotlib figure it shows; the topic modules hold those functions (lecture 00's
-in ``foundations``, 01's in ``vae``, ...), the tests call them directly, and
+"""The sliders: ``figure_widget`` puts controls above a PNG of a pure figure function.
+
+Each widget is a thin ipywidgets control around a pure function that returns the
+matplotlib figure it shows; the topic modules hold those functions (lecture 00's in
+``foundations``, 01's in ``vae``, ...), the tests call them directly, and
 ``tests/test_widgets_kernel.py`` checks in a real kernel that every lecture's widget draws.
 
 Pattern::

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import build
+from course_utils import build, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -325,6 +325,29 @@ def test_readme_tables_come_from_the_shipped_metadata_and_results(root):
     assert dropped != readme and build.readme_with_tables(dropped) == readme
     for marker in (build.CHECKPOINTS_BEGIN, *build.bench_markers("gan")):
         assert marker in readme
+
+
+def test_the_course_map_and_module_tables_come_from_the_topics_and_docstrings(root, tmp_path):
+    """The course map (each lecture's ``lectures/NN_topic.toml``) and the two module tables
+    (each module's docstring) are written by `course build`: a hand edit is undone, a
+    module's new docstring shows, and a lecture without its row is a build error."""
+    readme = (root / "README.md").read_text()
+    assert build.readme_with_modules(build.readme_with_course_map(readme, root), root) == readme
+    edited = readme.replace("lecture 29 s, solution 7 s", "lecture 1 s, solution 7 s")
+    assert edited != readme and build.readme_with_course_map(edited, root) == readme
+    rows = readme.split(build.TOPICS_BEGIN)[1].split(build.TOPICS_END)[0]
+    assert [line.split("`")[1] for line in rows.splitlines()[3:]] == list(registry.TOPICS)
+    course = _course_copy(root, tmp_path)
+    shutil.copytree(root / "course_utils", course / "course_utils")
+    viz = course / "course_utils" / "viz.py"
+    viz.write_text(viz.read_text().replace('"""Plots the lectures share', '"""Plots | shared', 1))
+    assert "| `viz` | Plots \\| shared" in build.readme_with_modules(readme, course)
+    (course / "lectures" / "98_orphan.py").write_text("# %% [markdown]\n# # Orphan\n")
+    with pytest.raises(build.BuildError, match=r"98_orphan.py: expected its course-map row in"):
+        build.readme_with_course_map(readme, course)
+    (course / "lectures" / "98_orphan.toml").write_text('exercises = "x"\nlearn = "y"\n')
+    with pytest.raises(build.BuildError, match=r"98_orphan.toml: expected the strings exercises"):
+        build.readme_with_course_map(readme, course)
 
 
 def _signature(node: ast.FunctionDef) -> list[tuple[str, object]]:

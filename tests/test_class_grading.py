@@ -18,7 +18,7 @@ import pytest
 from classbatch import NAME, TOTAL_TIMEOUT_S
 
 from course_utils import build, cli
-from course_utils.grading import classgrade, notebooks, report, selfgrade
+from course_utils.grading import classgrade, command, notebooks, report, selfgrade
 from course_utils.grading.variants import with_body
 
 
@@ -209,7 +209,7 @@ def test_the_csv_is_written_before_anything_is_printed(root, tmp_path, monkeypat
     def printing_fails(result):
         raise KeyboardInterrupt("the terminal went away")
 
-    monkeypatch.setattr(cli, "_print_result", printing_fails)
+    monkeypatch.setattr(command, "_print_result", printing_fails)
     csv_path = tmp_path / "grades.csv"
     args = ["grade", str(folder), "--source", str(root / "exercises"), "--csv", str(csv_path)]
     with pytest.raises(KeyboardInterrupt):
@@ -249,7 +249,7 @@ def test_students_told_apart_are_warned_about(root, tmp_path, monkeypatch, capsy
     for result in results:
         result.student = labels[result.student]
     monkeypatch.setattr(classgrade, "grade_folder", lambda *a, **k: (results, []))
-    monkeypatch.setattr(cli, "_print_result", lambda result: None)
+    monkeypatch.setattr(command, "_print_result", lambda result: None)
     cli.main(["grade", str(folder), "--source", str(root / "exercises")])
     warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warned) == 2, warned

@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from course_utils import bench, cli
+from course_utils import cli, foundations
+from course_utils.grading import command
 
 
 def test_build_check_exit_codes(root, tmp_path, capsys):
@@ -36,9 +37,9 @@ def test_build_reports_broken_sources_without_traceback(root, tmp_path, capsys):
 
 
 def test_bench_loop_and_threads_print_their_tables(capsys):
-    loop = bench.bench_loop(epochs=1)
+    loop = foundations.bench_loop(epochs=1)
     assert len(loop) == 2 and all(ratio > 0 for ratio in loop.values())
-    threads = bench.bench_threads(seconds_per_case=0.05)
+    threads = foundations.bench_threads(seconds_per_case=0.05)
     assert {(load, t) for (_, load, t) in threads} == {
         (load, t) for load in ("idle", "busy") for t in (1, 2)
     }
@@ -67,4 +68,4 @@ def test_bench_options_only_apply_where_they_mean_something(capsys):
 
 def test_grade_finds_the_course_exercises_from_any_directory(root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a student's copy outside the course, as in Colab
-    assert cli._default_source() == root / "exercises"
+    assert command._default_source() == root / "exercises"

@@ -1,4 +1,5 @@
-"""Grading: the checks test cells call, self-grading, and class grading.
+"""Grading: the checks test cells call, self-grading (one notebook in its own kernel,
+trusted) and class grading (each submission sandboxed, every verdict judged outside it).
 
 * ``checks``: ``check``, ``check_close``, ... (re-exported here for the notebooks).
 * ``notebooks``: reading submissions (nbformat 3 and 4.x), questions, canonical test cells.
@@ -8,21 +9,12 @@
   (``sandbox``), its test cells split (``cells``) so that only plain data leaves it and
   every verdict is computed by a judge outside it (``worker``).
 * ``report``: score tables, the CSV, the per-question summary.
+* ``command``: ``course grade``, its options and what it prints.
 
 The threat model is in the README ("Grading a class") and docs/DESIGN.md.
 """
 
-from course_utils.grading.checks import (
-    check,
-    check_close,
-    check_finite,
-    check_grad,
-    check_score,
-    check_shape,
-    check_tensor,
-    hidden_generator,
-    solution,
-)
+from importlib import import_module
 
 __all__ = [
     "check",
@@ -35,3 +27,10 @@ __all__ = [
     "hidden_generator",
     "solution",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The checks, imported on first use: ``course`` imports this package without torch."""
+    if name in __all__:
+        return getattr(import_module("course_utils.grading.checks"), name)
+    raise AttributeError(f"module 'course_utils.grading' has no attribute {name!r}")

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
+
 _HIDDEN_SEED = 0
 
 
