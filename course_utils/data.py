@@ -27,6 +27,8 @@ MNIST_TEST_PER_CLASS = 100
 MNIST_SPLIT_SEED = 0
 MNIST_FILE = Path(__file__).parent / "datasets" / "mnist_5k.npz"  # source: datasets/README.md
 DIGITS_FILE = Path(__file__).parent / "datasets" / "digits.npz"  # source: datasets/README.md
+SHAKESPEARE_FILE = Path(__file__).parent / "datasets" / "tinyshakespeare.txt"  # datasets/README.md
+SHAKESPEARE_TRAIN_FRACTION = 0.9  # nanoGPT's shakespeare_char split: first 90% train, last 10% val
 
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:
@@ -204,3 +206,22 @@ def mnist(
     if flatten:
         xt = xt.reshape(len(xt), -1)
     return xt, torch.from_numpy(y.copy()).to(dev)
+
+
+@lru_cache(maxsize=1)
+def _shakespeare_text() -> str:
+    return SHAKESPEARE_FILE.read_text(encoding="utf-8")
+
+
+def shakespeare(split: str = "train") -> str:
+    """Tiny Shakespeare (1,115,394 characters, 65 distinct) as text: ``"train"`` is its first
+    90% of characters, ``"val"`` the last 10% (nanoGPT's ``shakespeare_char`` split), ``"all"``
+    the whole file.
+
+    Raises:
+        ValueError: unknown ``split``.
+    """
+    _check_choice("split", split, ("train", "val", "all"))
+    text = _shakespeare_text()
+    cut = int(len(text) * SHAKESPEARE_TRAIN_FRACTION)
+    return {"train": text[:cut], "val": text[cut:], "all": text}[split]

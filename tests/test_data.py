@@ -119,3 +119,17 @@ def test_mnist_split_is_fixed_stratified_and_disjoint():
 def test_moons_are_two_curves():
     x = data.toy_2d("moons", 2000, device="cpu")
     assert x[:, 0].std() > 1 and math.isclose(x.mean().item(), 0, abs_tol=0.2)
+
+
+def test_shipped_shakespeare_is_the_documented_text_split_as_nanogpt_does():
+    import hashlib
+
+    text = data.shakespeare("all")
+    digest = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == digest
+    assert digest in (data.SHAKESPEARE_FILE.parent / "README.md").read_text()
+    assert len(text) == 1_115_394 and len(set(text)) == 65
+    train, val = data.shakespeare("train"), data.shakespeare("val")
+    assert len(train) == 1_003_854 and train + val == text  # int(0.9 n), as nanoGPT's prepare.py
+    with pytest.raises(ValueError, match="split"):
+        data.shakespeare("test")
