@@ -14,7 +14,19 @@ trusted) and class grading (each submission sandboxed, every verdict judged outs
 The threat model is in the README ("Grading a class") and docs/DESIGN.md.
 """
 
-from importlib import import_module
+# Bound when the package is imported: a notebook that later rebinds checks.X does not change
+# what its test cells import from here (tests/test_class_attacks.py, hidden_seed).
+from course_utils.grading.checks import (
+    check,
+    check_close,
+    check_finite,
+    check_grad,
+    check_score,
+    check_shape,
+    check_tensor,
+    hidden_generator,
+    solution,
+)
 
 __all__ = [
     "check",
@@ -28,9 +40,3 @@ __all__ = [
     "solution",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """The checks, imported on first use: ``course`` imports this package without torch."""
-    if name in __all__:
-        return getattr(import_module("course_utils.grading.checks"), name)
-    raise AttributeError(f"module 'course_utils.grading' has no attribute {name!r}")
