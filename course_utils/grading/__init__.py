@@ -39,4 +39,3 @@ __all__ = [
     "hidden_generator",
     "solution",
 ]
-
