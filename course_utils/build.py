@@ -167,8 +167,16 @@ def readme_with_tables(readme: str) -> str:
         rows.append(f"| `{name}` | {recipe.summary} | {recipe.numbers.format(**metrics)} |")
     readme = _between(readme, CHECKPOINTS_BEGIN, CHECKPOINTS_END, rows)
     for name, bench in registry.benchmarks().items():
-        if bench.table is not None:
-            readme = _between(readme, *bench_markers(name), ["```", *bench.table(), "```"])
+        if bench.table is None or bench_markers(name)[0] not in readme:
+            continue
+        try:
+            table = bench.table()
+        except FileNotFoundError as exc:
+            raise BuildError(
+                f"README.md: the table of `course bench {name}` needs its shipped results "
+                f"({exc.filename}): run `course bench {name} --save {exc.filename}`"
+            ) from None
+        readme = _between(readme, *bench_markers(name), ["```", *table, "```"])
     return readme
 
 

@@ -28,6 +28,7 @@ TOPICS = (
     "flow_matching",
     "autoregressive",
     "vqvae",
+    "language_models",
 )
 # Every module that registers a recipe or a benchmark, loaded by name (never imported here).
 REGISTERING = ("metrics", *TOPICS)
