@@ -198,8 +198,7 @@ if __name__ == "__main__":
     edges, _, dynamic = graph()
     for module in sorted(edges):
         layer = "topic" if is_topic(module) else "plumbing"
+        name = module.removeprefix("course_utils.") or "(package)"
         short = sorted(t.removeprefix("course_utils.") for t in edges[module])
-        print(
-            f"{layer:<9}{module.removeprefix('course_utils.') or '(package)':<24}{' '.join(short)}"
-        )
+        print(f"{layer:<9}{name:<28}{' '.join(short)}")
     print(f"cycles: {cycles(edges)}; imports by a computed name: {dynamic}")
