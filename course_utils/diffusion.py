@@ -251,12 +251,13 @@ def denoising_steps(
     """The ``DenoisingStep`` of each recorded evaluation of an ``eps_model``, its ``x0_hat``
     computed from the recorded noise prediction (``alpha_bar [T]``, any device and
     dtype)."""
-    steps = []
-    for e in evaluations:
-        # dtype first, on the schedule's device: a float64 schedule cannot move to MPS
-        ab = alpha_bar.to(e.x.dtype).to(e.x.device)
-        steps.append(DenoisingStep(int(e.t[0]), e.x, predict_x0(e.x, e.t, e.out, ab)))
-    return steps
+    if not evaluations:
+        return []
+    # dtype first, on the schedule's device: a float64 schedule cannot move to MPS. Once:
+    # the states of one sampler share their dtype and device (DDPM records 1000).
+    x = evaluations[0].x
+    ab = alpha_bar.to(x.dtype).to(x.device)
+    return [DenoisingStep(int(e.t[0]), e.x, predict_x0(e.x, e.t, e.out, ab)) for e in evaluations]
 
 
 @torch.no_grad()

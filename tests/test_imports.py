@@ -70,8 +70,8 @@ def imports(name: str, path: Path, modules: set[str]) -> tuple[set[str], set[str
                 add(arg.value, node)
             else:
                 dynamic.append(node.lineno)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            add(node.value.partition(":")[0], node) if ":" in node.value else None
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and ":" in node.value:
+            add(node.value.partition(":")[0], node)
     return every, top, dynamic
 
 

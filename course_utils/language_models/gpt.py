@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
+from course_utils.language_models.functions import top_p_filter
 
 Cache = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -177,8 +178,6 @@ def filter_logits(
 ) -> torch.Tensor:
     """``logits [..., V]`` divided by ``temperature``, then only the ``top_k`` largest kept,
     then the nucleus of mass ``top_p`` (``top_p_filter``); the rest ``-inf``."""
-    from course_utils.language_models.functions import top_p_filter
-
     if not temperature > 0:
         raise ValueError(f"temperature: expected a positive float, got {temperature!r}")
     logits = logits / temperature

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, cached_property
 
 from course_utils.language_models.functions import merge_pair
 
@@ -30,13 +30,17 @@ class CharTokenizer:
     def vocab_size(self) -> int:
         return len(self.chars)
 
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Character -> id, built once (``train_bpe`` encodes every distinct word)."""
+        return {c: i for i, c in enumerate(self.chars)}
+
     def encode(self, text: str) -> list[int]:
         """Raises ``ValueError`` naming a character outside the vocabulary."""
-        index = {c: i for i, c in enumerate(self.chars)}
-        unknown = sorted(set(text) - set(index))
+        unknown = sorted(set(text) - set(self.index))
         if unknown:
             raise ValueError(f"text: characters outside the vocabulary: {unknown[:10]}")
-        return [index[c] for c in text]
+        return [self.index[c] for c in text]
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.chars[i] for i in ids)
@@ -64,16 +68,18 @@ class Bpe:
     def encode(self, text: str) -> list[int]:
         """Each piece of ``text`` (``pieces``: merges never cross a space or a newline) as
         its characters' ids, then every merge in the order it was learned."""
-        encode_piece = lru_cache(maxsize=None)(self._encode_piece)
-        return [i for piece in pieces(text) for i in encode_piece(piece)]
+        chars = CharTokenizer(self.chars)
 
-    def _encode_piece(self, piece: str) -> tuple[int, ...]:
-        ids = CharTokenizer(self.chars).encode(piece)
-        for j, pair in enumerate(self.merges):
-            if len(ids) < 2:
-                break
-            ids = merge_pair(ids, pair, len(self.chars) + j)
-        return tuple(ids)
+        @cache  # a text repeats its words: each distinct piece once
+        def encode_piece(piece: str) -> tuple[int, ...]:
+            ids = chars.encode(piece)
+            for j, pair in enumerate(self.merges):
+                if len(ids) < 2:
+                    break
+                ids = merge_pair(ids, pair, len(self.chars) + j)
+            return tuple(ids)
+
+        return [i for piece in pieces(text) for i in encode_piece(piece)]
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.token_text(i) for i in ids)
