@@ -30,6 +30,7 @@ import io
 import re
 import tempfile
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ from course_utils.grading.notebooks import (
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _DEF = re.compile(r"^def (\w+)\(", re.M)
 DEFAULT_TIMEOUT = 60.0  # seconds per cell
+# A variant's cell may take this many times the solution's time for it, and at least
+# VARIANT_FLOOR_S (never more than the set's timeout): a mutant that loops forever
+# (``i += 1`` -> ``i -= 1``) costs seconds, not the full timeout for each of its cells.
+VARIANT_FACTOR, VARIANT_FLOOR_S = 20.0, 2.0
 
 
 class VariantError(ValueError):
@@ -165,6 +170,7 @@ class ExerciseSet:
         if not self.functions:
             raise VariantError("script: no function with a solution region has a graded test")
         self._snapshots: dict[int, dict[str, Any]] = {}
+        self._seconds: dict[int, float] = {}  # the solution's time per cell
         self._sites: dict[str, list[worker.Site]] = {}
         self._static: dict[str, dict[int, tuple[str, str | None]]] = {}
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
@@ -180,13 +186,16 @@ class ExerciseSet:
         for i, cell in enumerate(self.cells[: stop + 1]):
             if i in snapshot_at:
                 self._snapshots[i] = dict(ns)
+            started = time.perf_counter()
             if cell.test is None:
                 error = self._run_code(cell.source, ns)
+                self._seconds[i] = time.perf_counter() - started
                 if error is not None:
                     raise RuntimeError(f"solution cell {i} failed: {error[0]}: {error[1]}")
                 continue
             collector.sites = []
             error = worker.run_test(cell.judge, ns, cell.test, self.seed, self.timeout)
+            self._seconds[i] = time.perf_counter() - started
             if error is not None:
                 raise RuntimeError(f"the judge side of test {cell.test} failed: {error}")
             self._sites[cell.test] = collector.sites
@@ -197,10 +206,20 @@ class ExerciseSet:
             verdicts.update(self.grade(function))
         return verdicts
 
-    def _run_code(self, source: str, ns: dict[str, Any]) -> tuple[str, str] | None:
+    def _limit(self, i: int) -> float:
+        """Seconds a variant's cell ``i`` may take: ``VARIANT_FACTOR`` times the solution's,
+        at least ``VARIANT_FLOOR_S``, at most the set's ``timeout``."""
+        if i not in self._seconds:  # the reference pass itself
+            return self.timeout
+        return min(self.timeout, max(VARIANT_FLOOR_S, VARIANT_FACTOR * self._seconds[i]))
+
+    def _run_code(
+        self, source: str, ns: dict[str, Any], timeout: float | None = None
+    ) -> tuple[str, str] | None:
         """A code cell: its error, if any (the next cell runs anyway, as in a kernel)."""
+        limit = self.timeout if timeout is None else timeout
         try:
-            with contextlib.redirect_stdout(io.StringIO()), worker._time_limit(self.timeout):
+            with contextlib.redirect_stdout(io.StringIO()), worker._time_limit(limit):
                 exec(compile(source, "<cell>", "exec"), ns)
         except BaseException as exc:  # the variant's error, whatever it is
             return (type(exc).__name__, str(exc)[:2000])
@@ -225,21 +244,22 @@ class ExerciseSet:
         recorder = worker.Recorder()
         ns.update(worker.student_globals(recorder))
         source = self.cells[start].source
-        self._run_code(source if body is None else with_body(source, function, body), ns)
+        variant = source if body is None else with_body(source, function, body)
+        self._run_code(variant, ns, self._limit(start))
         direct: dict[str, str | None] = {}
         tests: dict[str, str] = {}
         with tempfile.TemporaryDirectory(prefix="course-variant-") as tmp:
             for i in range(start + 1, stop + 1):
                 cell = self.cells[i]
                 if cell.test is None:
-                    self._run_code(cell.source, ns)
+                    self._run_code(cell.source, ns, self._limit(i))
                     continue
                 question = cell.test.removesuffix(":hidden")
-                hint = self._direct(cell, ns)
+                hint = self._direct(cell, ns, self._limit(i))
                 if direct.get(question) is None:
                     direct[question] = hint
                 recorder.records.clear()
-                error = worker.run_test(cell.student, ns, cell.test, self.seed, self.timeout)
+                error = worker.run_test(cell.student, ns, cell.test, self.seed, self._limit(i))
                 worker.save_record(Path(tmp) / f"{i}.pt", recorder.records, error)
                 tests[f"{i}.pt"] = cell.test
             rows = {r["question"]: r for r in self.judge.verdicts(Path(tmp), tests)}
@@ -248,13 +268,13 @@ class ExerciseSet:
             for q, hint in direct.items()
         }
 
-    def _direct(self, cell: _Cell, ns: dict[str, Any]) -> str | None:
+    def _direct(self, cell: _Cell, ns: dict[str, Any], timeout: float) -> str | None:
         """The test cell with its checks called directly: ``None`` if it passed, else the
         hint self-grading shows (the check's message, or the error)."""
         assert cell.test is not None
         reference = self.namespace if cell.test.endswith(":hidden") else ns
         with checks.solution_from(reference):
-            error = worker.run_test(cell.source, ns, cell.test, self.seed, self.timeout)
+            error = worker.run_test(cell.source, ns, cell.test, self.seed, timeout)
         if error is None:
             return None
         return error[1] if error[0] == "AssertionError" else worker.describe_error(error)
