@@ -163,7 +163,10 @@ def readme_with_tables(readme: str) -> str:
 
     rows = ["| name | what | numbers (test split) |", "|---|---|---|"]
     for name, recipe in registry.recipes().items():
-        metrics = checkpoints.shipped_state(name)[1]["metrics"]
+        try:
+            metrics = checkpoints.shipped_state(name)[1]["metrics"]
+        except FileNotFoundError as exc:
+            raise BuildError(f"README.md: the checkpoints' table needs {exc}") from None
         rows.append(f"| `{name}` | {recipe.summary} | {recipe.numbers.format(**metrics)} |")
     readme = _between(readme, CHECKPOINTS_BEGIN, CHECKPOINTS_END, rows)
     for name, bench in registry.benchmarks().items():

@@ -327,6 +327,14 @@ def test_readme_tables_come_from_the_shipped_metadata_and_results(root):
         assert marker in readme
 
 
+def test_a_missing_checkpoint_is_a_build_error_that_names_the_command(root, monkeypatch):
+    from course_utils import checkpoints
+
+    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", root / "nowhere")
+    with pytest.raises(build.BuildError, match="course_utils.pretrain"):
+        build.readme_with_tables((root / "README.md").read_text())
+
+
 def test_the_course_map_and_module_tables_come_from_the_topics_and_docstrings(root, tmp_path):
     """The course map (each lecture's ``lectures/NN_topic.toml``) and the two module tables
     (each module's docstring) are written by `course build`: a hand edit is undone, a

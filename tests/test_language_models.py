@@ -1,20 +1,23 @@
 """Lecture 07's package: the GPT (attention against the exercise's function, the key/value
-cache against recomputation, the whole-split loss), sampling filters, tokenizers."""
+cache against recomputation, the whole-split loss, the attention maps, the bidirectional
+variant), sampling filters, tokenizers, the lecture's figures and the shipped GPT's recipe."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.language_models import functions
+from course_utils.language_models import figures, functions
 from course_utils.language_models.gpt import (
     Gpt,
     GptConfig,
     TrainConfig,
+    attention_maps,
     filter_logits,
     generate,
     learning_rate,
@@ -135,3 +138,83 @@ def test_the_benchmark_trains_each_recipe_and_saves_its_rows(monkeypatch, tmp_pa
     with pytest.raises(ValueError, match="methods"):
         bench.bench_gpt_shakespeare(methods="c")
     assert torch.get_num_threads() == 1
+
+
+def test_attention_maps_are_the_weights_the_blocks_use():
+    """Each layer's maps, applied to that block's values and mixed by ``proj``, give the
+    block's attention output: the right scale, mask, head order and block inputs."""
+    model = _model()
+    idx = torch.randint(11, (2, 7), generator=torch.Generator().manual_seed(4))
+    maps = attention_maps(model, idx)  # [2, layers, heads, 7, 7]
+    assert maps.shape == (2, 2, 2, 7, 7)
+    torch.testing.assert_close(maps.sum(-1), torch.ones(2, 2, 2, 7))
+    assert (maps.triu(diagonal=1) == 0).all()
+    x = model.wte(idx) + model.wpe(torch.arange(7))
+    for layer, block in enumerate(model.blocks):
+        h = block.ln_1(x)
+        v = block.attn.qkv(h).split(16, dim=-1)[2].view(2, 7, 2, 8).transpose(1, 2)
+        mixed = (maps[:, layer] @ v).transpose(1, 2).reshape(2, 7, 16)
+        torch.testing.assert_close(block.attn.proj(mixed), block.attn(h)[0])
+        x, _ = block(x)
+
+
+def test_a_bidirectional_model_sees_the_future():
+    """``causal=False`` (BERT): a later token changes earlier outputs, and its maps are not
+    triangular."""
+    model = _model(GptConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16,
+                             causal=False))  # fmt: skip
+    idx = torch.randint(11, (1, 8), generator=torch.Generator().manual_seed(2))
+    changed = idx.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 11
+    assert not torch.allclose(model(idx)[:, 0], model(changed)[:, 0])
+    future = torch.ones(8, 8, dtype=torch.bool).triu(diagonal=1)
+    assert (attention_maps(model, idx)[..., future] > 0).all()
+
+
+def test_lecture_figures_are_readable_and_refuse_bad_input():
+    from course_utils.viz import MAX_WIDTH_PX
+
+    tokens = ["To", " be", ",", " or", "\n"] * 20
+    maps = attention_maps(_model(), torch.randint(11, (1, 6)))[0]
+    for fig in (
+        figures.tokens_figure(tokens, "after 3 merges"),
+        figures.text_figure("ROMEO:\n" + "x" * 300, "T 1.0"),
+        figures.attention_figure(maps, "ab cd\n", 1),
+    ):
+        assert fig.get_size_inches()[0] * fig.dpi <= MAX_WIDTH_PX
+        assert fig.axes[0].get_title("left") or fig.axes[0].get_title() or fig._suptitle
+        plt.close(fig)
+    with pytest.raises(ValueError, match="tokens"):
+        figures.tokens_figure([], "empty")
+    with pytest.raises(ValueError, match="maps"):
+        figures.attention_figure(maps, "too long a text", 0)
+    with pytest.raises(ValueError, match="layer"):
+        figures.attention_figure(maps, "ab cd\n", 2)
+
+
+def test_the_gpt_recipe_keeps_the_best_probe(monkeypatch):
+    """``train_gpt_shakespeare`` keeps the weights of the lowest probe loss, not the last,
+    and reports the characters those weights saw."""
+    from course_utils.language_models import shakespeare
+
+    tiny = (GptConfig(vocab_size=65, block_size=8, n_layer=1, n_head=2, n_embd=16),
+            TrainConfig(steps=6, batch_size=2))  # fmt: skip
+    monkeypatch.setattr(shakespeare, "GPT_SHAKESPEARE", tiny)
+    monkeypatch.setattr(shakespeare, "EVAL_EVERY", 2)
+    probes = iter([3.0, 2.0, 2.5])  # the probes after steps 2, 4, 6; then the whole split
+    kept = {}
+
+    def fake_loss(model, ids):
+        loss = next(probes, None)
+        if loss is None:  # the final, whole-split loss: of the kept weights
+            kept["state"] = {k: v.clone() for k, v in model.state_dict().items()}
+            return 1.0
+        kept[loss] = {k: v.clone() for k, v in model.state_dict().items()}
+        return loss
+
+    monkeypatch.setattr(shakespeare, "split_loss", fake_loss)
+    model, results = shakespeare.train_gpt_shakespeare()
+    assert results["best_step"] == 4 and results["probe_loss"] == 2.0
+    assert results["characters"] == 4 * 2 * 8 and results["val_loss"] == 1.0
+    for name, value in kept["state"].items():
+        torch.testing.assert_close(value, kept[2.0][name])

@@ -8,15 +8,13 @@ characters seen. The shipped results: ``course_utils/weights/gpt_bench.json``.
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from course_utils import data
 from course_utils.bench import load_json, machine, save_json
 from course_utils.language_models.gpt import Gpt, GptConfig, TrainConfig, split_loss, train_gpt
-from course_utils.language_models.tokenizers import CharTokenizer
+from course_utils.language_models.shakespeare import shakespeare_ids
 from course_utils.registry import benchmark
 
 # nanoGPT's README, "I only have a macbook": train.py config/train_shakespeare_char.py
@@ -34,14 +32,6 @@ COURSE = (
     TrainConfig(steps=3500, batch_size=12, lr=6e-3, min_lr=6e-4, warmup=100),
 )
 RECIPES = {"nanogpt-cpu": NANOGPT_CPU, "course": COURSE}
-
-
-@lru_cache(maxsize=2)
-def shakespeare_ids(split: str) -> torch.Tensor:
-    """``data.shakespeare(split)`` as character ids ``[N]`` (the vocabulary of the whole
-    text, 65 characters, as nanoGPT's ``shakespeare_char``)."""
-    tokenizer = CharTokenizer.from_text(data.shakespeare("all"))
-    return torch.tensor(tokenizer.encode(data.shakespeare(split)), dtype=torch.long)
 
 
 def run_recipe(name: str, seed: int = 0) -> dict[str, float | str]:

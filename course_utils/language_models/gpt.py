@@ -29,7 +29,8 @@ Cache = list[tuple[torch.Tensor, torch.Tensor]]
 class GptConfig:
     """The architecture: ``vocab_size`` tokens, a context of ``block_size``, ``n_layer``
     blocks of ``n_head`` heads, width ``n_embd``; ``dropout`` on attention and residuals;
-    ``bias`` in the linear layers and layer norms."""
+    ``bias`` in the linear layers and layer norms; ``causal`` False lets every position
+    attend to every other (BERT's encoder: the same block, another mask)."""
 
     vocab_size: int = 65
     block_size: int = 64
@@ -38,6 +39,7 @@ class GptConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False
+    causal: bool = True
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
@@ -54,7 +56,7 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config: GptConfig) -> None:
         super().__init__()
-        self.n_head, self.dropout = config.n_head, config.dropout
+        self.n_head, self.dropout, self.causal = config.n_head, config.dropout, config.causal
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_drop = nn.Dropout(config.dropout)
@@ -73,7 +75,7 @@ class CausalSelfAttention(nn.Module):
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         m = k.shape[2] - n  # positions before x's
         mask = None
-        if n > 1:  # query i (position m + i) sees keys 0 … m + i
+        if n > 1 and self.causal:  # query i (position m + i) sees keys 0 … m + i
             mask = torch.ones(n, m + n, dtype=torch.bool, device=x.device).tril(diagonal=m)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
@@ -168,6 +170,29 @@ class Gpt(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """``idx [B, n]`` (n ≤ block_size) -> logits ``[B, n, V]``."""
         return self.forward_cached(idx)[0]
+
+
+@torch.no_grad()
+def attention_maps(model: Gpt, idx: torch.Tensor) -> torch.Tensor:
+    """The attention probabilities of every head on ``idx [B, n]``: ``[B, layers, heads, n,
+    n]``, row ``i`` the weights query ``i`` gives keys ``0 … n - 1`` (zero after ``i``
+    when causal). Recomputed from each block's input as ``CausalSelfAttention`` does."""
+    c = model.config
+    b, n = idx.shape
+    x = model.wte(idx) + model.wpe(torch.arange(n, device=idx.device))
+    maps = []
+    for block in model.blocks:
+        q, k, _ = (
+            t.view(b, n, c.n_head, c.n_embd // c.n_head).transpose(1, 2)
+            for t in block.attn.qkv(block.ln_1(x)).split(c.n_embd, dim=-1)
+        )
+        scores = q @ k.transpose(-2, -1) / math.sqrt(c.n_embd // c.n_head)
+        if c.causal:
+            future = torch.ones(n, n, dtype=torch.bool, device=idx.device).triu(diagonal=1)
+            scores = scores.masked_fill(future, float("-inf"))
+        maps.append(scores.softmax(-1))
+        x, _ = block(x)
+    return torch.stack(maps, dim=1)
 
 
 def filter_logits(
