@@ -258,7 +258,8 @@ for name, loss in ngram_rows:
 # - **Pre-norm blocks** (GPT-2): $x \leftarrow x + \mathrm{MHA}(\mathrm{LN}(x))$, then
 #   $x \leftarrow x + \mathrm{MLP}(\mathrm{LN}(x))$, the MLP $d \to 4d \to d$ with a GELU.
 #   With the normalization inside the branch, the residual stream carries the signal
-#   through many layers unchanged, and training is stable without warm-up tricks.
+#   through many layers unchanged, and training tolerates larger learning rates (Xiong
+#   et al. 2020).
 # - **Weight tying** (Press & Wolf 2017): the output layer is $W_E^\top$, so the same
 #   vector represents a token going in and coming out, and $V \cdot d$ parameters are saved.
 #
@@ -390,10 +391,10 @@ widgets.figure_widget(
 # We measure each rule on 32 samples that fill the context after the prompt "ROMEO:\n":
 # **distinct-2**, the fraction of word pairs that are unique across the samples
 # (diversity; Li et al. 2016); **repetition**, the fraction of 8-character strings in a
-# sample that already occurred earlier in the same sample; **real words**, the fraction of words
-# that occur in the training text; and the **model's NLL** of the sampled characters
-# under $T = 1$ (how typical the text is for the model: low for safe text, near the
-# validation loss for text like the data).
+# sample that already occurred earlier in the same sample; **real words**, the fraction
+# of words that occur in the training text; and the **model's NLL** of the sampled
+# characters under $T = 1$ (how unsurprising the text is to the model: the lower, the
+# safer).
 
 # %%
 known_words = set(train_text.split())
@@ -520,8 +521,9 @@ print(f"120 tokens: {1000 * times[True] / 120:.2f} ms/token with the cache, "
 # with the exercise set's `mask_tokens` (`course pretrain bert_shakespeare`; a masked LM
 # learns from only the chosen positions, so it needs many more steps than the GPT above
 # to get going, and it ships). One departure from BERT: the masking rate $p$ is drawn per
-# batch between 15% and 100% (as MaskGIT does, Chang et al. 2022), so that the same model
-# can also generate from a fully masked sequence below. The objective on one batch:
+# batch, uniformly between 15% and 100% (MaskGIT, Chang et al. 2022, draws it from a
+# cosine schedule), so that the same model can also generate from a fully masked
+# sequence below. The objective on one batch:
 
 # %%
 bert = checkpoints.load_pretrained("bert_shakespeare")
@@ -649,12 +651,12 @@ widgets.figure_widget(
 # copies.
 #
 # A small transformer (2 blocks, 2 heads, width 64) trained on synthetic sequences learns
-# in-context copying. Each sequence is $L$ random tokens from a vocabulary of 64, **repeated** with period
-# $L$ up to length 40, with $L$ drawn between 8 and 20 per sequence. The first period is
-# unpredictable (loss $\ln 64 = 4.16$ nats per token); every token after it can be
-# copied, but only by looking back the sequence's own distance $L$: a position alone
-# cannot say where to look. We train for 600 steps and record the loss on the first
-# period and on the rest.
+# in-context copying. Each sequence is $L$ random tokens from a vocabulary of 64,
+# **repeated** with period $L$ up to length 40, with $L$ drawn between 8 and 20 per
+# sequence. The first period is unpredictable (loss $\ln 64 = 4.16$ nats per token);
+# every token after it can be copied, but only by looking back the sequence's own
+# distance $L$: a position alone cannot say where to look. We train for 600 steps and
+# record the loss on the first period and on the rest.
 
 # %%
 ICL_VOCAB, ICL_LEN = 64, 40
@@ -996,10 +998,11 @@ for q, t in zip(held_out[:3], sample_texts, strict=True):
     print(f"Q: {q}\n   after DPO: {t.split(chr(10))[0]!r}")
 
 # %% [markdown]
-# DPO moved the policy toward fewer e's on prompts it never trained on, at a measured
-# KL cost, and without giving up real words; the KL is what $\beta$ prices. A smaller $\beta$ buys more reward for more
-# drift, and with a reward a model can game (a real reward model is such a one) too much
-# drift is how a policy learns to please the judge instead of the user.
+# DPO moved the policy toward fewer e's on prompts it never trained on, at a measured KL
+# cost, and without giving up real words; the KL is what $\beta$ prices. A smaller
+# $\beta$ buys more reward for more drift, and with a reward a model can game (a real
+# reward model is such a one) too much drift is how a policy learns to please the judge
+# instead of the user.
 #
 # ## 8. LoRA: fine-tuning a low-rank update
 #
