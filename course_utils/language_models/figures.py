@@ -20,7 +20,7 @@ LINE_IN = 0.3  # inches per drawn line
 
 
 def _shown(text: str) -> str:
-    """A character as drawn: newline as the ``¶`` sign, space as ``·`` inside a token box."""
+    """Text as drawn: each newline as the ``¶`` sign (a line break would break the grid)."""
     return text.replace("\n", "¶")
 
 

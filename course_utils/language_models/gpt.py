@@ -61,16 +61,21 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_drop = nn.Dropout(config.dropout)
 
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x [B, n, d]`` -> queries, keys and values, each ``[B, heads, n, d / heads]``."""
+        b, n, d = x.shape
+        return tuple(
+            t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2)
+            for t in self.qkv(x).split(d, dim=-1)
+        )
+
     def forward(
         self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``x [B, n, d]`` (positions after the ``m`` in ``cache``) -> ``(y [B, n, d], the
         cache of all m + n positions)``."""
         b, n, d = x.shape
-        q, k, v = (
-            t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2)
-            for t in self.qkv(x).split(d, dim=-1)
-        )
+        q, k, v = self.heads(x)
         if cache is not None:
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         m = k.shape[2] - n  # positions before x's
@@ -176,16 +181,13 @@ class Gpt(nn.Module):
 def attention_maps(model: Gpt, idx: torch.Tensor) -> torch.Tensor:
     """The attention probabilities of every head on ``idx [B, n]``: ``[B, layers, heads, n,
     n]``, row ``i`` the weights query ``i`` gives keys ``0 … n - 1`` (zero after ``i``
-    when causal). Recomputed from each block's input as ``CausalSelfAttention`` does."""
+    when causal). Recomputed from each block's input with its ``CausalSelfAttention.heads``."""
     c = model.config
-    b, n = idx.shape
+    n = idx.shape[1]
     x = model.wte(idx) + model.wpe(torch.arange(n, device=idx.device))
     maps = []
     for block in model.blocks:
-        q, k, _ = (
-            t.view(b, n, c.n_head, c.n_embd // c.n_head).transpose(1, 2)
-            for t in block.attn.qkv(block.ln_1(x)).split(c.n_embd, dim=-1)
-        )
+        q, k, _ = block.attn.heads(block.ln_1(x))
         scores = q @ k.transpose(-2, -1) / math.sqrt(c.n_embd // c.n_head)
         if c.causal:
             future = torch.ones(n, n, dtype=torch.bool, device=idx.device).triu(diagonal=1)
