@@ -98,6 +98,6 @@ def attention_figure(maps: torch.Tensor, text: str, layer: int) -> Figure:
         ax.set_title(f"head {h + 1}", fontsize=10)
         ax.set_xlabel("key (attended to)", fontsize=9)
         ax.set_ylabel("query (predicting the next)", fontsize=9)
-    fig.suptitle(f"Attention of layer {layer + 1}'s heads on {_shown(text)!r}", fontsize=11)
+    fig.suptitle(f"Attention of layer {layer + 1}'s heads\non {_shown(text)!r}", fontsize=11)
     fig.tight_layout()
     return fig
