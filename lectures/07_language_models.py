@@ -566,7 +566,11 @@ with torch.no_grad():
 filled = masked.clone()
 filled[0, blank : blank + 8] = guess[0, blank : blank + 8]
 print("masked:", show_masked(masked))
-print("filled:", chars.decode(filled[0].tolist()), "(each blank independently, in one pass)")
+print(
+    "filled:",
+    chars.decode(filled[0].tolist()).replace("\n", "¶"),
+    "(each blank independently, in one pass)",
+)
 
 # %% [markdown]
 # **Why a masked LM is not a left-to-right generator.** BERT predicts each masked
@@ -619,8 +623,8 @@ for s in (0, 2, 4, 8):
     print(f"from scratch, after {s} rounds: {show_masked(history[s])!r}")
 
 # %% [markdown]
-# The one-pass fill is a run of each position's favourite character (spaces and "e"s,
-# the commonest), which reads as nothing. The iterative fills at least form syllables
+# The one-pass fill is a run of each position's favourite character (mostly "e"s and
+# spaces, the commonest; ¶ marks a line break), which reads as nothing. The iterative fills at least form syllables
 # and short words that fit each other, though not the right word; and the line from
 # scratch has word shapes and frequent words but less sense than the GPT's samples. This
 # masked LM is small and briefly trained, and generating from an all-masked sequence is

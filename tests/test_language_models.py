@@ -22,6 +22,7 @@ from course_utils.language_models.gpt import (
     generate,
     learning_rate,
     split_loss,
+    train_gpt,
 )
 from course_utils.language_models.tokenizers import Bpe, CharTokenizer, pieces, train_bpe
 
@@ -218,3 +219,45 @@ def test_the_gpt_recipe_keeps_the_best_probe(monkeypatch):
     assert results["characters"] == 4 * 2 * 8 and results["val_loss"] == 1.0
     for name, value in kept["state"].items():
         torch.testing.assert_close(value, kept[2.0][name])
+
+
+def test_train_gpt_learns_what_its_corrupt_hook_asks():
+    """``corrupt`` replaces the next-token pair: targets that are all token 3 teach the
+    model to say 3 everywhere (ignoring the hook, it would learn the next token)."""
+    model = _model().train()
+    ids = torch.arange(200) % 11
+    shapes = []
+
+    def corrupt(x, y, generator):
+        shapes.append(tuple(x.shape))
+        assert isinstance(generator, torch.Generator)
+        return x, torch.full_like(y, 3)
+
+    config = TrainConfig(steps=30, batch_size=4, lr=1e-2, min_lr=1e-2, warmup=0)
+    train_gpt(model, ids, config, corrupt=corrupt)
+    assert shapes == [(4, 8)] * 30
+    with torch.no_grad():
+        assert (model(ids[:8][None]).argmax(-1) == 3).all()
+
+
+def test_the_masked_lm_recipe_masks_every_batch_at_a_rate_from_its_range(monkeypatch):
+    """``train_bert_shakespeare`` corrupts each batch with ``mask_tokens`` at a rate drawn
+    from [MIN_MASK_RATE, 1], the [MASK] id being the last of the vocabulary."""
+    from course_utils.language_models import shakespeare
+
+    tiny = (GptConfig(vocab_size=66, block_size=8, n_layer=1, n_head=2, n_embd=16, causal=False),
+            TrainConfig(steps=5, batch_size=2))  # fmt: skip
+    monkeypatch.setattr(shakespeare, "BERT_SHAKESPEARE", tiny)
+    calls = []
+
+    def recording(ids, mask_id, vocab_size, p, generator):
+        calls.append((tuple(ids.shape), mask_id, p))
+        return functions.mask_tokens(ids, mask_id, vocab_size, p=p, generator=generator)
+
+    monkeypatch.setattr(shakespeare, "mask_tokens", recording)
+    model, results = shakespeare.train_bert_shakespeare()
+    training = calls[:5]  # then masked_lm_accuracy's one call, at BERT's 15%
+    assert [shape for shape, _, _ in training] == [(2, 8)] * 5
+    assert all(mask_id == 65 and shakespeare.MIN_MASK_RATE <= p <= 1 for _, mask_id, p in training)
+    assert len({p for _, _, p in training}) == 5 and calls[5][2] == 0.15
+    assert 0 <= results["mlm_accuracy"] <= 1

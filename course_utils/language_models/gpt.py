@@ -320,10 +320,17 @@ def train_gpt(
     *,
     seed: int = 0,
     log: Callable[[int, float], None] | None = None,
+    corrupt: Callable[
+        [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+    ]
+    | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` on random windows of ``ids [N]`` for ``config.steps`` steps; call
-    ``log(step, loss)`` every step when given. Returns ``{"train_seconds", "cpu_seconds",
-    "tokens"}`` (wall and process CPU time, tokens seen)."""
+    """Train ``model`` on random windows of ``ids [N]`` for ``config.steps`` steps (AdamW,
+    weight decay on matrices only, ``learning_rate``'s schedule, gradients clipped); call
+    ``log(step, loss)`` every step when given. ``corrupt(x, y, generator) -> (inputs,
+    targets)``, each ``[B, n]``, replaces the next-token pair of windows ``x`` and ``y``
+    (a masked LM's corruption; targets of -100 are ignored). Returns ``{"train_seconds",
+    "cpu_seconds", "tokens"}`` (wall and process CPU time, tokens seen)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -338,6 +345,8 @@ def train_gpt(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         x, y = random_windows(ids, model.config.block_size, config.batch_size, generator)
+        if corrupt is not None:
+            x, y = corrupt(x, y, generator)
         x, y = x.to(model.wte.weight.device), y.to(model.wte.weight.device)
         logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))

@@ -25,7 +25,6 @@ from course_utils.language_models.gpt import (
     Gpt,
     GptConfig,
     TrainConfig,
-    learning_rate,
     random_windows,
     split_loss,
     train_gpt,
@@ -137,38 +136,29 @@ def masked_lm_accuracy(model: Gpt, rate: float = 0.15, windows: int = 512) -> di
 
 
 def train_bert_shakespeare(seed: int = 0) -> tuple[Gpt, dict[str, float]]:
-    """Train ``BERT_SHAKESPEARE`` from ``seed`` (AdamW, ``learning_rate``'s schedule,
-    gradients clipped); returns the model and ``masked_lm_accuracy`` at BERT's 15% with
-    ``train_seconds``, ``cpu_seconds``, ``parameters``, ``threads``."""
-    model_config, config = BERT_SHAKESPEARE
+    """Train ``BERT_SHAKESPEARE`` from ``seed`` with ``train_gpt``, each batch corrupted by
+    ``mask_tokens`` at a rate drawn from [``MIN_MASK_RATE``, 1]; returns the model and
+    ``masked_lm_accuracy`` at BERT's 15% with ``train_seconds``, ``cpu_seconds``,
+    ``parameters``, ``threads``."""
+    model_config, train_config = BERT_SHAKESPEARE
     torch.manual_seed(seed)
     model = Gpt.from_config(model_config)
     mask = model_config.vocab_size - 1
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
-                                  weight_decay=config.weight_decay)  # fmt: skip
-    generator = torch.Generator().manual_seed(seed)
-    train = shakespeare_ids("train")
-    wall, cpu = time.perf_counter(), time.process_time()
-    model.train()
-    for step in range(config.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
-        x, _ = random_windows(train, model_config.block_size, config.batch_size, generator)
+
+    def corrupt(x: torch.Tensor, _: torch.Tensor, generator: torch.Generator) -> tuple:
         rate = MIN_MASK_RATE + (1 - MIN_MASK_RATE) * torch.rand((), generator=generator).item()
-        inputs, labels = mask_tokens(x, mask, mask, p=rate, generator=generator)
-        logits = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        if (step + 1) % 500 == 0:
-            print(f"step {step + 1:5d}  loss {loss.item():.3f}  rate {rate:.2f}", flush=True)
-    model.eval()
+        return mask_tokens(x, mask, mask, p=rate, generator=generator)
+
+    def log(step: int, loss: float) -> None:
+        if (step + 1) % EVAL_EVERY == 0:
+            print(f"step {step + 1:5d}  loss {loss:.3f}", flush=True)
+
+    info = train_gpt(model, shakespeare_ids("train"), train_config, seed=seed, log=log,
+                     corrupt=corrupt)  # fmt: skip
     return model, {
         **masked_lm_accuracy(model),
-        "train_seconds": time.perf_counter() - wall,
-        "cpu_seconds": time.process_time() - cpu,
+        "train_seconds": info["train_seconds"],
+        "cpu_seconds": info["cpu_seconds"],
         "parameters": float(model.parameter_count()),
         "threads": float(torch.get_num_threads()),
     }
