@@ -33,7 +33,7 @@ CAPTION_LEN = 7  # [SOS] a thick seven leaning right [EOT]
 def thickness(images: torch.Tensor) -> torch.Tensor:
     """``[batch]``: stroke width in pixels of ``images [batch, H, W]``, ``2 * area /
     perimeter`` of the ink (pixels above ``INK``; the perimeter counts ink/background
-    edges between 4-neighbours). A stroke of width w and length L >> w gives about w."""
+    edges between 4-neighbours). A w x L rectangle gives wL / (w + L), about w when L >> w."""
     ink = F.pad(images > INK, (1, 1, 1, 1))
     edges = (ink[:, 1:] != ink[:, :-1]).sum((1, 2)) + (ink[:, :, 1:] != ink[:, :, :-1]).sum((1, 2))
     return 2 * ink.sum((1, 2)).float() / edges.clamp(min=1).float()
