@@ -61,8 +61,8 @@ if "google.colab" in sys.modules:
 #    under each; a key/value cache, checked and timed;
 # 5. BERT: the same transformer with another mask and objective; fill-in-the-blank, and
 #    generation by iterative unmasking (MaskGIT); widget: unmasking step by step;
-# 6. in-context learning: a small transformer learns to copy what it saw earlier in its
-#    context, suddenly; its loss and attention;
+# 6. in-context learning: a small transformer learns each sequence's own rules from its
+#    context, suddenly, and the induction head that does it forms in its attention;
 # 7. from a language model to an assistant: instruction tuning, RLHF, and DPO derived and
 #    run on a property a program can check;
 # 8. LoRA: low-rank adapters against full fine-tuning, merged weights, what rank buys.
