@@ -117,3 +117,46 @@
 # everything in one fixed-size summary; cross-attention lets the top of the digit attend
 # to "leaning" while the strokes attend to "thick", and its maps show which word each
 # position reads.
+
+# %% [markdown]
+# ## 5. Latent diffusion
+#
+# Stable Diffusion's autoencoder maps a 512×512×3 image to a 64×64×4 latent $z = E(x)$
+# (8× smaller per side) and back, $\hat x = D(z)$; the diffusion model never sees a pixel.
+# Rombach et al. regularize the latent lightly — a KL term toward $\mathcal N(0, I)$ with
+# a tiny weight, or a vector quantizer inside the decoder — so that it stays smooth enough
+# to diffuse in without giving up detail. Ours maps 28×28 to 7×7×4 (196 numbers instead
+# of 784) with a KL weight of $10^{-2}$ per image.
+#
+# **The latent scale factor.** Lecture 04's noise schedule assumes data of roughly unit
+# variance: $\bar\alpha_T$ is small *relative to a signal of size one*. An autoencoder's
+# latents have whatever scale training gave them (Stable Diffusion's: a standard deviation
+# near 5.5), so they are multiplied by $1 / \mathrm{std}(z)$ over the training latents
+# before diffusion (SD's 0.18215) and divided by it again before decoding.
+#
+# The cost: one training step and one sample of the diffusion network in latent space
+# against lecture 04's pixel-space U-Net at the same batch, measured on this machine.
+#
+# **Why quantized latents were a poor place to diffuse here.** Diffusing in lecture 06's
+# VQ-VAE's pre-quantization space (16×7×7) and quantizing before decoding gave stroke
+# fragments: a small error in $z$ picks a different code among 64, and each code is a
+# whole 4×4 patch. A KL-regularized latent degrades gracefully instead.
+#
+# ## 6. Guidance with text
+#
+# Classifier-free guidance (Ho & Salimans 2022) needs one network that is both conditional
+# and unconditional: during training the caption is replaced by the empty caption (just
+# `[SOS] [EOT]`) 10% of the time. At sampling time,
+#
+# $$\tilde\epsilon = \epsilon_\theta(z_t, t, \varnothing) + s\,\big(\epsilon_\theta(z_t, t, c)
+#   - \epsilon_\theta(z_t, t, \varnothing)\big),$$
+#
+# Stable Diffusion's **guidance scale** $s$: $s = 1$ is the plain conditional model,
+# $s = 0$ the unconditional one, $s > 1$ extrapolates away from the unconditional
+# prediction. Lecture 04 wrote the same rule as $(1 + w)\,\epsilon_c - w\,\epsilon_u$
+# (Ho & Salimans' $w$): $w = s - 1$, so lecture 04's $w = 2$ is $s = 3$ here.
+#
+# **Negative prompts** replace $\varnothing$ by a caption to move away from: with
+# $\epsilon_\theta(z_t, t, c_{\text{neg}})$ in place of the unconditional term, the
+# extrapolation pushes from "a thick seven" toward the prompt "a thin seven" rather than
+# from "anything".

@@ -106,7 +106,7 @@ for step in range(STEPS):
     with torch.no_grad():
         decay = min(0.999, (1 + step) / (10 + step))
         for pe, p in zip(ema.parameters(), net.parameters()): pe.lerp_(p, 1 - decay)
-    if step % 500 == 499: print(step + 1, round(loss.item(), 4), round(time.perf_counter() - t0), flush=True)
+    if step % 2000 == 1999: print(step + 1, round(loss.item(), 4), round(time.perf_counter() - t0), flush=True)
 print("train s", round(time.perf_counter() - t0))
 torch.save(ema.state_dict(), f"/tmp/ldm_ema_{sys.argv_ae}.pt")
 # evaluation: prompts = the test split's captions
