@@ -26,7 +26,7 @@ import nbformat
 import pytest
 
 from course_utils import build
-from course_utils.grading import classgrade, variants
+from course_utils.grading import checks, classgrade, variants, worker
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = sorted(p.stem for p in (ROOT / "solutions").glob("*.py"))
@@ -68,6 +68,27 @@ def test_the_solution_passes_both_ways(name):
     failed = {
         q: (v.hint, v.class_hint) for q, v in verdicts.items() if not (v.passed and v.class_passed)
     }
+    assert failed == {}
+
+
+HIDDEN_SEEDS = 300  # grading seeds per hidden test
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_the_hidden_tests_pass_the_solution_whatever_the_seed(name):
+    """Class grading draws a fresh seed for every run, and one seed serves the whole class:
+    a hidden test that an honest answer fails for some seeds costs everyone its points in
+    that run (monte_carlo_kl's fixed tolerance, tighter than 5 standard errors of its
+    estimate for some parameters, failed the solution for grading seeds 264, 619 and 945)."""
+    solved = exercise_set(name)
+    failed: dict[str, list[int]] = {}
+    with checks.solution_from(solved.namespace):
+        for cell in solved.cells:
+            if cell.test is None or not cell.test.endswith(":hidden"):
+                continue
+            for seed in range(HIDDEN_SEEDS):
+                if worker.run_test(cell.source, solved.namespace, cell.test, seed, 60) is not None:
+                    failed.setdefault(cell.test, []).append(seed)
     assert failed == {}
 
 
