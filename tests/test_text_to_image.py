@@ -134,3 +134,44 @@ def test_clip_embeds_images_and_captions_in_one_space():
     # causal text encoder, read at [EOT]: appending padding changes nothing
     states, eot = model.text(ids)
     assert math.isfinite(states.sum().item()) and eot.shape == (2, 64)
+
+
+def test_the_autoencoder_maps_digits_to_a_4x7x7_latent_and_back():
+    from course_utils.text_to_image.autoencoder import KlAutoencoder
+
+    torch.manual_seed(0)
+    ae, x = KlAutoencoder(), torch.rand(3, 1, 28, 28)
+    mu, logvar = ae.encode(x)
+    assert mu.shape == logvar.shape == (3, 4, 7, 7)
+    assert ae.decode(mu).shape == (3, 1, 28, 28)
+    nll, kl = ae.loss(x, beta=0.01, generator=torch.Generator().manual_seed(0))
+    expected_kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum() / 3
+    assert kl.item() == pytest.approx(expected_kl.item(), rel=1e-5)
+    assert nll.item() > 0
+
+
+def test_the_denoiser_starts_at_zero_and_reads_only_real_words():
+    from course_utils.text_to_image.latent import LatentDenoiser
+
+    torch.manual_seed(0)
+    net = LatentDenoiser(channels=4, width=32, context=16, heads=2, depth=1)
+    z, t = torch.randn(2, 4, 7, 7), torch.tensor([10, 900])
+    context, mask = torch.randn(2, 5, 16), torch.tensor([[True, True, False, False, False]] * 2)
+    assert net(z, t, context, mask).abs().max() == 0  # zero-initialized output convolution
+    torch.nn.init.normal_(net.out[-1].weight)
+    changed = context.clone()
+    changed[:, 2:] = torch.randn(2, 3, 16)  # only the padding changes
+    assert torch.equal(net(z, t, context, mask), net(z, t, changed, mask))
+    changed[:, 1] += 1.0  # a real word changes
+    assert not torch.allclose(net(z, t, context, mask), net(z, t, changed, mask))
+
+
+def test_the_shipped_pipeline_draws_the_requested_digits():
+    from course_utils import metrics
+    from course_utils.text_to_image import digits
+
+    prompts = [captions.caption(d, 1, 1) for d in range(10)]
+    images = digits.generate(prompts, scale=3.0, steps=25, seed=0)
+    assert images.shape == (10, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    assert torch.equal(images, digits.generate(prompts, scale=3.0, steps=25, seed=0))
+    assert (metrics.classifier_predict(images) == torch.arange(10)).sum() >= 8

@@ -9,6 +9,9 @@
 * ``slant`` (a digit's shear from its image moments) and ``latent_scale`` (the factor that
   gives an autoencoder's latents unit variance).
 
+Each is marked ``# Copied from solutions/08_text_to_image.py``: ``course build`` writes
+it from the solution (``course build --check`` fails when one drifts).
+
 Conventions (``docs/EXERCISE_API.md``): embeddings are ``[batch, d]``; a text context is
 ``[batch, m, c]`` with a boolean ``context_mask [batch, m]``, True at real tokens.
 """
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
 
 
+# Copied from solutions/08_text_to_image.py: clip_loss
 def clip_loss(
     image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float
 ) -> torch.Tensor:
@@ -36,6 +40,7 @@ def clip_loss(
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
+# Copied from solutions/08_text_to_image.py: zero_shot_classify
 def zero_shot_classify(image_emb: torch.Tensor, class_text_emb: torch.Tensor) -> torch.Tensor:
     """``[batch]`` LongTensor: for each image embedding ``[batch, d]``, the class whose
     text embedding (``class_text_emb [K, d]``) has the largest cosine similarity."""
@@ -43,6 +48,7 @@ def zero_shot_classify(image_emb: torch.Tensor, class_text_emb: torch.Tensor) ->
     return sims.argmax(-1)
 
 
+# Copied from solutions/08_text_to_image.py: cross_attention
 def cross_attention(
     x: torch.Tensor,
     context: torch.Tensor,
@@ -69,6 +75,7 @@ def cross_attention(
     return out.transpose(1, 2).reshape(b, n, d) @ w_out
 
 
+# Copied from solutions/08_text_to_image.py: guided_eps
 def guided_eps(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """Classifier-free guidance: ``eps_uncond + scale * (eps_cond - eps_uncond)`` (scale 1
     is the conditional model; lecture 04's ``w`` is ``scale - 1``). With a negative prompt,
@@ -76,6 +83,7 @@ def guided_eps(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: float) -
     return eps_uncond + scale * (eps_cond - eps_uncond)
 
 
+# Copied from solutions/08_text_to_image.py: slant
 def slant(images: torch.Tensor) -> torch.Tensor:
     """``[batch]``: each digit's shear ``-mu11 / mu02`` from ``images [batch, H, W]``
     (nonnegative weights; ``x`` the column index, growing right, ``y`` the row index,
@@ -93,6 +101,7 @@ def slant(images: torch.Tensor) -> torch.Tensor:
     return -(w * dx * dy).sum(-1) / (w * dy**2).sum(-1)
 
 
+# Copied from solutions/08_text_to_image.py: latent_scale
 def latent_scale(latents: torch.Tensor) -> float:
     """``1 / latents.std()`` over all elements: the factor that gives an autoencoder's
     latents unit variance before diffusion (Rombach et al. 2022)."""
