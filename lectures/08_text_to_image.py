@@ -48,8 +48,9 @@ if "google.colab" in sys.modules:
 #
 # Every conditional model so far took a *label*: lecture 02's conditional GAN a digit
 # class, lecture 04's classifier-free guidance the same ten classes. Text-to-image systems
-# take a sentence instead — "a thick seven leaning right" — and Stable Diffusion (Rombach
-# et al. 2022) does it with three separately trained parts: a **text encoder** (CLIP's),
+# take a sentence instead — "a thick seven leaning right" — and Stable Diffusion (the
+# released model built on Rombach et al. 2022's latent diffusion) does it with three
+# separately trained parts: a frozen **text encoder** (CLIP's),
 # an **autoencoder** that compresses images to a small latent grid, and a **diffusion
 # model** in that latent space that reads the text through **cross-attention**. This
 # lecture builds each part at digit scale, on a laptop CPU, and then puts them together:
@@ -70,7 +71,7 @@ if "google.colab" in sys.modules:
 #    FID and the CLIP score;
 # 8. where the real systems go further: unCLIP, Imagen, DiT, video.
 #
-# Run time on a laptop CPU: about 2 minutes; the three models are shipped checkpoints
+# Run time on a laptop CPU: under a minute; the three models are shipped checkpoints
 # (`course pretrain text-to-image` retrains them, about 25 CPU minutes).
 #
 # **Notation.** Images $x$, captions $c$ (a sequence of word tokens), CLIP's encoders
@@ -88,9 +89,9 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from course_utils import checkpoints, data, widgets
+from course_utils import checkpoints, data, metrics, widgets
 from course_utils import text_to_image as t2i
-from course_utils.diffusion import DiffusionUnet, q_sample
+from course_utils.diffusion import DDPM_MNIST_CONFIG, DiffusionUnet, cosine_alpha_bar, q_sample
 from course_utils.text_to_image import captions, digits
 from course_utils.text_to_image.figures import captioned_images, word_maps
 
@@ -120,7 +121,8 @@ clip, ae, denoiser = digits.shipped()  # the three shipped models, in eval mode
 #
 # We check both on transformations whose effect we know: shearing test digits by
 # $k = 0.3$ must add 0.3 to their slant; dilating their ink by one pixel on every side (a
-# 3×3 maximum) must add about 2 pixels of thickness.
+# 3×3 maximum) must add a little under 2 pixels of thickness (exactly 2 only for an
+# infinitely long stroke).
 
 # %%
 k = 0.3
@@ -212,24 +214,21 @@ print(f"learned logit scale e^t = {clip.logit_scale().item():.1f} (temperature "
 print(f"zero-shot digit accuracy from ten prompts: {scores['zero_shot']:.1%}; "
       f"caption -> image recall@1 over the 1000 test images: {scores['recall_at_1']:.2f}")  # fmt: skip
 
-# one space: the images' and the prompts' embeddings, projected on their top two principal axes
-both = torch.cat([image_emb, prompt_emb])
-_, _, v = torch.pca_lowrank(both - both.mean(0), q=2)
-xy = (both - both.mean(0)) @ v
-fig, ax = plt.subplots(figsize=(6.5, 5))
-points = ax.scatter(xy[:1000, 0], xy[:1000, 1], c=y_test, cmap="tab10", s=6, alpha=0.6)
-ax.scatter(xy[1000:, 0], xy[1000:, 1], c=range(10), cmap="tab10", s=160, marker="*",
-           edgecolors="black", linewidths=0.8)  # fmt: skip
-for d in range(10):
-    ax.annotate(digits.class_prompts()[d], xy[1000 + d], fontsize=8, xytext=(4, 4),
-                textcoords="offset points")  # fmt: skip
-fig.colorbar(points, ax=ax, label="digit of the test image")
-ax.set(title="CLIP's space: test images (dots) and prompts (stars)",
-       xlabel="principal axis 1", ylabel="principal axis 2")  # fmt: skip
+# one space: the mean cosine similarity between the test images of each digit and each prompt
+similarity = torch.stack([(image_emb[y_test == d] @ prompt_emb.T).mean(0) for d in range(10)])
+fig, ax = plt.subplots(figsize=(6.4, 5))
+heat = ax.imshow(similarity, cmap="viridis")
+ax.set_xticks(range(10), [p.split()[1] for p in digits.class_prompts()], rotation=45)
+ax.set_yticks(range(10), range(10))
+ax.set(title="CLIP: mean cosine, test images against prompts", xlabel="prompt \u201ca <digit> upright\u201d",
+       ylabel="digit of the test images")  # fmt: skip
+fig.colorbar(heat, ax=ax, label="mean cosine similarity")
 fig.tight_layout()
+print(f"mean cosine to the right prompt {similarity.diag().mean():.2f}, to the other nine "
+      f"{(similarity.sum() - similarity.diag().sum()) / 90:.2f}")  # fmt: skip
 
 # %% [markdown]
-# Retrieval in both directions: for three captions of the grammar, the four test images
+# Retrieval, caption → image: for three captions of the grammar, the four test images
 # CLIP ranks first.
 
 # %%
@@ -276,7 +275,7 @@ layer = denoiser.cross_attn[-1]
 hook = layer.register_forward_pre_hook(lambda module, args: captured.update(h=args[0]))
 torch.manual_seed(3)
 with torch.no_grad():
-    sample = digits.generate([prompt], scale=3.0, seed=3)
+    sample = digits.generate([prompt], seed=3)
     z0 = ae.encode(sample)[0] * denoiser.latent_scale
     t = torch.tensor([500])
     denoiser(q_sample(z0, t, torch.randn_like(z0), digits.alpha_bar()), t, context, mask)
@@ -295,10 +294,14 @@ word_maps(sample[0], words, attention[:, : len(words)].T.reshape(-1, 7, 7),
           f"Cross-attention to each word of \u201c{prompt}\u201d (last layer, t = 500)")  # fmt: skip
 
 # %% [markdown]
-# Every map sums to one across the words at each position; the padding columns get
-# exactly zero. Which words carry weight is learned, not designed: a word whose content
-# is also in the `[EOT]` state (the causal encoder's summary of the whole caption) need
-# not be read directly.
+# At each position the maps sum to one across the words (padding, when a caption has
+# any, gets exactly zero).
+# Which words carry weight is learned, not designed. Here much of the attention rests on
+# `[SOS]` and "a", words that carry no content: a position that needs nothing from the
+# caption must still put its attention somewhere, and the first tokens serve as that
+# sink (as in language models; Xiao et al. 2023). And since the text encoder is causal,
+# every word's state already holds the words before it, so "right" can carry the whole
+# caption.
 #
 # ## 5. Latent diffusion
 #
@@ -332,16 +335,20 @@ captioned_images(torch.cat([x_test[:6], recon[:6]]), ["test digit"] * 6 + ["deco
 # pre-quantization space (16×7×7) and quantizing before decoding gave stroke fragments
 # (FID above 200): a small error in $z$ picks another of the 64 codes, and each code
 # decodes to a whole patch. A KL-regularized latent degrades gracefully instead. And the
-# schedule: the denoiser uses lecture 04's *linear* schedule; with the cosine schedule,
-# whose last step has $\bar\alpha \approx 10^{-8}$, DDIM's first estimate of $z_0$
-# divides the model's error by $\sqrt{\bar\alpha} \approx 10^{-4}$, and samples fell apart.
+# schedule: the denoiser uses lecture 04's *linear* schedule. With the cosine schedule,
+# whose last $\bar\alpha$ is tiny (printed below), DDIM's first estimate
+# $\hat z_0 = (z_T - \sqrt{1 - \bar\alpha_T}\,\hat\epsilon) / \sqrt{\bar\alpha_T}$
+# multiplies the model's error by $1/\sqrt{\bar\alpha_T}$, and samples fell apart.
 #
 # **The cost, measured.** One training step (forward and backward, batch 64) and one
 # network evaluation of a sampling step (batch 64) of the latent denoiser, against
-# lecture 04's pixel-space U-Net of the same kind at its shipped size.
+# lecture 04's shipped pixel-space U-Net (its architecture, random weights).
 
 # %%
-pixel_unet = DiffusionUnet(width=32)  # lecture 04's shipped architecture (random weights)
+pixel_unet = DiffusionUnet(**DDPM_MNIST_CONFIG)  # lecture 04's shipped architecture
+last = cosine_alpha_bar(1000)[-1].item()
+print(f"the cosine schedule's last alpha_bar {last:.1e}: DDIM's first step multiplies the model's "
+      f"error by 1/sqrt(alpha_bar) = {last**-0.5:.0f}")  # fmt: skip
 
 
 def seconds_per_call(fn, repeats: int = 5) -> float:
@@ -370,7 +377,7 @@ params = {"latent": sum(p.numel() for p in denoiser.parameters()),
           "pixel": sum(p.numel() for p in pixel_unet.parameters())}  # fmt: skip
 for name, (train_s, eval_s) in timings.items():
     print(f"{name:6} space: {params[name]:9,} parameters, training step {1000 * train_s:6.1f} ms, "
-          f"one sampling evaluation {1000 * eval_s:6.1f} ms (batch 64, 1 thread)")  # fmt: skip
+          f"one sampling evaluation {1000 * eval_s:6.1f} ms (batch 64, {torch.get_num_threads()} thread(s))")  # fmt: skip
 print(f"pixel / latent: {timings['pixel'][0] / timings['latent'][0]:.1f}x per training step, "
       f"{timings['pixel'][1] / timings['latent'][1]:.1f}x per evaluation")  # fmt: skip
 
@@ -401,7 +408,7 @@ print(f"pixel / latent: {timings['pixel'][0] / timings['latent'][0]:.1f}x per tr
 print(f"caption dropout in training: {digits.CAPTION_DROPOUT:.0%} of the pairs")
 prompts = captions.captions(x_test[:300], y_test[:300])
 sweep = {}
-for s in (1.0, 2.0, 3.0, 5.0):
+for s in (1.0, 2.0, 4.0, 7.0):
     images = digits.generate(prompts, scale=s, seed=0, steps=25)
     again = digits.generate(prompts[:100], scale=s, seed=1, steps=25)
     sweep[s] = {**digits.evaluate(images, (x_test[:300], y_test[:300])),
@@ -409,7 +416,7 @@ for s in (1.0, 2.0, 3.0, 5.0):
     row = sweep[s]
     print(f"s = {s:.0f} (w = {s - 1:.0f}): digit {row['digit']:.1%}  slant {row['slant']:.1%}  "
           f"thickness {row['thickness']:.1%}  FID {row['fid']:5.1f}  diversity {row['diversity']:.2f}")  # fmt: skip
-fig, ax = plt.subplots(figsize=(6.5, 3.6))
+fig, ax = plt.subplots(figsize=(6.5, 4.4))
 for key in ("digit", "slant", "thickness"):
     ax.plot(list(sweep), [sweep[s][key] for s in sweep], "o-", label=f"{key} as requested")
 ax.set(
@@ -420,25 +427,36 @@ ax.set(
 ax2 = ax.twinx()
 ax2.plot(list(sweep), [sweep[s]["diversity"] for s in sweep], "k--", label="diversity (right axis)")
 ax2.set_ylabel("mean distance between two samples")
-fig.legend(loc="lower right", fontsize=8)
-fig.tight_layout()
+fig.legend(loc="lower center", ncol=2, fontsize=9)
+fig.tight_layout(rect=(0, 0.13, 1, 1))
 
 # %% [markdown]
 # **Negative prompts** replace $\varnothing$ by a caption to move away from: with
 # $\epsilon_\theta(z_t, t, c_{\text{neg}})$ as the unconditional term, the extrapolation
 # pushes from the negative prompt toward the prompt rather than from "anything". Below,
-# "a seven upright" with no negative prompt, then with the negative prompt "a thin seven
-# upright": the same noise, the strokes thicker.
+# 100 samples of "a seven upright" with no negative prompt, then with the negative prompt
+# "a thin seven upright", from the same noise: we measure the strokes' thickness and how
+# often the classifier still reads a seven.
 
 # %%
-plain = digits.generate(["a seven upright"] * 6, scale=3.0, seed=5)
-pushed = digits.generate(
-    ["a seven upright"] * 6, scale=3.0, seed=5, negative="a thin seven upright"
-)
-print(f"mean thickness: {t2i.thickness(plain[:, 0]).mean():.2f} px without, "
-      f"{t2i.thickness(pushed[:, 0]).mean():.2f} px with the negative prompt")  # fmt: skip
-captioned_images(torch.cat([plain, pushed]), ["no negative"] * 6 + ["negative: thin"] * 6,
+plain = digits.generate(["a seven upright"] * 100, seed=5)
+pushed = digits.generate(["a seven upright"] * 100, seed=5, negative="a thin seven upright")
+for name, images in (("no negative prompt", plain), ("negative 'a thin seven upright'", pushed)):
+    sevens = (metrics.classifier_predict(images) == 7).float().mean()
+    print(
+        f"{name:32}: thickness {t2i.thickness(images[:, 0]).mean():.2f} px, read as a seven {sevens:.0%}"
+    )
+captioned_images(torch.cat([plain[:6], pushed[:6]]), ["no negative"] * 6 + ["negative: thin"] * 6,
                  "\u201ca seven upright\u201d, without and with a negative prompt")  # fmt: skip
+
+# %% [markdown]
+# The strokes thicken, and the sevens get worse. Both prompts say "seven", so in
+# $\epsilon_c - \epsilon_{\text{neg}}$ the seven cancels: guidance now amplifies only
+# "not thin", and the digit rests on the negative prompt's own, unamplified prediction —
+# at $s = 1$ fidelity, where section 6's sweep reads far fewer requested digits. A
+# negative prompt that shares the prompt's subject trades that subject's guidance for
+# the attribute's; a lower scale, or a negative prompt that only names the attribute,
+# would keep more of it (this grammar has no such caption).
 
 # %% [markdown]
 # ### Widget: build a prompt
@@ -452,7 +470,7 @@ def prompt_figure(digit: str, thickness: str, slant: str, scale: float) -> plt.F
     text = captions.caption(captions.DIGITS.index(digit), captions.SLANTS.index(slant),
                             captions.THICKNESSES.index("" if thickness == "medium" else thickness))  # fmt: skip
     images = digits.generate([text] * 8, scale=scale, seed=0, steps=25)
-    return captioned_images(images, [f"s = {scale:g}"] * 8, f"\u201c{text}\u201d", ncol=8)
+    return captioned_images(images, [""] * 8, f"\u201c{text}\u201d, guidance s = {scale:g}", ncol=4)
 
 
 widgets.figure_widget(
@@ -460,20 +478,23 @@ widgets.figure_widget(
     digit=list(captions.DIGITS),
     thickness=["thin", "medium", "thick"],
     slant=list(captions.SLANTS),
-    scale=[1.0, 2.0, 3.0, 5.0],
+    scale=[1.0, 2.0, 4.0, 7.0],
 )
 
 # %% [markdown]
 # ## 7. Putting it together: a small Stable Diffusion
 #
 # Prompt → CLIP's text encoder → word states; noise on the 4×7×7 grid → 50 DDIM steps of
-# the denoiser, guided at $s = 3$ → the decoder → an image. The shipped model's numbers,
+# the denoiser, guided at the shipped scale `digits.EVAL_SCALE` (the smallest that meets
+# every bar of the course's benchmark, below) → the decoder → an image. The shipped model's numbers,
 # computed when it was trained (`course pretrain ldm_digits`) on the 1000 test captions:
 
 # %%
 m = denoiser.meta["metrics"]
-print(f"digit as requested {m['digit']:.1%}, slant {m['slant']:.1%}, thickness "
+print(f"at s = {m['eval_scale']:g}: digit as requested {m['digit']:.1%}, slant {m['slant']:.1%}, thickness "
       f"{m['thickness']:.1%}, FID {m['fid']:.1f}; trained in {m['train_seconds']:.0f} s")  # fmt: skip
+print("course bench text-to-image (1000 test captions per scale):")
+print("\n".join(t2i.format_t2i_bench(t2i.load_t2i_bench()["rows"])))
 others = {
     name: checkpoints.shipped_state(name)[1]["metrics"]
     for name in ("cgan_mnist", "vq_prior_mnist", "ddpm_mnist")
@@ -483,7 +504,7 @@ print(f"for scale, FID of the course's class-conditional GAN {others['cgan_mnist
 
 # the CLIP score: the cosine between a sample's CLIP embedding and its prompt's
 with torch.no_grad():
-    generated = digits.generate(prompts[:300], scale=3.0, seed=0)
+    generated = digits.generate(prompts[:300], seed=0)
     text_emb = F.normalize(clip.encode_text(captions.encode(prompts[:300])), dim=-1)
     fake = (F.normalize(clip.encode_image(generated), dim=-1) * text_emb).sum(-1).mean()
     real = (F.normalize(clip.encode_image(x_test[:300]), dim=-1) * text_emb).sum(-1).mean()
@@ -492,7 +513,11 @@ with torch.no_grad():
     )
 print(f"CLIP score (cosine): samples {fake:.3f}, the real test images with their own captions "
       f"{real:.3f}, with another image's caption {shuffled:.3f}")  # fmt: skip
-captioned_images(generated[:12], prompts[:12], "Samples of the small Stable Diffusion, s = 3")
+captioned_images(
+    generated[:12],
+    prompts[:12],
+    f"Samples of the small Stable Diffusion, s = {digits.EVAL_SCALE:g}",
+)
 
 # %% [markdown]
 # ## 8. Where the real systems go further

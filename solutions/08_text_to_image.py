@@ -178,8 +178,8 @@ check_close(
 # CLIP (Radford et al. 2021) embeds a batch of $N$ images and their $N$ captions into one
 # space. Normalize both to unit length, $\hat I_i = I_i / \lVert I_i \rVert$,
 # $\hat T_j = T_j / \lVert T_j \rVert$, and score every pair,
-# $\text{logits}_{ij} = \tau\, \hat I_i \cdot \hat T_j$, where $\tau$ = `logit_scale` is
-# the learned **inverse** temperature ($e^t$ in the paper, initialized to $1/0.07$): it
+# $\text{logits}_{ij} = \lambda\, \hat I_i \cdot \hat T_j$, where $\lambda$ = `logit_scale` is
+# the learned **inverse** temperature ($e^t = 1/\tau$ in the paper, initialized to $1/0.07$): it
 # **multiplies** the cosine similarities. Image $i$'s caption is text $i$, so the targets
 # are the diagonal. The loss is the mean of two cross-entropies: each image picks its
 # caption among the $N$ texts (the rows), and each caption picks its image among the $N$
@@ -308,7 +308,6 @@ check_close(
     mistakes={
         "cosine similarity, not the dot product: normalize the prompt embeddings too (their norms differ)":
             torch.tensor([0, 2, 0, 0]),
-        "the argmax runs over the classes (dim -1 of image @ text.T), one class per image": torch.tensor([2, 1, 1, 1]),
     },
 )  # fmt: skip
 
@@ -500,9 +499,9 @@ check_close(
 #
 # Latent diffusion (Rombach et al. 2022) runs the forward process $z_t = \sqrt{\bar\alpha_t}
 # z_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon$ on the autoencoder's latents, and the schedule
-# was designed for data of unit variance: on latents of standard deviation 5, the last
-# step would still show the data; on latents of 0.2, the first steps would already drown
-# them. So the latents are multiplied by one number before diffusion, and divided by it
+# was designed for data of unit variance: on latents of standard deviation 5, the
+# signal-to-noise ratio at every step is 25 times the schedule's (the noise takes over
+# only late in the process); on latents of 0.2 it is 25 times smaller (drowned early). So the latents are multiplied by one number before diffusion, and divided by it
 # before decoding: the factor that gives them **unit standard deviation**, one over their
 # standard deviation over all elements (Stable Diffusion's 0.18215 is this number for its
 # autoencoder). Return it as a Python float.
@@ -548,8 +547,8 @@ check_close(latent_scale(latents), solution.latent_scale(latents), f"latent_scal
 # ## 7. Your CLIP names digits it was never told the classes of (2 points)
 #
 # The 4,000 training digits of the course's MNIST subset, each with its caption written
-# by the program of lecture 08 (your `slant`'s measure, binned, and the stroke
-# thickness): "a thick seven leaning right". A small CLIP (the course's `Clip`: three
+# by the program of lecture 08 with **your `slant`** (binned) and the stroke thickness:
+# "a thick seven leaning right". A small CLIP (the course's `Clip`: three
 # convolutions for the images, two transformer blocks for the captions, 64-dimensional
 # embeddings, a learned logit scale starting at $1/0.07$) trains with **your
 # `clip_loss`** for 12 epochs (AdamW, a cosine learning rate; about a minute on one CPU
@@ -562,9 +561,13 @@ check_close(latent_scale(latents), solution.latent_scale(latents), f"latent_scal
 # %%
 x_train, y_train = data.mnist("train")
 x_test, y_test = data.mnist("test")
-ids_train = captions.encode(captions.captions(x_train, y_train))
+ids_train = captions.encode(captions.captions(x_train, y_train, slant_fn=slant))  # your slant
 prompts = captions.encode([captions.caption(d, 1, 1) for d in range(10)])
-print("three training captions:", *captions.captions(x_train[:3], y_train[:3]), sep="\n  ")
+print(
+    "three training captions:",
+    *captions.captions(x_train[:3], y_train[:3], slant_fn=slant),
+    sep="\n  ",
+)
 
 torch.manual_seed(0)
 clip, epochs, batch, lr = Clip(), 12, 128, 2e-3

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
+
 
 def _norm_act(width: int) -> list[nn.Module]:
     return [nn.GroupNorm(8, width), nn.SiLU()]

@@ -14,7 +14,7 @@ from course_utils.bench import load_json, machine, save_json
 from course_utils.registry import benchmark
 from course_utils.text_to_image import captions, digits
 
-SCALES = (1.0, 2.0, 3.0, 5.0, 7.0)
+SCALES = (1.0, 2.0, 3.0, 4.0, 5.0, 7.0)
 
 
 def format_t2i_bench(rows: list[dict]) -> list[str]:

@@ -8,21 +8,26 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
+import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
+
 
 def captioned_images(images: torch.Tensor, titles: list[str], title: str, ncol: int = 6) -> Figure:
     """``images [N, 1, 28, 28]`` in [0, 1], each above its caption (``titles``, N strings,
-    wrapped after the digit word), ``ncol`` per row, under one ``title``."""
+    wrapped before "leaning"/"upright"; an empty one shows no title), ``ncol`` per row,
+    under one ``title``."""
     if len(images) != len(titles):
         raise ValueError(f"titles: expected {len(images)} captions, got {len(titles)}")
     rows = math.ceil(len(images) / ncol)
-    fig, axes = plt.subplots(rows, ncol, figsize=(1.55 * ncol, 1.85 * rows + 0.4), squeeze=False)
+    height = 1.85 if any(titles) else 1.5
+    fig, axes = plt.subplots(rows, ncol, figsize=(1.55 * ncol, height * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, text in zip(axes.flat, images, titles, strict=False):
         ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         words = text.split()
         cut = next((i for i, w in enumerate(words) if w in ("leaning", "upright")), len(words))
-        ax.set_title(" ".join(words[:cut]) + "\n" + " ".join(words[cut:]), fontsize=9)
+        if words:
+            ax.set_title(" ".join(words[:cut]) + "\n" + " ".join(words[cut:]), fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
