@@ -154,6 +154,7 @@ grammar = {captions.caption(d, s, t) for d in range(10) for s in range(3) for t 
 print(f"the grammar makes {len(grammar)} distinct captions; the training split uses "
       f"{len(set(train_captions))} of them")  # fmt: skip
 captioned_images(x_train[:12], train_captions[:12], "Training digits and their captions")
+plt.show()
 # %% [markdown]
 # ## 2. A text encoder
 #
@@ -243,6 +244,7 @@ titles = [
 for i, q in enumerate(queries):
     print(f"row {i + 1}: {q!r}")
 captioned_images(shown, titles, "The 4 test images CLIP ranks first, one row per query", ncol=4)
+plt.show()
 # %% [markdown]
 # The titles are the images' *own* captions, measured:
 # where they differ from the query, CLIP's ranking disagrees with the measure.
@@ -292,6 +294,7 @@ with torch.no_grad():
 words = ["[SOS]", *prompt.split(), "[EOT]"]
 word_maps(sample[0], words, attention[:, : len(words)].T.reshape(-1, 7, 7),
           f"Cross-attention to each word of \u201c{prompt}\u201d (last layer, t = 500)")  # fmt: skip
+plt.show()
 
 # %% [markdown]
 # At each position the maps sum to one across the words (padding, when a caption has
@@ -329,6 +332,7 @@ print(f"autoencoder on the test split: MSE {ae.meta['metrics']['mse']:.4f}, FID 
       f"reconstructions {ae.meta['metrics']['fid_reconstruction']:.2f}")  # fmt: skip
 captioned_images(torch.cat([x_test[:6], recon[:6]]), ["test digit"] * 6 + ["decoded from 4x7x7"] * 6,
                  "The autoencoder: test digits (top) and their reconstructions (bottom)")  # fmt: skip
+plt.show()
 
 # %% [markdown]
 # **Why a KL latent rather than lecture 06's VQ-VAE.** Diffusing in the VQ-VAE's
@@ -448,6 +452,7 @@ for name, images in (("no negative prompt", plain), ("negative 'a thin seven upr
     )
 captioned_images(torch.cat([plain[:6], pushed[:6]]), ["no negative"] * 6 + ["negative: thin"] * 6,
                  "\u201ca seven upright\u201d, without and with a negative prompt")  # fmt: skip
+plt.show()
 
 # %% [markdown]
 # The strokes thicken, and the sevens get worse. Both prompts say "seven", so in
@@ -518,6 +523,7 @@ captioned_images(
     prompts[:12],
     f"Samples of the small Stable Diffusion, s = {digits.EVAL_SCALE:g}",
 )
+plt.show()
 
 # %% [markdown]
 # ## 8. Where the real systems go further
