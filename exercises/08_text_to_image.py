@@ -148,6 +148,8 @@ for r in range(8):  # a stroke whose top leans right: one column left per row do
     lean[0, r, 7 - r] = 1.0
 check(float(slant(lean)[0]) > 0, f"slant of a stroke whose top leans right: expected > 0, got {float(slant(lean)[0]):.3f}",
       hint="the sign: y (the row index) grows downwards, so a digit leaning right has mu11 < 0 and the slant is -mu11 / mu02")  # fmt: skip
+check(float(slant(lean.flip(-1))[0]) < 0, f"slant of the stroke mirrored (its top leans left): expected < 0, got {float(slant(lean.flip(-1))[0]):.3f}",
+      hint="a digit leaning left has a negative slant: return -mu11 / mu02 itself, with its sign")  # fmt: skip
 
 # %% [markdown]
 # ## 2. CLIP's contrastive loss (3 points)
@@ -225,7 +227,24 @@ check_close(
 check_close(clip_loss(text_emb, image_emb, tau), (rows + cols) / 2, "clip_loss with images and texts swapped",
             hint="the loss is symmetric: both directions, averaged")  # fmt: skip
 check_close(clip_loss(torch.eye(4), 5 * torch.eye(4), 100.0), 0.0, "clip_loss of 4 perfectly matched pairs, logit_scale 100",
-            atol=1e-6, hint="matched orthogonal unit vectors: each cross-entropy is log(1 + 3 e^-100), about 0")  # fmt: skip
+            atol=1e-6, hint="matched orthogonal unit vectors: each cross-entropy is log(1 + 3 e^-100), about 0; "
+            "use F.cross_entropy or log_softmax (exp(100) overflows float32 in a softmax written by hand)")  # fmt: skip
+images, texts = image_emb.clone().requires_grad_(), text_emb.clone().requires_grad_()
+loss = clip_loss(images, texts, tau)
+check(loss.requires_grad, "clip_loss: no gradient reaches the embeddings",
+      hint="the encoders learn through this loss: never detach the embeddings")  # fmt: skip
+loss.backward()
+reference_images, reference_texts = (
+    image_emb.clone().requires_grad_(),
+    text_emb.clone().requires_grad_(),
+)
+unit = lambda e: e / e.norm(dim=1, keepdim=True)  # noqa: E731
+sum(info_nce(tau * unit(reference_images) @ unit(reference_texts).T)).div(2).backward()
+check_close(
+    torch.cat([images.grad, texts.grad]), torch.cat([reference_images.grad, reference_texts.grad]),
+    "the gradient of clip_loss with respect to both embeddings",
+    hint="the encoders learn through this gradient: never detach the embeddings or compute their norms under no_grad",
+)  # fmt: skip
 tau_param = torch.tensor(2.0, requires_grad=True)
 clip_loss(image_emb, text_emb, tau_param).backward()
 check(tau_param.grad is not None and tau_param.grad != 0, "clip_loss: no gradient reaches logit_scale",
@@ -267,6 +286,14 @@ check_close(
             torch.tensor([0, 2, 0, 0]),
     },
 )  # fmt: skip
+torch.manual_seed(1)
+images = torch.randn(12, 4) * torch.linspace(0.1, 5, 12)[:, None]  # image norms differ too
+prompts = torch.randn(5, 4) * torch.tensor([0.3, 1.0, 4.0, 0.6, 2.0])[:, None]
+cosines = (images / images.norm(dim=1, keepdim=True)) @ (
+    prompts / prompts.norm(dim=1, keepdim=True)
+).T
+check_close(zero_shot_classify(images, prompts), cosines.argmax(1), "zero_shot_classify of 12 random images, 5 random prompts",
+            hint="normalize each embedding over its own features (dim=-1), then take the argmax of the cosines over the classes")  # fmt: skip
 
 # %% [markdown]
 # ## 4. Cross-attention (3 points)
@@ -425,17 +452,18 @@ def latent_scale(latents: torch.Tensor) -> float:
 # %% tags=["graded"] points=1
 # TEST latent_scale (1 point)
 torch.manual_seed(0)
-latents = 0.5 + 4.0 * torch.randn(500, 4, 7, 7)
+latents = 0.5 + 4.0 * torch.randn(500, 4, 7, 7) * torch.tensor([0.5, 1.0, 1.2, 1.5])[:, None, None]
 factor = latent_scale(latents)
 check(isinstance(factor, float), f"latent_scale must return a Python float, got {type(factor).__name__}",
       hint="return 1 / latents.std().item()")  # fmt: skip
 check_close(
-    factor, 1 / latents.std().item(), "latent_scale of latents with standard deviation 4",
+    factor, 1 / latents.std().item(), f"latent_scale of latents with standard deviation {latents.std():.2f}",
     hint="the factor that makes the latents' standard deviation 1: one over their standard deviation",
     mistakes={
-        "the scale is inverted: multiply the latents by 1 / std (here about 0.25), not by std":
+        "the scale is inverted: multiply the latents by 1 / std, not by std":
             latents.std().item(),
         "one over the standard deviation, not over the variance": 1 / latents.var().item(),
+        "one standard deviation over all elements, not per channel": 1 / latents.std(dim=(0, 2, 3)).mean().item(),
     },
 )  # fmt: skip
 check_close((latents * factor).std(), 1.0, "the standard deviation of the scaled latents",

@@ -25,7 +25,7 @@ SLANT = """
     mass = w.sum(-1, keepdim=True)
     dx = x - {centre_x}
     dy = y - {centre_y}
-    return {sign}(w * dx * dy).sum(-1) / (w * {second}).sum(-1)
+    return {wrap}({sign}(w * dx * dy).sum(-1) / (w * {second}).sum(-1))
 """
 CENTRED = {
     "centre_x": "(w * x).sum(-1, keepdim=True) / mass",
@@ -33,8 +33,8 @@ CENTRED = {
 }
 
 
-def slant(sign="-", second="dy**2", **centre):
-    return SLANT.format(sign=sign, second=second, **{**CENTRED, **centre})
+def slant(sign="-", second="dy**2", wrap="", **centre):
+    return SLANT.format(sign=sign, second=second, wrap=wrap, **{**CENTRED, **centre})
 
 
 CLIP = """
@@ -74,6 +74,7 @@ WRONG = {
         ("the sign", slant(sign=""), "the sign"),
         ("mu20 instead of mu02", slant(second="dx**2"), "the wrong central moment"),
         ("raw moments", slant(centre_x="0", centre_y="0"), "the moments must be central"),
+        ("the absolute value", slant(wrap="torch.abs"), "negative slant"),
     ],
     "clip_loss": [
         (
@@ -108,6 +109,25 @@ WRONG = {
         ),
         ("the temperature divides", clip(logits="i @ t.T / logit_scale"), "inverse temperature"),
         (
+            "embeddings detached",
+            clip(
+                normalize="F.normalize(image_emb.detach(), dim=-1), F.normalize(text_emb.detach(), dim=-1)"
+            ),
+            "never detach",
+        ),
+        (
+            "norms computed without gradient",
+            """
+    with torch.no_grad():
+        norms = image_emb.norm(dim=-1, keepdim=True), text_emb.norm(dim=-1, keepdim=True)
+    i, t = image_emb / norms[0], text_emb / norms[1]
+    logits = logit_scale * i @ t.T
+    targets = torch.arange(len(logits))
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+""",
+            "compute their norms under no_grad",
+        ),
+        (
             "the sum of the two directions",
             clip(combine="F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)"),
             "not their sum",
@@ -115,6 +135,11 @@ WRONG = {
     ],
     "zero_shot_classify": [
         ("dot product", "return (image_emb @ class_text_emb.T).argmax(-1)", "not the dot product"),
+        (
+            "images normalized over the batch",
+            "return (F.normalize(image_emb, dim=0) @ F.normalize(class_text_emb, dim=-1).T).argmax(-1)",
+            "over its own features",
+        ),
         (
             "only the images normalized",
             "return (F.normalize(image_emb, dim=-1) @ class_text_emb.T).argmax(-1)",
@@ -150,6 +175,7 @@ WRONG = {
     "latent_scale": [
         ("inverted", "return latents.std().item()", "inverted"),
         ("over the variance", "return 1.0 / latents.var().item()", "not over the variance"),
+        ("per channel", "return 1.0 / latents.std(dim=(0, 2, 3)).mean().item()", "not per channel"),
     ],
 }
 
@@ -187,5 +213,5 @@ ALTERNATIVE_CORRECT = {
         w = scale - 1  # lecture 04's weight
         return (1 + w) * eps_cond - w * eps_uncond""",
     "latent_scale": """
-        return float(latents.flatten().var().rsqrt())""",
+        return 1.0 / latents.std(unbiased=False).item()  # the population std: N, not N - 1""",
 }
