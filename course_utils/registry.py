@@ -29,6 +29,7 @@ TOPICS = (
     "autoregressive",
     "vqvae",
     "language_models",
+    "text_to_image",
 )
 # Every module that registers a recipe or a benchmark, loaded by name (never imported here).
 REGISTERING = ("metrics", *TOPICS)
