@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from course_utils.device import get_device
 
@@ -127,6 +128,15 @@ def from_unit(images: torch.Tensor, pixel_range: tuple[float, float] = SIGNED) -
     """Images in [0, 1] as values in ``pixel_range`` (the inverse of ``to_unit``)."""
     low, high = pixel_range
     return low + (high - low) * images
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """``images [N, C, H, W]`` translated together by one random offset of up to
+    ``max_shift`` pixels in each direction (zero fill), drawn from ``generator``: the
+    augmentation of the shipped classifier and of ``clip_digits``."""
+    padded = F.pad(images, [max_shift] * 4)
+    dx, dy = torch.randint(0, 2 * max_shift + 1, (2,), generator=generator).tolist()
+    return padded[:, :, dy : dy + images.shape[2], dx : dx + images.shape[3]]
 
 
 @lru_cache(maxsize=1)

@@ -231,13 +231,6 @@ def class_coverage(images: torch.Tensor) -> ClassCoverage:
 # -- pretraining recipe (the shipped classifier) ---------------------------------------
 
 
-def _random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image ``[N, 1, 28, 28]`` by up to ``max_shift`` pixels (zero fill)."""
-    padded = F.pad(x, [max_shift] * 4)
-    dx, dy = torch.randint(0, 2 * max_shift + 1, (2,), generator=generator).tolist()
-    return padded[:, :, dy : dy + 28, dx : dx + 28]
-
-
 @recipe(
     "classifier",
     model="course_utils.metrics:MnistClassifier",
@@ -258,7 +251,7 @@ def pretrain_classifier(out: Path, epochs: int = 15, seed: int = 0) -> dict[str,
     shifts = torch.Generator().manual_seed(seed)
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(_random_shift(x, 2, shifts)), y)
+        return F.cross_entropy(model(data.random_shift(x, 2, shifts)), y)
 
     start = time.perf_counter()
     model.train()

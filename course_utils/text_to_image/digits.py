@@ -56,13 +56,6 @@ def _clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-def _shift(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
-    """The whole batch moved by one random offset of up to ``pixels`` in each direction."""
-    padded = F.pad(images, (pixels,) * 4)
-    dx, dy = torch.randint(0, 2 * pixels + 1, (2,), generator=generator).tolist()
-    return padded[:, :, dy : dy + images.shape[2], dx : dx + images.shape[3]]
-
-
 def class_prompts() -> list[str]:
     """One prompt per digit, the plainest caption: "a zero upright", ..."""
     return [captions.caption(d, 1, 1) for d in range(10)]
@@ -101,8 +94,10 @@ def train_clip(epochs: int = 40, batch: int = 128, lr: float = 2e-3, seed: int =
             j = perm[i : i + batch]
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-            loss = clip_loss(model.encode_image(_shift(x[j], 2, g)), model.encode_text(ids[j]),
-                             model.logit_scale())  # fmt: skip
+            images = data.random_shift(x[j], 2, g)
+            loss = clip_loss(
+                model.encode_image(images), model.encode_text(ids[j]), model.logit_scale()
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -260,8 +255,9 @@ def pretrain_ldm_digits(out: Path, epochs: int = 384, seed: int = 0) -> dict[str
     """Needs the shipped ``clip_digits`` and ``ae_digits`` (made first by the group);
     ``epochs`` of 4000 latents in batches of 128 (384: 12000 steps)."""
     clip, ae = checkpoints.load_pretrained("clip_digits"), checkpoints.load_pretrained("ae_digits")
-    steps = epochs * len(data.mnist("train")[1]) // 128
-    denoiser, results = train_denoiser(clip, ae, steps=steps, batch=128, seed=seed)
+    batch = 128
+    steps = epochs * len(data.mnist("train")[1]) // batch
+    denoiser, results = train_denoiser(clip, ae, steps=steps, batch=batch, seed=seed)
     x, y = data.mnist("test")
     images = generate(captions.captions(x, y), EVAL_SCALE, models=(clip, ae, denoiser))
     results.update(evaluate(images, (x, y)), eval_scale=EVAL_SCALE)
