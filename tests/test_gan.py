@@ -196,6 +196,8 @@ def test_gan_bench_case_scores_every_method_and_drs():
     assert [r["variant"] for r in rows] == ["wgan-gp", "wgan-gp + DRS"]
     assert all(r["num_modes"] == 8 and 0 <= r["high_quality_rate"] <= 1 for r in rows)
     assert rows[1]["cpu_seconds"] > rows[0]["cpu_seconds"] and 0 < rows[1]["acceptance"] <= 1
+    # the DRS row's time includes the training its base row counts: counted once in all
+    assert gan.bench_cpu_seconds(rows) == pytest.approx(rows[1]["cpu_seconds"])
     lines = gan.format_gan_bench(rows)
     assert lines[0].split()[:2] == ["data", "method"] and len(lines) == 3
 
@@ -222,6 +224,8 @@ def test_shipped_gan_bench_is_complete():
     variants = {(r["dataset"], r["variant"]) for r in shipped["rows"]}
     assert variants == {(d, v) for d in ("ring", "grid") for v in gan.GAN_VARIANTS}
     assert len(shipped["rows"]) == 2 * len(gan.GAN_VARIANTS) * shipped["seeds"]
+    sn_gan = [r for r in shipped["rows"] if r["variant"].startswith("sn-gan")]
+    assert {r.get("logit_scale") for r in sn_gan} == {gan.CONFIGS["sn-gan"].logit_scale}
 
 
 def test_power_iteration_converges_to_the_largest_singular_value():
@@ -274,6 +278,11 @@ def test_sn_gan_normalizes_every_critic_layer():
             assert nn.utils.parametrize.is_parametrized(layer, "weight")
             sigma = torch.linalg.matrix_norm(layer.weight, ord=2)
             assert sigma.item() == pytest.approx(1.0, abs=0.1)  # one power step per step
+        # the logit is scaled (lecture 02: a 1-Lipschitz logit is too flat on the ring)
+        points = torch.randn(100, 2)
+        run.critic.eval()  # no power-iteration step per call
+        assert run.config.logit_scale == 10.0
+        assert torch.equal(run.critic(points), 10.0 * run.critic.net(points).squeeze(1))
 
 
 def test_cyclegan_cycle_weight_makes_the_translators_inverses():

@@ -22,7 +22,9 @@ are ``[B, 1, 28, 28]``, in [-1, 1] for the tanh generator.
 """
 
 from course_utils.gan.bench import (
+    DRS_FINE_TUNE_STEPS,
     GAN_VARIANTS,
+    bench_cpu_seconds,
     bench_gan,
     format_gan_bench,
     load_gan_bench,
@@ -67,6 +69,7 @@ from course_utils.gan.toy import (
 )
 
 __all__ = [
+    "DRS_FINE_TUNE_STEPS",
     "CONFIGS",
     "DIRAC_UPDATES",
     "GAN_VARIANTS",
@@ -77,6 +80,7 @@ __all__ = [
     "Snapshot",
     "ToyGanConfig",
     "ToyGanRun",
+    "bench_cpu_seconds",
     "bench_gan",
     "clip_weights_",
     "critic_loss",

@@ -22,6 +22,9 @@ GAN_VARIANTS = (
 # The recipes scored with DRS too, and whether DRS fine-tunes the GAN's own discriminator
 # (a logistic one with no constraint) rather than training a fresh one.
 _DRS_BASES = {"wgan-gp": False, "sn-gan": False, "r1-gan": True}
+# Steps of fine-tuning the GAN's own discriminator (a fresh one trains
+# ``rejection_sample``'s default number of steps).
+DRS_FINE_TUNE_STEPS = 5000
 
 
 def _gan_case(
@@ -32,8 +35,8 @@ def _gan_case(
 
     For the ``_DRS_BASES`` the same generator is also scored after rejection sampling; the
     DRS time adds the discriminator fit and the sampling to the training time. Fine-tuning
-    the R1-GAN's discriminator takes 5000 steps instead of a fresh one's 10000
-    (``drs_steps`` overrides both: a quick test)."""
+    the R1-GAN's discriminator takes ``DRS_FINE_TUNE_STEPS`` instead of a fresh one's
+    ``rejection_sample`` default (``drs_steps`` overrides both: a quick test)."""
     torch.set_num_threads(1)
     dataset, variant, seed, steps = case
     x = data.toy_2d(dataset, 20_000, seed=seed, device="cpu")
@@ -44,17 +47,22 @@ def _gan_case(
     train_cpu = time.process_time() - cpu
     rows = [
         {"dataset": dataset, "variant": variant, "seed": seed, "steps": steps,
-         "cpu_seconds": train_cpu,
+         "logit_scale": CONFIGS[variant].logit_scale, "cpu_seconds": train_cpu,
          **metrics.mode_coverage(toy.sample(2500, seed=seed), centers, std).__dict__}
     ]  # fmt: skip
     if variant in _DRS_BASES:
         cpu = time.process_time()
-        own = {"discriminator": toy.critic, "steps": 5000} if _DRS_BASES[variant] else {}
+        own = (
+            {"discriminator": toy.critic, "steps": DRS_FINE_TUNE_STEPS}
+            if _DRS_BASES[variant]
+            else {}
+        )
         if drs_steps is not None:
             own["steps"] = drs_steps
         samples, acceptance = rejection_sample(toy.sample, x, 2500, seed=seed, **own)
         rows.append(
             {"dataset": dataset, "variant": f"{variant} + DRS", "seed": seed, "steps": steps,
+             "logit_scale": CONFIGS[variant].logit_scale,
              "cpu_seconds": train_cpu + time.process_time() - cpu, "acceptance": acceptance,
              **metrics.mode_coverage(samples, centers, std).__dict__}
         )  # fmt: skip
@@ -86,6 +94,18 @@ def format_gan_bench(rows: list[dict]) -> list[str]:
                 f"{seconds:>11.1f}{accept_text:>14}"
             )
     return lines
+
+
+def bench_cpu_seconds(rows: list[dict]) -> float:
+    """CPU seconds the runs behind ``bench_gan`` rows took in all: a DRS row's time includes
+    its generator's training, which its base row already counts."""
+    base = {(r["dataset"], r["variant"], r["seed"]): r["cpu_seconds"] for r in rows}
+
+    def own(r: dict) -> float:
+        trained = (r["dataset"], r["variant"].removesuffix(" + DRS"), r["seed"])
+        return r["cpu_seconds"] - (base.get(trained, 0) if r["variant"].endswith(" + DRS") else 0)
+
+    return sum(own(r) for r in rows)
 
 
 def load_gan_bench(path: str | None = None) -> dict:

@@ -40,10 +40,13 @@ from course_utils.viz import Extent, grid_points
 
 class Mlp(nn.Module):
     """``depth`` hidden ReLU layers of width ``hidden``: ``[B, in_dim] -> [B, out_dim]``
-    (``out_dim = 1`` is squeezed to scores ``[B]``)."""
+    (``out_dim = 1`` is squeezed to scores ``[B]``), multiplied by a fixed ``scale``."""
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128, depth: int = 3) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, hidden: int = 128, depth: int = 3, scale: float = 1.0
+    ) -> None:
         super().__init__()
+        self.scale = scale
         layers: list[nn.Module] = []
         width = in_dim
         for _ in range(depth):
@@ -52,7 +55,7 @@ class Mlp(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(width, out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
+        out = self.scale * self.net(x)
         return out.squeeze(1) if out.shape[1] == 1 else out
 
 
@@ -62,8 +65,10 @@ class ToyGanConfig:
 
     ``critic_loss(real_scores, fake_scores)`` and ``generator_loss(fake_scores)`` take
     ``[B]`` scores. ``landscape`` says how snapshots show the critic: ``"probability"``
-    (``sigmoid`` of a logit, for a discriminator) or ``"score"`` (a WGAN critic). ``steps``
-    is the recipe's number of generator steps when ``train_toy_gan`` is given none.
+    (``sigmoid`` of a logit, for a discriminator) or ``"score"`` (a WGAN critic).
+    ``logit_scale`` multiplies the critic's output (with ``spectral_norm``, the critic is
+    then ``logit_scale``-Lipschitz). ``steps`` is the recipe's number of generator steps
+    when ``train_toy_gan`` is given none.
     """
 
     critic_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -77,6 +82,7 @@ class ToyGanConfig:
     gp_weight: float = 0.0
     penalty: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = gradient_penalty
     spectral_norm: bool = False
+    logit_scale: float = 1.0
     landscape: str = "score"
     steps: int = 5000
 
@@ -92,12 +98,16 @@ CONFIGS: dict[str, ToyGanConfig] = {
     ),
     # λ = 1 rather than the paper's 10 (see lecture 02 for the comparison on the grid).
     "wgan-gp": ToyGanConfig(critic_loss, wgan_generator_loss, gp_weight=1.0),
-    # Miyato et al.'s SN-GAN: the non-saturating GAN with every critic layer W / sigma(W).
+    # Miyato et al.'s SN-GAN: the non-saturating GAN with every critic layer W / sigma(W),
+    # its logit times 10: a 1-Lipschitz logit keeps D within sigma(1) - sigma(-1) on the
+    # radius-1 ring, and the logistic loss, unlike WGAN's, is not scale-invariant (lecture
+    # 02 trains scales 1, 10 and 50).
     "sn-gan": ToyGanConfig(
         discriminator_loss,
         generator_loss_nonsaturating,
         n_critic=1,
         spectral_norm=True,
+        logit_scale=10.0,
         landscape="probability",
     ),
     # Mescheder et al.'s R1-regularized GAN, γ = 1: one discriminator step per generator
@@ -200,7 +210,8 @@ def train_toy_gan(
     if len(x) < needed:
         raise ValueError(f"x: expected at least n_critic * batch_size = {needed} points")
     torch.manual_seed(seed)
-    generator, critic = Mlp(latent_dim, 2, hidden).to(x.device), Mlp(2, 1, hidden).to(x.device)
+    generator = Mlp(latent_dim, 2, hidden).to(x.device)
+    critic = Mlp(2, 1, hidden, scale=config.logit_scale).to(x.device)
     if config.spectral_norm:
         for layer in critic.net:
             if isinstance(layer, nn.Linear):
