@@ -617,6 +617,8 @@ for ax, (c, result) in zip(axes, sn_runs.items(), strict=True):
     )  # fmt: skip
 plt.show()
 print(f"course bench gan's sn-gan recipe: logit × {gan.CONFIGS['sn-gan'].logit_scale:g}")
+bench_sn_gan = [r for r in shipped["rows"] if (r["dataset"], r["variant"]) == ("ring", "sn-gan")]
+assert all(r["modes_captured"] == r["num_modes"] for r in bench_sn_gan)
 
 # %% [markdown]
 # The benchmark's `sn-gan` recipe uses a scale that works here (printed above); the
