@@ -465,6 +465,8 @@ def generation_figure(image: torch.Tensor, probs: torch.Tensor, step: int) -> Fi
     """A digit ``image`` ``[H, W]`` (levels) sampled in raster order, after ``step`` of its
     ``H*W`` pixels, next to the model's distribution ``probs[step]`` (``probs``
     ``[H*W, levels]``: ``p(x_i | x_<i)`` for every pixel i) for the pixel drawn next."""
+    from course_utils.viz import allow_blank, image_axes, integer_ticks, tidy
+
     h, w = image.shape
     if not isinstance(step, int) or not 0 <= step <= h * w:
         raise ValueError(f"step: expected an int in [0, {h * w}], got {step!r}")
@@ -474,11 +476,12 @@ def generation_figure(image: torch.Tensor, probs: torch.Tensor, step: int) -> Fi
     shown = image.flatten().float().clone()
     shown[step:] = float("nan")  # not drawn yet
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.8), width_ratios=(1, 1.4))
-    left.imshow(as_numpy(shown.view(h, w)), cmap="gray_r", vmin=0, vmax=levels - 1)
+    im = left.imshow(as_numpy(shown.view(h, w)), cmap="gray_r", vmin=0, vmax=levels - 1)
+    if step == 0:
+        allow_blank(im)  # nothing drawn yet: the title says so
     left.set_facecolor("#f3d9a4")
-    left.set_title(f"{step} of {h * w} pixels drawn")
-    left.set_xlabel("column j")
-    left.set_ylabel("row i")
+    left.set_title(f"{step} of {h * w} pixels drawn" + (" (none yet)" if step == 0 else ""))
+    image_axes(left)
     if step < h * w:
         i, j = divmod(step, w)
         left.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="tab:red", lw=2.5))
@@ -491,7 +494,8 @@ def generation_figure(image: torch.Tensor, probs: torch.Tensor, step: int) -> Fi
     right.set_xlabel("grey level")
     right.set_ylabel("probability")
     right.set_ylim(0, 1)
-    fig.tight_layout()
+    integer_ticks(right.xaxis)  # grey levels are integers: no tick at 2.5
+    tidy(fig)
     return fig
 
 
@@ -499,6 +503,8 @@ def completion_figure(original: torch.Tensor, completions: torch.Tensor, rows_gi
     """A test digit ``original`` ``[H, W]``, its first ``rows_given`` rows as given, and
     ``completions`` ``[n, H, W]`` sampled for the rest; a red line marks where the given
     part ends."""
+    from course_utils.viz import image_axes, tidy
+
     h, w = original.shape
     if completions.shape[1:] != (h, w) or len(completions) == 0:
         raise ValueError(
@@ -514,9 +520,7 @@ def completion_figure(original: torch.Tensor, completions: torch.Tensor, rows_gi
         ax.set_facecolor("#f3d9a4")
         ax.axhline(rows_given - 0.5, color="tab:red", lw=1.5)
         ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0].set_ylabel("row")
+        image_axes(ax)
     fig.suptitle("The top is given; the PixelCNN samples the rest, pixel by pixel")
-    fig.tight_layout()
+    tidy(fig)
     return fig

@@ -38,7 +38,7 @@ from course_utils.bench import load_json, machine, save_json
 from course_utils.device import get_device, seed_everything
 from course_utils.registry import benchmark, recipe
 from course_utils.train import run, step_and_average
-from course_utils.viz import as_numpy
+from course_utils.viz import as_numpy, image_axes, tidy
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -645,8 +645,7 @@ def noising_figure(x0: torch.Tensor, t: int, schedules: Mapping[str, torch.Tenso
         x_t = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps
         row[0].imshow(as_numpy(x_t[0]), cmap="gray", vmin=-2.5, vmax=2.5)
         row[0].set_title(f"{name}: $x_t$ at t = {t}")
-        row[0].set_xticks([])
-        row[0].set_yticks([])
+        image_axes(row[0])
         row[1].hist(as_numpy(x_t.flatten()), bins=50, range=(-4, 4), density=True, color="tab:blue")
         row[1].set_title(f"pixel histogram; $\\bar\\alpha_t$ = {ab:.4f}")
         row[1].set_xlabel("pixel value")
@@ -656,7 +655,7 @@ def noising_figure(x0: torch.Tensor, t: int, schedules: Mapping[str, torch.Tenso
         row[2].set_title(f"{name} schedule, t = {t} of {T}")
         row[2].set_xlabel("t")
         row[2].set_ylabel("$\\bar\\alpha_t$")
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -688,5 +687,5 @@ def denoising_figure(
         ):
             grid = data.to_unit(images)[: nrow * nrow]
             show_images(grid, f"{name}, t = {step.t + 1}: {what}", nrow=nrow, ax=ax)
-    fig.tight_layout()
+    tidy(fig)
     return fig

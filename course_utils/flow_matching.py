@@ -39,7 +39,14 @@ from course_utils.diffusion import (
     train_with_label_dropout,
 )
 from course_utils.registry import benchmark, recipe
-from course_utils.viz import as_numpy, density_heatmap, grid_points, scatter_2d, show_images
+from course_utils.viz import (
+    as_numpy,
+    density_heatmap,
+    grid_points,
+    scatter_2d,
+    show_images,
+    tidy,
+)
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Score = Callable[[torch.Tensor], torch.Tensor]
@@ -632,7 +639,7 @@ def langevin_figure(
         title = f"{name}\nshare per mode: " + ", ".join(f"{s:.2f}" for s in shares)
         density_heatmap(target.log_prob, title, extent, resolution=120, ax=ax)
         scatter_2d(x, title, ax=ax, color="tab:orange", lim=lim)
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -660,7 +667,7 @@ def probability_path_figure(
                   scale_units="xy", scale=8, width=0.004)  # fmt: skip
         scatter_2d(x_t, f"{name} at t = {t:.2f}\narrows: v / 8, capped at length 1", ax=ax,
                    lim=lim, label="samples of $p_t$")  # fmt: skip
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -690,5 +697,5 @@ def steps_figure(
                     ax=ax)  # fmt: skip
     for ax in list(axes.flat)[len(samples) :]:
         ax.set_axis_off()
-    fig.tight_layout()
+    tidy(fig)
     return fig

@@ -29,7 +29,7 @@ from course_utils.bench import print_digits_benchmark
 from course_utils.device import get_device, seed_everything
 from course_utils.registry import benchmark, recipe
 from course_utils.train import train_keeping_best
-from course_utils.viz import as_numpy, grid_points
+from course_utils.viz import as_numpy, grid_points, tidy
 
 
 def _sum_per_example(x: torch.Tensor) -> torch.Tensor:
@@ -515,5 +515,5 @@ def flow_layers_figure(
         ax.set_ylim(extent[2], extent[3])
         ax.set_xlabel("$h_1$")
         ax.set_ylabel("$h_2$")
-    fig.tight_layout()
+    tidy(fig)
     return fig

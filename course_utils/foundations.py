@@ -28,6 +28,7 @@ from course_utils.bench import machine
 from course_utils.metrics import MnistClassifier
 from course_utils.registry import benchmark
 from course_utils.train import batches
+from course_utils.viz import tidy
 
 KL_GRID = torch.linspace(-8.0, 8.0, 4001, dtype=torch.float64)
 
@@ -75,7 +76,7 @@ def kl_fit_figure(mu: float, sigma: float) -> Figure:
     ax.set_xlabel("x")
     ax.set_ylabel("density")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # hides no mode
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 

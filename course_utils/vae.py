@@ -31,7 +31,7 @@ from course_utils.device import get_device, seed_everything
 from course_utils.metrics import log_mean_exp
 from course_utils.registry import benchmark, recipe
 from course_utils.train import train_keeping_best
-from course_utils.viz import as_numpy
+from course_utils.viz import as_numpy, image_axes, tidy
 
 Decode = Callable[[torch.Tensor], torch.Tensor]  # latents [N, L] -> images [N, D] in [0, 1]
 
@@ -356,11 +356,11 @@ def interpolation_figure(
     ax_img.imshow(as_numpy(images[0].reshape(side, side)), cmap="gray_r", vmin=0, vmax=1)
     ax_img.set_title(f"{method}, t = {t:.2f}")
     ax_strip.imshow(image_grid(images[1:], nrow=steps), cmap="gray_r", vmin=0, vmax=1)
-    ax_strip.set_title(f"decodes along the {method} path")
-    ax_strip.set_xlabel(f"t = 0 (first digit) … 1 (second), {steps} steps")
+    ax_strip.set_title(
+        f"decodes along the {method} path,\nt = 0 (first digit) … 1 (second) in {steps} steps"
+    )
     for ax in (ax_img, ax_strip):
-        ax.set_xticks([])
-        ax.set_yticks([])
+        image_axes(ax)
     dense = torch.linspace(0, 1, 50).tolist()
     for name, style in (("linear", "--"), ("slerp", "-")):
         pts = _plane_coordinates(torch.stack([interpolate(z0, z1, s, name) for s in dense]), z0, z1)
@@ -372,7 +372,7 @@ def interpolation_figure(
     ax_path.set_xlabel("along z0")
     ax_path.set_ylabel("orthogonal to z0")
     ax_path.legend(fontsize=8)
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -403,9 +403,8 @@ def latent_explorer_figure(
     ax_codes.legend(loc="upper right", fontsize=8)
     ax_img.imshow(as_numpy(image.reshape(side, side)), cmap="gray_r", vmin=0, vmax=1)
     ax_img.set_title(f"decoder mean at z = ({z1:.2f}, {z2:.2f})")
-    ax_img.set_xlabel("pixel column")
-    ax_img.set_ylabel("pixel row")
-    fig.tight_layout()
+    image_axes(ax_img)
+    tidy(fig)
     return fig
 
 
@@ -428,8 +427,7 @@ def beta_figure(results: dict[float, dict[str, torch.Tensor | float]], beta: flo
     for ax, key in zip(axes[:2], ("samples", "reconstructions"), strict=True):
         ax.imshow(image_grid(chosen[key], nrow=8), cmap="gray_r")
         ax.set_title(f"β = {beta:g}: {key}")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        image_axes(ax)
     axes[2].plot(betas, [results[b]["kl"] for b in betas], "o-", label="KL(q(z|x) || p(z))")
     axes[2].plot(
         betas, [results[b]["reconstruction"] for b in betas], "s-", label="−E_q[log p(x|z)]"
@@ -442,5 +440,5 @@ def beta_figure(results: dict[float, dict[str, torch.Tensor | float]], beta: flo
     axes[2].set_xlabel("β")
     axes[2].set_ylabel("nats per image")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
+    tidy(fig)
     return fig

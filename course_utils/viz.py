@@ -9,13 +9,17 @@ existing subplot.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.ticker import MaxNLocator
 
 import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
 
@@ -23,11 +27,80 @@ Extent = tuple[float, float, float, float]
 # Widget figures are drawn at most this wide (pixels), so the output area never scales
 # them down and their text stays readable.
 MAX_WIDTH_PX = 1000
+# ``show_images`` in a figure of its own: each image at least this many inches wide, the
+# grid at most MAX_HEIGHT_IN tall.
+TILE_IN = 0.6
+MAX_HEIGHT_IN = 8.0
+# The gid of an image that may be blank (near-constant) and says so in its panel's title;
+# tests/test_figures_legible.py fails any other blank image panel.
+BLANK_OK = "course-blank-ok"
 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:
     """``t`` detached, on the CPU, as a NumPy array (its dtype kept)."""
     return t.detach().cpu().numpy()
+
+
+def allow_blank(image: AxesImage) -> AxesImage:
+    """Declare that ``image`` may be blank (a panel whose title says why); returns it."""
+    image.set_gid(BLANK_OK)
+    return image
+
+
+def image_axes(ax: Axes) -> Axes:
+    """Make ``ax`` an image panel: no ticks and no axis labels (an image's rows and columns
+    need no numbers; its title says what it shows). Returns ``ax``."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    return ax
+
+
+def integer_ticks(axis: Axis) -> Axis:
+    """Ticks only at integers on ``axis`` (``ax.xaxis``, a colorbar's ``ax.yaxis``), for
+    integer-valued quantities (grey levels, codes, digits). Returns ``axis``."""
+    axis.set_major_locator(MaxNLocator(integer=True))
+    return axis
+
+
+def tidy(fig: Figure, pad: float = 1.08) -> Figure:
+    """Lay ``fig`` out (``tight_layout``) with every title inside its room: a title wider
+    than its panel (or a suptitle wider than the figure) is wrapped onto more lines first.
+    Figure functions call this last, instead of ``fig.tight_layout()``. Returns ``fig``."""
+    fig.tight_layout(pad=pad)
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    titled = [(ax.title, ax) for ax in fig.axes if ax.get_title()]
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        titled.append((fig._suptitle, None))
+    wrapped = False
+    for text, ax in titled:
+        if ax is None or len(fig.axes) == 1:
+            room = width - 10
+        else:  # a panel's title may reach a little past its panel, not into the next one
+            room = min(ax.get_window_extent().width * 1.15, width - 10)
+        extent = text.get_window_extent(renderer).width
+        if extent > room:
+            lines = text.get_text().split("\n")
+            chars = max(int(max(map(len, lines)) * room / extent) - 1, 8)
+            text.set_text("\n".join(w for line in lines for w in textwrap.wrap(line, chars)))
+            wrapped = True
+    # tight_layout measures once; titles wrapped above, or panels a fixed aspect ratio
+    # shrinks, move the texts again: lay out until every text is inside the canvas.
+    for _ in range(3 if wrapped else 2):
+        inside = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+        if (
+            not wrapped
+            and inside.x0 >= 0
+            and inside.y0 >= 0
+            and inside.x1 <= width
+            and inside.y1 <= fig.bbox.height
+        ):
+            break
+        fig.tight_layout(pad=pad)
+        wrapped = False
+    return fig
 
 
 def _to_numpy(x: torch.Tensor | np.ndarray, arg: str) -> np.ndarray:
@@ -92,19 +165,27 @@ def show_images(
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> Figure:
-    """Show a batch of grey images as one grid (shapes as in ``image_grid``)."""
+    """Show a batch of grey images as one grid (shapes as in ``image_grid``), no ticks or
+    axis labels. In a figure of its own, each image is drawn at least ``TILE_IN`` inches
+    wide (the grid at most ``MAX_WIDTH_PX`` wide), and a title wider than that is wrapped."""
     grid = image_grid(images, nrow)
-    height, width = grid.shape  # about 60 pixels per inch, within a sensible page size
     own_figure = ax is None
-    fig, ax = _axes(ax, (min(max(width / 60, 3), 10), min(max(height / 60, 1.5), 10) + 0.5))
+    if own_figure:
+        x = _to_numpy(images, "images")
+        side = math.isqrt(x.shape[-1]) if x.ndim == 2 else x.shape[-1]
+        height, width = grid.shape
+        # inches per grid pixel: each image at least TILE_IN wide, about 60 pixels per inch
+        # for large images, the whole grid within MAX_WIDTH_PX x MAX_HEIGHT_IN
+        scale = max(TILE_IN / side, 1 / 60)
+        scale = min(scale, MAX_WIDTH_PX / 100 / width, MAX_HEIGHT_IN / height)
+        fig, ax = plt.subplots(figsize=(max(width * scale, 3), height * scale + 0.7))
+    else:
+        fig = ax.figure
     ax.imshow(grid, cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_title(title)
-    ax.set_xlabel("image column")
-    ax.set_ylabel("image row")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    image_axes(ax)
     if own_figure:
-        fig.tight_layout()  # keep the title and labels inside the figure
+        tidy(fig)  # keep the title inside the figure
     return fig
 
 
@@ -121,6 +202,7 @@ def scatter_2d(
     p = _to_numpy(points, "points")
     if p.ndim != 2 or p.shape[1] != 2:
         raise ValueError(f"points: expected shape [N, 2], got {tuple(p.shape)}")
+    own_figure = ax is None
     fig, ax = _axes(ax, (4.5, 4.5))
     if isinstance(color, str):
         ax.scatter(p[:, 0], p[:, 1], s=3, alpha=0.5, c=color, label=label)
@@ -146,6 +228,8 @@ def scatter_2d(
     ax.set_ylabel("$x_2$")
     if label is not None or centers is not None:
         ax.legend(loc="upper right", fontsize=8)
+    if own_figure:
+        tidy(fig)  # keep every label inside the figure
     return fig
 
 
@@ -183,12 +267,15 @@ def density_heatmap(
             f"log_prob_fn: expected it to return shape [{len(pts)}], got {tuple(logp.shape)}"
         )
     density = _to_numpy(logp.exp(), "density").reshape(resolution, resolution)
+    own_figure = ax is None
     fig, ax = _axes(ax, (4.5, 4.5))
     im = ax.imshow(density, origin="lower", extent=extent, cmap="viridis", aspect="equal")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="density")
     ax.set_title(title)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
+    if own_figure:
+        tidy(fig)  # keep every label inside the figure
     return fig
 
 
@@ -211,6 +298,7 @@ def plot_history(
     missing = [k for k in keys if k not in history]
     if missing:
         raise ValueError(f"keys: {missing} not in history (has {list(history)})")
+    own_figure = ax is None
     fig, ax = _axes(ax, (6, 3.5))
     steps = np.asarray(history["step"])
     for key in keys:
@@ -223,6 +311,8 @@ def plot_history(
     ax.set_ylabel("value")
     ax.legend()
     ax.grid(alpha=0.3)
+    if own_figure:
+        tidy(fig)  # keep every label inside the figure
     return fig
 
 
@@ -236,6 +326,7 @@ def plot_trajectories(
     tr = _to_numpy(trajectories, "trajectories")
     if tr.ndim != 3 or tr.shape[2] != 2:
         raise ValueError(f"trajectories: expected shape [T, N, 2], got {tuple(tr.shape)}")
+    own_figure = ax is None
     fig, ax = _axes(ax, (4.5, 4.5))
     for i in range(min(max_paths, tr.shape[1])):
         ax.plot(tr[:, i, 0], tr[:, i, 1], lw=0.6, alpha=0.6, color="gray")
@@ -246,4 +337,6 @@ def plot_trajectories(
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     ax.legend(loc="upper right", fontsize=8)
+    if own_figure:
+        tidy(fig)  # keep every label inside the figure
     return fig

@@ -32,7 +32,7 @@ from course_utils.autoregressive import CausalTransformer, train_transformer, ve
 from course_utils.device import get_device, seed_everything
 from course_utils.registry import recipe
 from course_utils.train import batches
-from course_utils.viz import as_numpy
+from course_utils.viz import allow_blank, as_numpy, image_axes, integer_ticks, tidy
 
 PIXEL_RANGE = (0.0, 1.0)  # images in [0, 1], as data.mnist gives them
 
@@ -273,29 +273,49 @@ def pretrain_vq_prior_mnist(out: Path, epochs: int = 4, seed: int = 0) -> dict[s
 def codebook_figure(vqvae: VQVAE, tokens: torch.Tensor, images: torch.Tensor, code: int) -> Figure:
     """What code ``code`` is and does, from the test ``images`` ``[N, 1, 28, 28]`` and
     their ``tokens`` ``[N, 7, 7]``: how often each code is used (``code`` in red), what a
-    grid of the most used code with ``code`` in its centre 3x3 decodes to, and the test
-    image that uses ``code`` most, its 4x4-pixel cells coded ``code`` outlined."""
+    grid of the most used code with ``code`` in its centre 3x3 decodes to (the title says
+    when that paints nothing: many codes only matter next to others), the mean of the test
+    pixels around the cells coded ``code`` (3x3 cells, 12x12 pixels, its cell outlined), and
+    the test image that uses ``code`` most, its 4x4-pixel cells coded ``code`` outlined."""
     if not isinstance(code, int) or not 0 <= code < vqvae.codes:
         raise ValueError(f"code: expected an int in [0, {vqvae.codes - 1}], got {code!r}")
     counts = torch.bincount(tokens.flatten(), minlength=vqvae.codes)
     grid = torch.full((1, 7, 7), int(counts.argmax()), device=tokens.device)
     grid[:, 2:5, 2:5] = code
     where = tokens == code  # [N, 7, 7]
+    used = int(counts[code])
     example = int(where.flatten(1).sum(1).argmax())
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.8), width_ratios=(1.6, 1, 1))
+    fig, axes = plt.subplots(1, 4, figsize=(10, 3.5), width_ratios=(1.5, 1, 1, 1))
     colors = ["tab:red" if j == code else "tab:blue" for j in range(vqvae.codes)]
     axes[0].bar(range(vqvae.codes), as_numpy(counts), color=colors)
-    axes[0].set_title(f"code {code}: {int(counts[code])} of {tokens.numel()} test tokens")
+    axes[0].set_title(f"code {code}: {used} of {tokens.numel()} test tokens", fontsize=10)
     axes[0].set_xlabel("code j")
     axes[0].set_ylabel("test tokens using it")
-    axes[1].imshow(as_numpy(vqvae.decode(grid)[0, 0]), cmap="gray_r", vmin=0, vmax=1)
-    axes[1].set_title(f"decoded: code {code} in a 3x3\npatch on the background")
-    axes[2].imshow(as_numpy(images[example, 0]), cmap="gray_r", vmin=0, vmax=1)
-    for i, j in as_numpy(where[example].nonzero()).tolist():
-        axes[2].add_patch(Rectangle((4 * j - 0.5, 4 * i - 0.5), 4, 4, fill=False, ec="tab:red"))
-    axes[2].set_title(f"test image {example}:\nits cells coded {code}")
+    integer_ticks(axes[0].xaxis)
+    decoded = vqvae.decode(grid)[0, 0]
+    im = axes[1].imshow(as_numpy(decoded), cmap="gray_r", vmin=0, vmax=1)
+    title = f"decoded: code {code} in a\n3x3 patch on the background"
+    if float(decoded.max() - decoded.min()) < 0.05:
+        allow_blank(im)  # many codes only matter next to others: the title says so
+        title = f"decoded: code {code} in a 3x3\npatch on the background\npaints nothing"
+    axes[1].set_title(title, fontsize=10)
+    if used:
+        # the 12x12 pixels (3x3 cells) around each cell coded `code`, averaged
+        padded = F.pad(images[:, 0], (4, 4, 4, 4))  # [N, 36, 36]
+        windows = padded.unfold(1, 12, 4).unfold(2, 12, 4)  # [N, 7, 7, 12, 12]
+        axes[2].imshow(as_numpy(windows[where].mean(0)), cmap="gray_r", vmin=0, vmax=1)
+        axes[2].add_patch(Rectangle((3.5, 3.5), 4, 4, fill=False, ec="tab:red"))
+        axes[2].set_title(f"test pixels around its\ncells, mean of {used}", fontsize=10)
+        axes[3].imshow(as_numpy(images[example, 0]), cmap="gray_r", vmin=0, vmax=1)
+        for i, j in as_numpy(where[example].nonzero()).tolist():
+            axes[3].add_patch(Rectangle((4 * j - 0.5, 4 * i - 0.5), 4, 4, fill=False, ec="tab:red"))
+        axes[3].set_title(f"test image {example}:\nits cells coded {code}", fontsize=10)
+    else:
+        for ax in axes[2:]:
+            ax.set_axis_off()
+        axes[2].text(0.5, 0.5, f"no test token\nuses code {code}", ha="center", va="center",
+                     transform=axes[2].transAxes)  # fmt: skip
     for ax in axes[1:]:
-        ax.set_xlabel("pixel column")
-        ax.set_ylabel("pixel row")
-    fig.tight_layout()
+        image_axes(ax)
+    tidy(fig)
     return fig

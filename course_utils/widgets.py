@@ -34,6 +34,16 @@ from matplotlib.figure import Figure
 SLOW_REDRAW_S = 0.2
 
 
+class _NoneOption:
+    """What a dropdown holds for an option whose value is ``None`` (see ``_control``)."""
+
+    def __repr__(self) -> str:
+        return "None"
+
+
+NONE_OPTION = _NoneOption()
+
+
 def figure_png(fig: Figure) -> bytes:
     """The PNG bytes of ``fig`` at its own dpi and size (its function lays it out)."""
     buffer = io.BytesIO()
@@ -77,7 +87,10 @@ class FigureWidget(ipywidgets.VBox):
 
     def values(self) -> dict[str, Any]:
         """The controls' current values, by name."""
-        return {name: control.value for name, control in self.controls.items()}
+        return {
+            name: None if control.value is NONE_OPTION else control.value
+            for name, control in self.controls.items()
+        }
 
     def _draw(self) -> None:
         start = time.perf_counter()
@@ -127,8 +140,15 @@ def _control(name: str, abbrev: Any) -> ipywidgets.ValueWidget:
             f"{name}: expected (min, max, step), a list of options, a bool or a control "
             f"widget, got {abbrev!r}"
         )
-    if getattr(control, "options", None) and control.index is None:
-        control.index = 0  # options whose first value is None: show it chosen, not blank
+    if getattr(control, "options", None) and None in control._options_values:
+        # ipywidgets reads the value None as "nothing chosen" and blanks the dropdown when
+        # such an option is picked again: the control holds a stand-in, values() gives None
+        index = control.index
+        control.options = [
+            (label, NONE_OPTION if value is None else value)
+            for label, value in zip(control._options_labels, control._options_values, strict=True)
+        ]
+        control.index = 0 if index is None else index
     if not control.description:
         control.description = name.replace("_", " ")
     control.style.description_width = "initial"  # never cut a description short

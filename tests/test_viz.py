@@ -35,10 +35,16 @@ def _has_title_and_labels(fig: Figure) -> bool:
     return bool(ax.get_title() and ax.get_xlabel() and ax.get_ylabel())
 
 
+def test_image_grids_have_a_title_and_no_axis_labels_or_ticks():
+    ax = viz.show_images(torch.rand(4, 784), "digits").axes[0]
+    assert ax.get_title() == "digits"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("", "")
+    assert len(ax.get_xticks()) == len(ax.get_yticks()) == 0
+
+
 def test_every_plot_returns_a_titled_labelled_figure():
     pts = torch.randn(50, 2)
     figures = [
-        viz.show_images(torch.rand(4, 784), "digits"),
         viz.scatter_2d(pts, "points", centers=torch.zeros(1, 2), lim=3),
         viz.scatter_2d(pts, "coloured", color=pts[:, 0]),
         viz.density_heatmap(lambda p: -p.square().sum(1), "gaussian", resolution=20),

@@ -83,6 +83,9 @@ def test_an_option_whose_value_is_none_starts_chosen():
     assert control.index == 0 and control.label == "all" and seen == [None]
     control.index = 1
     assert seen == [None, 3]
+    control.index = 0  # chosen again: ipywidgets blanked the dropdown (lecture 06's top-k)
+    assert control.index == 0 and control.label == "all" and seen == [None, 3, None]
+    assert w.values() == {"k": None}
 
 
 def test_slow_redraws_wait_for_the_slider_to_be_released():

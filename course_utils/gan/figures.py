@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from course_utils.gan.cyclegan import CycleGanRun
 from course_utils.gan.toy import ToyGanRun
-from course_utils.viz import MAX_WIDTH_PX, as_numpy
+from course_utils.viz import MAX_WIDTH_PX, as_numpy, tidy
 
 
 def gan_snapshot_figure(
@@ -53,7 +53,7 @@ def gan_snapshot_figure(
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
         ax.legend(loc="upper right", fontsize=7, markerscale=4)
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -96,7 +96,7 @@ def cyclegan_figure(
             translated = run.G(x)
             panel(axes[0, col], translated, f"{name}: G(x)", y_centers, mode)
             panel(axes[1, col], run.F(translated), f"{name}: F(G(x))", x_centers, mode)
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -167,5 +167,5 @@ def dirac_gan_figure(
     axes[1].semilogy(distance, color="tab:blue")
     axes[1].set(xlabel="generator step", ylabel="distance from (0, 0)")
     axes[1].set_title(f"distance after {steps} steps: {distance[-1]:.3g}")
-    fig.tight_layout()
+    tidy(fig)
     return fig

@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from course_utils.viz import MAX_WIDTH_PX, as_numpy
+from course_utils.viz import MAX_WIDTH_PX, as_numpy, tidy
 
 COLUMNS = 64  # characters per drawn line
 CELL_IN = 0.145  # inches per character cell at 10 pt monospace
@@ -54,7 +54,7 @@ def tokens_figure(tokens: list[str], title: str) -> Figure:
     ax.set_ylim(0, len(rows))
     ax.axis("off")
     ax.set_title(title, fontsize=11, loc="left")
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -67,7 +67,7 @@ def text_figure(text: str, title: str, columns: int = 88) -> Figure:
             fontsize=9.5, transform=ax.transAxes)  # fmt: skip
     ax.axis("off")
     ax.set_title(title, fontsize=11, loc="left")
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -99,5 +99,5 @@ def attention_figure(maps: torch.Tensor, text: str, layer: int) -> Figure:
         ax.set_xlabel("key (attended to)", fontsize=9)
         ax.set_ylabel("query (predicting the next)", fontsize=9)
     fig.suptitle(f"Attention of layer {layer + 1}'s heads\non {_shown(text)!r}", fontsize=11)
-    fig.tight_layout()
+    tidy(fig)
     return fig

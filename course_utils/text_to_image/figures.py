@@ -9,6 +9,7 @@ import torch
 from matplotlib.figure import Figure
 
 import course_utils.device  # noqa: F401  (importing it sets the CPU thread count)
+from course_utils.viz import image_axes, tidy
 
 
 def captioned_images(images: torch.Tensor, titles: list[str], title: str, ncol: int = 6) -> Figure:
@@ -29,7 +30,7 @@ def captioned_images(images: torch.Tensor, titles: list[str], title: str, ncol: 
         if words:
             ax.set_title(" ".join(words[:cut]) + "\n" + " ".join(words[cut:]), fontsize=9)
     fig.suptitle(title)
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -45,8 +46,7 @@ def word_maps(image: torch.Tensor, words: list[str], maps: torch.Tensor, title: 
         ax.imshow(m, cmap="magma", vmin=0, vmax=top, interpolation="nearest")
         ax.set_title(f"{word}\n(mean {float(m.mean()):.2f})", fontsize=9)
     for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        image_axes(ax)
     fig.suptitle(title)
-    fig.tight_layout()
+    tidy(fig)
     return fig
