@@ -330,8 +330,8 @@ plt.show()
 # instead, $(\mu_i, \alpha_i)$ functions of $u_{<i}$: sampling in one pass, but the density
 # of a new $x$ in $D$ passes. That suits a VAE's posterior, where only the model's own
 # samples are scored (their $u$ is known). A coupling layer is the special case with two
-# blocks of coordinates (in 2D a MAF layer *is* a coupling), fast both ways but less
-# expressive per layer. A check on a 5-dimensional layer with random weights: the
+# blocks of coordinates (in 2D a MAF layer is a coupling, up to a constant affine map of
+# $x_1$), fast both ways but less expressive per layer. A check on a 5-dimensional layer with random weights: the
 # Jacobian $\partial u/\partial x$ by autograd is triangular, its diagonal is
 # $e^{-\alpha_i}$, and its $\log|\det|$ is the layer's; then the two directions timed at
 # $D = 64$, the digits' dimension.
