@@ -7,9 +7,14 @@ Langevin, probability-path and steps figures.
 
 Convention (as in the 05_flow_matching exercises; Lipman et al. 2023, Liu et al. 2023):
 continuous time ``t`` in [0, 1], a ``[B]`` float tensor; noise at ``t = 0``, data at
-``t = 1``: ``x_t = (1 - t) x0 + t x1`` with ``x0 ~ N(0, I)``. ``v_model(x_t, t)``
-predicts the velocity, same shape as ``x_t``. (Score-based papers, Song et al. 2021, run
-time the other way: data at 0, noise at 1.) The samplers follow ``diffusion``'s one
+``t = 1``, for the whole module: one Gaussian path ``x_t = alpha_t x1 + sigma_t x0`` with
+``x0 ~ N(0, I)`` (``alpha_t = t``, ``sigma_t = 1 - t`` for flow matching's linear path,
+``x_t = (1 - t) x0 + t x1``; the VP-SDE's ``alpha_t = sqrt(alpha_bar)``).
+``v_model(x_t, t)`` predicts the velocity, same shape as ``x_t``; ``eps_from_velocity``,
+``data_from_velocity``, ``score_from_velocity`` and ``velocity_from_score`` convert.
+Score-based papers (Song et al. 2021) run time the other way, data at 0 and noise at 1:
+``VpSde`` takes the course's ``t``, Song's ``1 - t``. Lecture 04's DDPM model keeps its
+integer steps (Ho et al.'s direction). The samplers follow ``diffusion``'s one
 contract: ``sample(model, x_start, [schedule,] [steps,] [options]) -> the sample``.
 """
 
@@ -234,27 +239,111 @@ def ring(k: int = 8, radius: float = 2.0, std: float = 0.15) -> GaussianMixture:
     return GaussianMixture(radius * torch.stack([angle.cos(), angle.sin()], dim=1), std)
 
 
-# -- the VP-SDE (Song et al. 2021): data at t = 0, noise at t = 1 ----------------------
+# -- one Gaussian path x_t = alpha_t x1 + sigma_t x0: velocity, score and noise -------------
+#
+# Tweedie: grad log p_t(x) = -E[x0 | x_t = x] / sigma_t, so a noise prediction eps, a data
+# prediction x1_hat = (x_t - sigma_t eps) / alpha_t, a score and a velocity
+# u = alpha'_t x1_hat + sigma'_t eps are four views of one network. For the linear path
+# (alpha_t = t, sigma_t = 1 - t): eps = x_t - t u, x1_hat = x_t + (1 - t) u and
+# score = -eps / (1 - t).
+
+
+def _per_example(t: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    """``t`` (a float or a ``[B]`` tensor) shaped to broadcast over ``like [B, ...]``."""
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    if t.dim() == 1:
+        if len(t) != len(like):
+            raise ValueError(
+                f"t: expected a float or {len(like)} times, got shape {tuple(t.shape)}"
+            )
+        t = t.view(-1, *[1] * (like.dim() - 1))
+    return t
+
+
+def eps_from_velocity(v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """The noise prediction ``E[x0 | x_t] = x_t - t v`` implied by a velocity ``v`` of the
+    linear path at ``x_t [B, ...]`` and time ``t`` (a float or ``[B]``)."""
+    return x_t - _per_example(t, x_t) * v
+
+
+def data_from_velocity(v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """The data prediction ``x1_hat = E[x1 | x_t] = x_t + (1 - t) v`` (linear path)."""
+    return x_t + (1 - _per_example(t, x_t)) * v
+
+
+def score_from_velocity(
+    v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float
+) -> torch.Tensor:
+    """``grad log p_t(x_t) = -E[x0 | x_t] / sigma_t = (t v - x_t) / (1 - t)`` for the linear
+    path, ``t < 1`` (at the data the score of the data is not determined by ``v``)."""
+    t = _per_example(t, x_t)
+    if bool((t >= 1).any()):
+        raise ValueError("t: expected times below 1 (sigma_t = 1 - t divides), got t = 1")
+    return (t * v - x_t) / (1 - t)
+
+
+def velocity_from_score(
+    score: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float
+) -> torch.Tensor:
+    """The inverse of ``score_from_velocity``: ``u = (x_t + (1 - t) score) / t``, ``t > 0``
+    (at ``t = 0`` the score of ``N(0, I)`` is ``-x`` whatever the data)."""
+    t = _per_example(t, x_t)
+    if bool((t <= 0).any()):
+        raise ValueError("t: expected times above 0 (alpha_t = t divides), got t = 0")
+    return (x_t + (1 - t) * score) / t
+
+
+@torch.no_grad()
+def sde_sample(v_model: Field, x0: torch.Tensor, steps: int, churn: float = 1.0) -> torch.Tensor:
+    """x [B, ...] at t = 1 from noise x0 at t = 0 by Euler-Maruyama on the SDE
+
+        dx = [v(x, t) + 1/2 g_t^2 score_t(x)] dt + g_t dW,  g_t^2 = churn (1 - t),
+
+    which has the same marginals p_t as the ODE dx/dt = v for any g_t (the Fokker-Planck
+    terms of the score drift and of the noise cancel); the score comes from the velocity,
+    ``score_from_velocity``, so ``1/2 g^2 score = 1/2 churn (t v - x)`` stays finite at
+    ``t = 1``. ``churn = 0`` is ``euler_sample``. ``steps`` network evaluations."""
+    _check_steps(steps)
+    if churn < 0:
+        raise ValueError(f"churn: expected a number >= 0, got {churn!r}")
+    x, dt = x0, 1.0 / steps
+    for i in range(steps):
+        t = i * dt
+        v = v_model(x, torch.full((x.shape[0],), t, device=x.device))
+        g2 = churn * (1 - t)
+        drift = v + 0.5 * g2 * score_from_velocity(v, x, t)
+        x = x + dt * drift + math.sqrt(g2 * dt) * torch.randn_like(x)
+    return x
+
+
+# -- the VP-SDE (Song et al. 2021) in the course's time: noise at t = 0, data at t = 1 --
 
 
 @dataclass(frozen=True)
 class VpSde:
-    """The variance-preserving SDE ``dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW`` on
-    ``t`` in [0, 1] with ``beta(t) = beta_min + t (beta_max - beta_min)`` (Song et al.'s
-    defaults, DDPM's continuous limit). Time runs as in the paper: data at 0, noise at 1."""
+    """The variance-preserving SDE of Song et al. (2021), DDPM's continuous limit, in the
+    course's time: noise at ``t = 0``, data at ``t = 1``. **Song et al. run time the other
+    way** (data at their 0, noise at their 1): their time is ``1 - t``. In theirs the
+    noising SDE is ``dx = -1/2 beta(s) x ds + sqrt(beta(s)) dW`` with ``beta(s) = beta_min
+    + s (beta_max - beta_min)`` (their defaults, DDPM's schedule in the limit). Its
+    marginals are the Gaussian path ``alpha_t x1 + sigma_t x0`` with
+    ``alpha_t = sqrt(alpha_bar(t))``, ``sigma_t = sqrt(1 - alpha_bar(t))``."""
 
     beta_min: float = 0.1
     beta_max: float = 20.0
 
     def beta(self, t: float) -> float:
-        return self.beta_min + t * (self.beta_max - self.beta_min)
+        """``beta`` at the course's time ``t`` (Song's time ``1 - t``)."""
+        return self.beta_min + (1 - t) * (self.beta_max - self.beta_min)
 
     def alpha_bar(self, t: float) -> float:
-        """``exp(-int_0^t beta)``: ``x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps`` given ``x_0``."""
-        return math.exp(-(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2))
+        """``exp(-int beta)`` over Song's time from 0 to ``1 - t``: ``alpha_t^2``, 1 at the
+        data (``t = 1``), nearly 0 at the noise (``t = 0``)."""
+        s = 1 - t
+        return math.exp(-(self.beta_min * s + 0.5 * (self.beta_max - self.beta_min) * s**2))
 
     def marginal(self, data: GaussianMixture, t: float) -> GaussianMixture:
-        """``p_t`` when ``p_0`` is the mixture ``data``: the mixture scaled and noised."""
+        """``p_t`` when ``p_1`` is the mixture ``data``: the mixture scaled and noised."""
         ab = self.alpha_bar(t)
         return data.scaled(math.sqrt(ab), math.sqrt(1 - ab))
 
@@ -265,22 +354,21 @@ class VpSde:
         x: torch.Tensor,
         steps: int,
         ode: bool = False,
-        t_end: float = 1e-3,
+        t_end: float = 0.999,
     ) -> torch.Tensor:
-        """From ``x ~ N(0, I)`` at ``t = 1`` back to ``t_end`` in ``steps`` equal steps of
-        the reverse-time SDE (Anderson 1982), by Euler-Maruyama,
-        ``dx = [f - g^2 score] dt + g dW`` (``dt < 0``), or of the probability-flow ODE,
-        ``dx = [f - 1/2 g^2 score] dt``, with ``f = -1/2 beta x``, ``g^2 = beta``.
-        ``score(x, t)`` is ``grad log p_t`` at Song's time ``t``, a float: ``steps``
-        evaluations. Returns ``x`` at ``t_end``, shaped like ``x``
-        (``diffusion.sampled_path``: every state)."""
+        """From ``x ~ N(0, I)`` at ``t = 0`` to ``t_end`` in ``steps`` equal steps of
+        Anderson's (1982) reverse-time SDE, by Euler-Maruyama, or of the probability-flow
+        ODE. Written forward in the course's time (``dt > 0``), with ``f = -1/2 beta x``
+        and ``g^2 = beta``: ``dx = [-f + g^2 score] dt + g dW`` and
+        ``dx = [-f + 1/2 g^2 score] dt``. ``score(x, t)`` is ``grad log p_t`` at the
+        course's time ``t``, a float: ``steps`` evaluations. Returns ``x`` at ``t_end``,
+        shaped like ``x`` (``diffusion.sampled_path``: every state)."""
         _check_steps(steps)
-        dt = (1 - t_end) / steps
+        dt = t_end / steps
         for i in range(steps):
-            t = 1 - i * dt
+            t = i * dt
             b = self.beta(t)
-            drift = -0.5 * b * x - (0.5 if ode else 1.0) * b * score(x, t)
-            x = x - dt * drift
+            x = x + dt * 0.5 * b * (x + (1.0 if ode else 2.0) * score(x, t))
             if not ode:
                 x = x + math.sqrt(b * dt) * torch.randn_like(x)
         return x
@@ -339,30 +427,31 @@ def sample_dpm_solver_2m(
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of
     the probability-flow ODE in ``lambda = log(alpha / sigma)`` with data predictions
-    ``x0_hat``, one network evaluation per step. With ``alpha = sqrt(ab)``,
-    ``sigma = sqrt(1 - ab)``, ``h = lambda_next - lambda``:
+    ``x1_hat`` (Lu et al.'s ``x_theta``; lecture 04's DDPM notation writes ``x0_hat``,
+    but in this module ``x0`` is the noise), one network evaluation per step. With
+    ``alpha = sqrt(ab)``, ``sigma = sqrt(1 - ab)``, ``h = lambda_next - lambda``:
 
         x_next = (sigma_next / sigma) x - alpha_next (e^{-h} - 1) D,
-        D = (1 + 1/(2r)) x0_hat - 1/(2r) x0_hat_prev,  r = h_prev / h
+        D = (1 + 1/(2r)) x1_hat - 1/(2r) x1_hat_prev,  r = h_prev / h
 
-    (``D = x0_hat`` on the first step, and on the last, to the data, ``x_next = x0_hat``:
+    (``D = x1_hat`` on the first step, and on the last, to the data, ``x_next = x1_hat``:
     first order there, as the paper's code does.)"""
     times = ddim_times(alpha_bar, steps)
     x, previous, h_prev = x_T, None, None
     for i, t in enumerate(times):
         ab = float(alpha_bar[t])
-        x0_hat = (x - math.sqrt(1 - ab) * _eps(eps_model, x, t)) / math.sqrt(ab)
+        x1_hat = (x - math.sqrt(1 - ab) * _eps(eps_model, x, t)) / math.sqrt(ab)
         if i + 1 == len(times):
-            return x0_hat
+            return x1_hat
         ab_next = float(alpha_bar[times[i + 1]])
         lam, lam_next = (0.5 * math.log(a / (1 - a)) for a in (ab, ab_next))
         h = lam_next - lam
-        D = x0_hat
+        D = x1_hat
         if previous is not None:
             r = h_prev / h
-            D = (1 + 1 / (2 * r)) * x0_hat - 1 / (2 * r) * previous
+            D = (1 + 1 / (2 * r)) * x1_hat - 1 / (2 * r) * previous
         x = math.sqrt((1 - ab_next) / (1 - ab)) * x - math.sqrt(ab_next) * math.expm1(-h) * D
-        previous, h_prev = x0_hat, h
+        previous, h_prev = x1_hat, h
     return x
 
 

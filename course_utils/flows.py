@@ -1,6 +1,7 @@
 """Normalizing flows (lecture 03): flow layers (``AffineCoupling``, ``ActNorm``,
-``InvConv1x1``, ``Squeeze``, ``Dequantize``), masks, ``Flow``, the shipped architectures
-and their recipes, ``course bench flow-digits``, the layer-by-layer figure.
+``InvConv1x1``, ``Squeeze``, ``MaskedAutoregressive``, ``Reverse``, ``Dequantize``), masks,
+``Flow``, the shipped architectures and their recipes, ``course bench flow-digits``, the
+layer-by-layer figure.
 
 Convention (as in the 03_flows exercises): a layer's ``forward`` maps data towards the base
 distribution (the *normalizing* direction) and returns ``(output, log_det)`` with
@@ -164,6 +165,71 @@ class Squeeze(nn.Module):
         b, c4, h, w = y.shape
         x = y.view(b, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
         return x.reshape(b, c4 // 4, 2 * h, 2 * w)
+
+
+class MaskedAutoregressive(nn.Module):
+    """A masked autoregressive flow layer, MAF (Papamakarios et al. 2017), on ``[B, D]``,
+    normalizing direction. A one-hidden-layer MADE (Germain et al. 2015) in the order
+    ``1 .. D`` gives ``(mu_i, alpha_i)`` from ``x_{<i}`` only, and
+
+        u_i = (x_i - mu_i) exp(-alpha_i),   log_det = -sum_i alpha_i   (one MADE pass),
+
+    ``alpha`` bounded by ``tanh`` for stability. The paper writes the generative map,
+    ``x_i = u_i exp(alpha_i) + mu_i`` with ``log|det dx/du| = sum_i alpha_i``; ``forward``
+    returns the normalizing direction's log-det, its negative (the course's convention).
+    ``inverse`` generates coordinate by coordinate: ``D`` MADE passes. An IAF (Kingma et al.
+    2016) is the same layer used the other way round: one pass to sample, ``D`` to
+    evaluate the density of a new point.
+
+    Degrees: input ``d`` has ``d``; hidden unit ``k`` has ``1 + k mod (D - 1)``; hidden
+    ``k`` sees input ``d`` iff ``m(k) >= d``; output ``d`` sees hidden ``k`` iff
+    ``d > m(k)``, so ``d output_d / d x_j = 0`` for ``j >= d``."""
+
+    def __init__(self, dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or dim < 2:
+            raise ValueError(
+                f"dim: expected an int >= 2 (MADE's hidden degrees are 1 .. D-1), got {dim!r}"
+            )
+        m_in = torch.arange(1, dim + 1)
+        m_hidden = 1 + torch.arange(hidden) % (dim - 1)
+        self.register_buffer("mask_in", (m_hidden[:, None] >= m_in[None, :]).float())  # [H, D]
+        self.register_buffer("mask_out", (m_in[:, None] > m_hidden[None, :]).float())  # [D, H]
+        self.hidden = nn.Linear(dim, hidden)
+        self.out = nn.Linear(hidden, 2 * dim)  # mu and alpha, each masked by mask_out
+        nn.init.zeros_(self.out.weight)  # the identity at the start
+        nn.init.zeros_(self.out.bias)
+        self.dim = dim
+
+    def made(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, alpha)``, each ``[B, D]``, coordinate ``i`` a function of ``x_{<i}``."""
+        h = torch.tanh(nn.functional.linear(x, self.hidden.weight * self.mask_in, self.hidden.bias))
+        weight = self.out.weight * self.mask_out.repeat(2, 1)
+        mu, raw = nn.functional.linear(h, weight, self.out.bias).chunk(2, dim=1)
+        return mu, torch.tanh(raw)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, alpha = self.made(x)
+        return (x - mu) * torch.exp(-alpha), -alpha.sum(dim=1)
+
+    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+        x = torch.zeros_like(u)
+        for i in range(self.dim):  # coordinate i needs x_{<i}: D sequential passes
+            mu, alpha = self.made(x)
+            x = x.clone()
+            x[:, i] = u[:, i] * torch.exp(alpha[:, i]) + mu[:, i]
+        return x
+
+
+class Reverse(nn.Module):
+    """``[B, D] -> [B, D]`` in reverse order (a permutation, ``log_det = 0``): between MAF
+    layers, so that each coordinate is conditioned on the others somewhere."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.flip(1), x.new_zeros(len(x))
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y.flip(1)
 
 
 class Dequantize(nn.Module):

@@ -55,8 +55,10 @@ if "google.colab" in sys.modules:
 #
 # This lecture:
 #
+# 0. one convention: noise at $t = 0$, data at $t = 1$, one Gaussian path, and the
+#    conversions between velocity, score and noise prediction, checked numerically;
 # 1. scores: why $\nabla_x \log p$ needs no normalizing constant; denoising score
-#    matching derived; Tweedie's formula and $\text{score} = -\epsilon/\sqrt{1-\bar\alpha_t}$
+#    matching derived; Tweedie's formula and $\text{score} = -\epsilon/\sigma_t$
 #    checked on a Gaussian mixture whose score is known;
 # 2. Langevin dynamics: sampling with a score; step size, steps, and annealing over noise
 #    levels; widget: the chain step by step;
@@ -65,21 +67,55 @@ if "google.colab" in sys.modules:
 # 4. DDIM is an Euler step of the probability-flow ODE, derived and checked on lecture
 #    04's model; Heun and DPM-Solver++(2M) on the same model;
 # 5. flow matching: conditional paths, the conditional loss and why its gradient is the
-#    marginal loss's, straight vs curved paths; widget: the probability path;
+#    marginal loss's, straight vs curved paths; widget: the probability path; the
+#    flow-matching model driving an SDE sampler through the score;
 # 6. the likelihood of a continuous flow: $d \log p / dt = -\nabla\!\cdot v$, exact and
 #    Hutchinson's estimate;
 # 7. MNIST: a class-conditional flow-matching U-Net against lecture 04's DDPM model at
 #    equal network evaluations; widget: quality per step.
 #
-# Run time on a laptop CPU: about 3 minutes; the MNIST models are shipped checkpoints
-# (`python -m course_utils.pretrain fm_mnist` retrains this lecture's).
+# The MNIST models are shipped checkpoints (`python -m course_utils.pretrain fm_mnist`
+# retrains this lecture's); the README's course map gives the lecture's measured run time.
 #
-# **Notation and the direction of time.** Two conventions meet here, and the course keeps
-# each where its papers use it. For scores and SDEs (sections 1–4) we follow Song et al.
-# (2021): **data at $t = 0$, noise at $t = 1$** (lecture 04's $t = 1, \dots, T$ becomes
-# $t/T$). For flow matching (sections 5–7) we follow Lipman et al. (2023) and Liu et al.
-# (2023): **noise at $t = 0$, data at $t = 1$**, $x_t = (1 - t)\,x_0 + t\,x_1$, as in
-# exercises 05. The DDIM paper writes $\alpha_t$ for the course's $\bar\alpha_t$.
+# ## 0. One convention: noise at $t = 0$, data at $t = 1$
+#
+# The whole lecture, the exercises 05 and `course_utils.flow_matching` use one time
+# direction, as MIT's 6.S184 does: $t \in [0, 1]$, **noise $x_0 \sim \mathcal{N}(0, I)$ at
+# $t = 0$, data $x_1 \sim q$ at $t = 1$**, and one family of Gaussian paths
+#
+# $$x_t = \alpha_t\,x_1 + \sigma_t\,x_0, \qquad \alpha_0 = 0,\ \alpha_1 = 1,\ \sigma_0 = 1,\ \sigma_1 = 0 .$$
+#
+# Flow matching's linear path is $\alpha_t = t$, $\sigma_t = 1 - t$. Lecture 04's DDPM is
+# $\alpha_t = \sqrt{\bar\alpha}$, $\sigma_t = \sqrt{1 - \bar\alpha}$, and its noise $\epsilon$
+# is our $x_0$. **Papers that run time the other way**: Ho et al. (2020) and Song et al.
+# (2021) put the data at their $t = 0$ and the noise at $t = T$ or $1$; their $t$ is
+# $1 -$ ours (lecture 04's step $i$ of $T$ is our $t = 1 - i/T$), and the lecture says so
+# where it uses their equations. Ho et al. also write $x_0$ for the data; here it is $x_1$,
+# and a hat marks a network's prediction.
+#
+# A network trained on the path can predict any of four things at $(x_t, t)$, and each
+# determines the others:
+#
+# - the **noise** $\hat\epsilon = \mathbb{E}[x_0 \mid x_t]$ (lecture 04's $\epsilon_\theta$);
+# - the **data** $\hat x_1 = \mathbb{E}[x_1 \mid x_t] = (x_t - \sigma_t\,\hat\epsilon)/\alpha_t$
+#   (lecture 04's $\hat x_0$; Karras et al.'s denoiser $D(x_t)$);
+# - the **score** $\nabla \log p_t(x_t) = -\hat\epsilon/\sigma_t$ (Tweedie's formula, section 1);
+# - the **velocity** $u_t(x_t) = \mathbb{E}[\dot\alpha_t x_1 + \dot\sigma_t x_0 \mid x_t] =
+#   \dot\alpha_t\,\hat x_1 + \dot\sigma_t\,\hat\epsilon$ (section 5).
+#
+# Substituting the first three into the last, with $s = \nabla \log p_t$:
+#
+# $$u_t(x) = \frac{\dot\alpha_t}{\alpha_t}\,x + \Big(\sigma_t^2\,\frac{\dot\alpha_t}{\alpha_t} - \dot\sigma_t\,\sigma_t\Big)\,s_t(x),$$
+#
+# and for the linear path ($\dot\alpha = 1$, $\dot\sigma = -1$):
+#
+# $$\hat\epsilon = x_t - t\,u, \qquad \hat x_1 = x_t + (1 - t)\,u, \qquad
+# s = \frac{t\,u - x_t}{1 - t}, \qquad u = \frac{x_t + (1 - t)\,s}{t}$$
+#
+# (`flow_matching.eps_from_velocity`, `data_from_velocity`, `score_from_velocity`,
+# `velocity_from_score`). A check on a mixture of 8 Gaussians on a ring (section 1), whose
+# velocity $u_t$ and the score of each $p_t$ are both known in closed form: convert the
+# exact velocity to a score and compare with the exact score, then convert back.
 
 # %%
 import math
@@ -96,7 +132,27 @@ from course_utils.train import fit
 
 device = get_device()
 torch.manual_seed(0)
-DIGITS_STEPS = 6000  # flow matching on the 8x8 digits (section 6): about a minute on a CPU
+DIGITS_STEPS = 6000  # flow matching on the 8x8 digits (section 6; the cell prints its time)
+
+# %%
+ring = flow_matching.ring()  # 8 modes on a circle of radius 2, std s = 0.15
+g = torch.Generator().manual_seed(0)
+x0_check, x1_check = torch.randn(6, 2, generator=g), ring.sample(6, g)
+for t in (0.2, 0.5, 0.9):
+    times_t = torch.full((6,), t)
+    x_t = flow_matching.interpolant(x0_check, x1_check, times_t)  # alpha_t = t, sigma_t = 1 - t
+    u = ring.velocity(x_t, times_t)  # the exact marginal velocity
+    exact = ring.scaled(t, 1 - t).score(x_t)  # p_t is the ring scaled by t, noised by 1 - t
+    via_u = flow_matching.score_from_velocity(u, x_t, times_t)
+    eps_hat = flow_matching.eps_from_velocity(u, x_t, times_t)
+    x1_hat = flow_matching.data_from_velocity(u, x_t, times_t)
+    assert torch.allclose(via_u, exact, atol=1e-4, rtol=1e-4)  # velocity -> score
+    assert torch.allclose(via_u, -eps_hat / (1 - t), atol=1e-5)  # score = -eps / sigma_t
+    assert torch.allclose(t * x1_hat + (1 - t) * eps_hat, x_t, atol=1e-5)  # the path again
+    back = flow_matching.velocity_from_score(exact, x_t, times_t)
+    assert torch.allclose(back, u, atol=1e-4, rtol=1e-4)  # score -> velocity
+    print(f"t = {t}: max |score from u - exact score| = {(via_u - exact).abs().max():.1e}, "
+          f"max |u from the exact score - u| = {(back - u).abs().max():.1e}")  # fmt: skip
 
 # %% [markdown]
 # ## 1. Scores
@@ -108,12 +164,11 @@ DIGITS_STEPS = 6000  # flow matching on the 8x8 digits (section 6): about a minu
 #
 # does not see $Z$ at all: it is a vector field that points uphill in density, and it
 # determines $p$ (up to the constant, which a density fixes). Our running example is a
-# mixture of 8 Gaussians on a ring, whose score is known in closed form:
+# mixture of 8 Gaussians on a ring (section 0), whose score is known in closed form:
 # $\nabla \log p(x) = \sum_k p(k \mid x)\,(\mu_k - x)/s^2$
 # (`course_utils.flow_matching.GaussianMixture`).
 
 # %%
-ring = flow_matching.ring()  # 8 modes on a circle of radius 2, std s = 0.15
 grid = torch.linspace(-3, 3, 21)
 xx, yy = torch.meshgrid(grid, grid, indexing="xy")
 points = torch.stack([xx.flatten(), yy.flatten()], 1)
@@ -129,8 +184,8 @@ for ax, (name, density) in zip(axes, (("data, s = 0.15", ring), ("noised, sigma 
     score = score / score.norm(dim=1, keepdim=True).clamp_min(1e-8)  # directions only
     ax.quiver(points[:, 0], points[:, 1], score[:, 0], score[:, 1], color="tab:red", width=0.004)
     ax.set_title(f"{name}: density and score directions")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
+    ax.set_xlabel("coordinate 1")
+    ax.set_ylabel("coordinate 2")
     ax.set_aspect("equal")
 plt.tight_layout()
 plt.show()
@@ -168,7 +223,11 @@ plt.show()
 # to point from the noisy sample back to where it came from**, on average. Weighted by
 # $\sigma^2$ (Song & Ermon, 2019), the loss is $\tfrac12\,\mathbb{E}\|\sigma s_\theta(\tilde
 # x) + \epsilon\|^2$: lecture 04's $L_\text{simple}$ with $\epsilon_\theta = -\sigma
-# s_\theta$. Exercise 05.1 writes `dsm_loss`; here is a small network trained with it at
+# s_\theta$. That identity is for this **variance-exploding** perturbation $\tilde x = x +
+# \sigma\epsilon$; for lecture 04's **variance-preserving** $x_t = \sqrt{\bar\alpha}\,x_1 +
+# \sqrt{1 - \bar\alpha}\,\epsilon$ it is $\epsilon_\theta = -\sqrt{1 - \bar\alpha}\;s_\theta$
+# (Tweedie, below). Both are section 0's $\hat\epsilon = -\sigma_t\,s$ with the path's
+# $\sigma_t$. Exercise 05.1 writes `dsm_loss`; here is a small network trained with it at
 # $\sigma = 0.3$ and compared with the exact score of $q_\sigma$, the ring noised by $\sigma$.
 
 
@@ -207,12 +266,15 @@ below_peak = noised.log_prob(probe) - noised.log_prob(probe).max()  # log q_sigm
 print(f"DSM at sigma = {sigma}, 2000 steps: {time.perf_counter() - start:.1f} s")
 relative = error / noised.score(probe).norm(dim=1)
 print("median error of s_theta where log q_sigma - max log q_sigma is in:   absolute  relative")
+band_errors = []
 for low, high in ((-3, 0), (-8, -3), (-20, -8), (-math.inf, -20)):
     band = (below_peak > low) & (below_peak <= high)
+    band_errors.append(float(error[band].median()))
     print(
         f"  ({low:>5}, {high:>3}] ({int(band.sum()):>5} points){error[band].median():>30.2f}"
         f"{relative[band].median():>10.2f}"
     )
+assert band_errors == sorted(band_errors)  # the text below: the error grows as the density falls
 
 # %% [markdown]
 # The learned score's error grows steadily as the density falls: where little noised
@@ -231,31 +293,34 @@ for low, high in ((-3, 0), (-8, -3), (-20, -8), (-math.inf, -20)):
 # $$\nabla \log q_\sigma(\tilde x) = \frac{\mathbb{E}[x \mid \tilde x] - \tilde x}{\sigma^2}
 # \qquad\Longleftrightarrow\qquad \mathbb{E}[x \mid \tilde x] = \tilde x + \sigma^2\,\nabla \log q_\sigma(\tilde x).$$
 #
-# (Robbins 1956, Efron 2011.) For lecture 04's $x_t = \sqrt{\bar\alpha_t}\,x_0 +
-# \sqrt{1-\bar\alpha_t}\,\epsilon$ the same computation, with mean $\sqrt{\bar\alpha_t}\,x_0$
-# and variance $1 - \bar\alpha_t$, gives $\nabla \log q(x_t) = (\sqrt{\bar\alpha_t}\,
-# \mathbb{E}[x_0 \mid x_t] - x_t)/(1 - \bar\alpha_t)$, and since $x_t - \sqrt{\bar\alpha_t}\,
-# \mathbb{E}[x_0 \mid x_t] = \sqrt{1 - \bar\alpha_t}\,\mathbb{E}[\epsilon \mid x_t]$:
+# (Robbins 1956, Efron 2011.) For lecture 04's $x_t = \sqrt{\bar\alpha_t}\,x_1 +
+# \sqrt{1-\bar\alpha_t}\,\epsilon$ (Ho et al. write $x_0$ for the data; in section 0's
+# notation the data is $x_1$ and $\epsilon$ is the noise $x_0$) the same computation, with
+# mean $\sqrt{\bar\alpha_t}\,x_1$ and variance $1 - \bar\alpha_t$, gives $\nabla \log
+# q(x_t) = (\sqrt{\bar\alpha_t}\, \mathbb{E}[x_1 \mid x_t] - x_t)/(1 - \bar\alpha_t)$, and
+# since $x_t - \sqrt{\bar\alpha_t}\, \mathbb{E}[x_1 \mid x_t] = \sqrt{1 -
+# \bar\alpha_t}\,\mathbb{E}[\epsilon \mid x_t]$:
 #
 # $$\nabla \log q(x_t) = -\frac{\mathbb{E}[\epsilon \mid x_t]}{\sqrt{1 - \bar\alpha_t}}
 # \approx -\frac{\epsilon_\theta(x_t, t)}{\sqrt{1 - \bar\alpha_t}},$$
 #
 # since the minimizer of $L_\text{simple}$ is $\epsilon_\theta(x_t, t) = \mathbb{E}[\epsilon
-# \mid x_t]$ (exercise 05.2, `score_from_eps`). A numerical check on the ring at
-# $\bar\alpha = 0.5$: estimate $\mathbb{E}[\epsilon \mid x_t]$ by Monte Carlo (draw many
-# $(x_0, \epsilon)$ pairs, weight each by how well it explains $x_t$) and compare with the
-# exact score of the noised ring.
+# \mid x_t]$ (exercise 05.2, `score_from_eps`): section 0's $s = -\hat\epsilon/\sigma_t$ with
+# $\sigma_t = \sqrt{1 - \bar\alpha_t}$. A numerical check on the ring at $\bar\alpha =
+# 0.5$: estimate $\mathbb{E}[\epsilon \mid x_t]$ by Monte Carlo (draw many $(x_1,
+# \epsilon)$ pairs, weight each by how well it explains $x_t$) and compare with the exact
+# score of the noised ring.
 
 # %%
 ab = 0.5
 noised_ring = ring.scaled(math.sqrt(ab), math.sqrt(1 - ab))  # q(x_t) in closed form
 g = torch.Generator().manual_seed(2)
 x_query = noised_ring.sample(6, g)
-x0_draws = ring.sample(400_000, g)
-# E[eps | x_t]: over draws x0 ~ p, weight each by q(x_t | x0) = N(x_t; sqrt(ab) x0, (1 - ab) I)
-log_w = -(x_query[:, None] - math.sqrt(ab) * x0_draws[None]).square().sum(-1) / (2 * (1 - ab))
+x1_draws = ring.sample(400_000, g)  # data draws
+# E[eps | x_t]: over draws x1 ~ q, weight each by q(x_t | x1) = N(x_t; sqrt(ab) x1, (1 - ab) I)
+log_w = -(x_query[:, None] - math.sqrt(ab) * x1_draws[None]).square().sum(-1) / (2 * (1 - ab))
 weights = log_w.softmax(dim=1)  # [6, 400000], self-normalized
-eps_given_x = (x_query[:, None] - math.sqrt(ab) * x0_draws[None]) / math.sqrt(1 - ab)
+eps_given_x = (x_query[:, None] - math.sqrt(ab) * x1_draws[None]) / math.sqrt(1 - ab)
 expected_eps = (weights[:, :, None] * eps_given_x).sum(1)
 via_tweedie = flow_matching.score_from_eps(expected_eps, ab)
 print("exact score        :", noised_ring.score(x_query)[:3].numpy().round(3).tolist())
@@ -342,14 +407,17 @@ print(
 )
 print(f"within-mode std (target 0.40): Langevin {x_plain[x_plain[:, 0] < 0, 1].std():.3f}, "
       f"annealed {x_annealed[x_annealed[:, 0] < 0, 1].std():.3f}")  # fmt: skip
+start_share = float((start_points[:, 0] < 0).float().mean())
+assert abs(heavy_plain - start_share) < 0.05 and abs(heavy_annealed - 0.8) < 0.03  # see the text
 
 # %% [markdown]
 # ### Widget: Langevin step by step
 #
 # The slider moves along the two chains above, one kept state per noise level (100
 # steps each): 0 is the start, uniform on $[-4, 4]^2$. The titles give the share of
-# chains nearest to each mode. Plain Langevin keeps the start's near 50/50 split for
-# ever; annealed Langevin moves chains across while the noise level is high.
+# chains nearest to each mode. Plain Langevin keeps the split of its uniform start (the
+# cell above asserts it) for ever; annealed Langevin moves chains across while the noise
+# level is high.
 
 # %% tags=["nbval-ignore-output"]
 widgets.figure_widget(
@@ -364,40 +432,49 @@ widgets.figure_widget(
 # %% [markdown]
 # ## 3. Diffusion as an SDE
 #
-# Lecture 04's forward step is $x_i = \sqrt{1 - \beta_i}\,x_{i-1} + \sqrt{\beta_i}\,z_i$
-# for $i = 1, \dots, T$. Write $\beta_i = \beta(t)\,\Delta t$ with $t = i/T$ and $\Delta t =
-# 1/T$. Since $\sqrt{1 - \beta(t)\Delta t} = 1 - \tfrac12\beta(t)\,\Delta t +
-# O(\Delta t^2)$,
+# *Song et al. (2021) run time from data to noise. In this section their time is written
+# $s$, and ours is $t = 1 - s$.*
 #
-# $$x_{t + \Delta t} - x_t \approx -\tfrac12\beta(t)\,x_t\,\Delta t + \sqrt{\beta(t)\,\Delta t}\;z,$$
+# Lecture 04's forward step is $x_i = \sqrt{1 - \beta_i}\,x_{i-1} + \sqrt{\beta_i}\,z_i$
+# for $i = 1, \dots, T$, from the data ($i = 0$) to the noise. Write $\beta_i =
+# \beta(s)\,\Delta s$ with $s = i/T$ and $\Delta s = 1/T$. Since $\sqrt{1 - \beta(s)\Delta
+# s} = 1 - \tfrac12\beta(s)\,\Delta s + O(\Delta s^2)$,
+#
+# $$x_{s + \Delta s} - x_s \approx -\tfrac12\beta(s)\,x_s\,\Delta s + \sqrt{\beta(s)\,\Delta s}\;z,$$
 #
 # which is the Euler–Maruyama step of the **variance-preserving SDE** (Song et al., 2021)
 #
-# $$dx = \underbrace{-\tfrac12\beta(t)\,x}_{f(x, t)}\,dt + \underbrace{\sqrt{\beta(t)}}_{g(t)}\,dW, \qquad t \in [0, 1].$$
+# $$dx = \underbrace{-\tfrac12\beta(s)\,x}_{f(x, s)}\,ds + \underbrace{\sqrt{\beta(s)}}_{g(s)}\,dW, \qquad s \in [0, 1].$$
 #
 # Ho et al.'s $\beta_i$ from $10^{-4}$ to $0.02$ over $T = 1000$ steps is, up to
-# $O(1/T)$, $\beta(t) = 0.1 + 19.9\,t$: Song et al.'s defaults $\beta_\text{min} = 0.1$,
-# $\beta_\text{max} = 20$; and $\prod_{s \le i}(1 - \beta_s) \approx \bar\alpha(t) =
-# \exp(-\int_0^t \beta)$, since $\log(1 - \beta_s) = -\beta_s + O(\beta_s^2)$
-# (`flow_matching.VpSde`).
+# $O(1/T)$, $\beta(s) = 0.1 + 19.9\,s$: Song et al.'s defaults $\beta_\text{min} = 0.1$,
+# $\beta_\text{max} = 20$; and $\prod_{j \le i}(1 - \beta_j) \approx \exp(-\int_0^s \beta)$,
+# since $\log(1 - \beta_j) = -\beta_j + O(\beta_j^2)$. In our time this is section 0's
+# path with $\alpha_t = \sqrt{\bar\alpha(t)}$, $\sigma_t = \sqrt{1 - \bar\alpha(t)}$,
+# $\bar\alpha(t) = \exp(-\int_0^{1-t} \beta)$, which grows from nearly 0 at the noise to 1
+# at the data (`flow_matching.VpSde`, which takes our $t$).
 #
-# **Reversing time.** Anderson (1982): the process run backwards from $t = 1$ to $0$ is
-# again a diffusion, with the score in its drift,
+# **Reversing time.** Anderson (1982): the process run backwards, from $s = 1$ to $0$, is
+# again a diffusion, with the score in its drift: $dx = [f - g^2\,\nabla_x \log p]\,ds +
+# g\,d\bar W$ with $ds < 0$. Written in our time ($dt = -ds > 0$, $f$ and $g$ taken at $s
+# = 1 - t$), the generative SDE runs forward:
 #
-# $$dx = \big[f(x, t) - g(t)^2\,\nabla_x \log p_t(x)\big]\,dt + g(t)\,d\bar W \qquad (dt < 0).$$
+# $$dx = \big[-f(x) + g^2\,\nabla_x \log p_t(x)\big]\,dt + g\,dW.$$
 #
-# **The probability-flow ODE.** The marginals $p_t$ of the forward SDE obey the
-# Fokker–Planck equation $\partial_t p_t = -\nabla\!\cdot(f p_t) + \tfrac12 g^2 \Delta p_t$.
-# Since $\Delta p_t = \nabla\!\cdot(p_t \nabla \log p_t)$, this is
-# $\partial_t p_t = -\nabla\!\cdot\big[(f - \tfrac12 g^2 \nabla \log p_t)\,p_t\big]$: the
-# continuity equation of the **deterministic** flow
+# **The probability-flow ODE.** The marginals of the forward SDE obey the Fokker–Planck
+# equation $\partial_s p = -\nabla\!\cdot(f p) + \tfrac12 g^2 \Delta p$. Since $\Delta p =
+# \nabla\!\cdot(p \nabla \log p)$, this is $\partial_s p = -\nabla\!\cdot\big[(f - \tfrac12
+# g^2 \nabla \log p)\,p\big]$: the continuity equation of the **deterministic** flow
+# $dx/ds = f - \tfrac12 g^2 \nabla \log p$ (Song et al., 2021, section 4.3), in our time
 #
-# $$\frac{dx}{dt} = f(x, t) - \tfrac12\,g(t)^2\,\nabla_x \log p_t(x),$$
+# $$\frac{dx}{dt} = -f(x) + \tfrac12\,g^2\,\nabla_x \log p_t(x) = \tfrac12\beta\,\big(x + \nabla_x \log p_t(x)\big),$$
 #
-# which therefore has the same marginals $p_t$ at every $t$ (Song et al., 2021, section
-# 4.3). So there are two samplers from one score: the reverse SDE and the ODE. A check
-# with the exact score of the noised ring (`VpSde.marginal`): run both from the same
-# $x_1 \sim \mathcal{N}(0, I)$, 500 steps, and compare their samples at several $t$ with
+# which has the same marginals $p_t$ at every $t$. It is section 0's velocity of the VP
+# path: there $\dot\alpha_t/\alpha_t = \tfrac12\beta$ and $\sigma_t\dot\sigma_t = -\tfrac12\beta\bar\alpha$,
+# so $\sigma_t^2\dot\alpha_t/\alpha_t - \dot\sigma_t\sigma_t = \tfrac12\beta$. So there are two
+# samplers from one score: the reverse SDE and the ODE. A check with the exact score of
+# the noised ring (`VpSde.marginal`): run both from the same noise $x_0 \sim \mathcal{N}(0,
+# I)$ at $t = 0$, 500 steps to $t = 0.999$, and compare their samples at several $t$ with
 # fresh samples of the exact $p_t$, by the total variation between 2D histograms (40×40
 # bins over $[-3, 3]^2$; two independent exact sample sets give the noise floor).
 
@@ -405,10 +482,10 @@ widgets.figure_widget(
 sde = VpSde()
 exact_score = lambda x, t: sde.marginal(ring, t).score(x)  # noqa: E731
 torch.manual_seed(4)
-x_1 = torch.randn(20_000, 2)
-sde_path = diffusion.sampled_path(sde.reverse, exact_score, x_1, 500)  # [501, 20000, 2]
-ode_path = diffusion.sampled_path(sde.reverse, exact_score, x_1, 500, ode=True)
-times = [1 - i * (1 - 1e-3) / 500 for i in range(501)]
+x_noise = torch.randn(20_000, 2)  # x0 at t = 0
+sde_path = diffusion.sampled_path(sde.reverse, exact_score, x_noise, 500)  # [501, 20000, 2]
+ode_path = diffusion.sampled_path(sde.reverse, exact_score, x_noise, 500, ode=True)
+times = [i * 0.999 / 500 for i in range(501)]  # our t, from the noise to t_end = 0.999
 
 
 def histogram_tv(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -420,7 +497,7 @@ def histogram_tv(a: torch.Tensor, b: torch.Tensor) -> float:
     return 0.5 * float((ha / ha.sum() - hb / hb.sum()).abs().sum())
 
 
-shown = [100, 300, 400, 450, 500]  # step indices: t = 0.8, 0.4, 0.2, 0.1, 0.001
+shown = [100, 300, 400, 450, 500]  # step indices: t = 0.2, 0.6, 0.8, 0.9, 0.999
 fig, axes = plt.subplots(3, len(shown), figsize=(2.6 * len(shown), 8))
 print(f"{'t':>6}{'TV(SDE, exact)':>16}{'TV(ODE, exact)':>16}{'TV(exact, exact)':>18}")
 for col, k in enumerate(shown):
@@ -428,8 +505,10 @@ for col, k in enumerate(shown):
     exact_a, exact_b = (
         sde.marginal(ring, t).sample(20_000, torch.Generator().manual_seed(s)) for s in (5, 6)
     )
-    print(f"{t:>6.3f}{histogram_tv(sde_path[k], exact_a):>16.3f}{histogram_tv(ode_path[k], exact_a):>16.3f}"
-          f"{histogram_tv(exact_b, exact_a):>18.3f}")  # fmt: skip
+    tvs = [histogram_tv(p, exact_a) for p in (sde_path[k], ode_path[k], exact_b)]
+    print(f"{t:>6.3f}{tvs[0]:>16.3f}{tvs[1]:>16.3f}{tvs[2]:>18.3f}")
+    # the text below: both within the histograms' own noise, the SDE a little above at the end
+    assert max(tvs[:2]) - tvs[2] < (0.02 if k == shown[-1] else 0.01)
     for row, (name, samples) in enumerate(
         (
             ("reverse SDE", sde_path[k]),
@@ -440,8 +519,8 @@ for col, k in enumerate(shown):
         axes[row, col].hist2d(*samples.T.numpy(), bins=60, range=[[-3, 3], [-3, 3]], cmap="Blues")
         axes[row, col].set_title(f"{name}\nt = {t:.3f}", fontsize=9)
         axes[row, col].set_aspect("equal")
-        axes[row, col].set_xlabel("$x_1$")
-        axes[row, col].set_ylabel("$x_2$")
+        axes[row, col].set_xlabel("coordinate 1")
+        axes[row, col].set_ylabel("coordinate 2")
 plt.tight_layout()
 plt.show()
 
@@ -449,39 +528,48 @@ plt.show()
 # Both samplers reproduce $p_t$ to within the histogram's own noise at every $t$, except
 # for a small excess of the SDE's at the last step (Euler–Maruyama near the data). They
 # differ per sample: the SDE's paths are random, the ODE's are a deterministic map from
-# $x_1$ to $x_0$ — which is what lets us use any ODE solver, and take big steps.
+# the noise $x_0$ to a sample — which is what lets us use any ODE solver, and take big
+# steps.
 #
 # ## 4. DDIM is an Euler step of the probability-flow ODE
 #
 # Put lecture 04's network into the ODE. With $\nabla \log p_t(x) = -\epsilon_\theta(x,
-# t)/\sqrt{1 - \bar\alpha(t)}$ (Tweedie, section 1) the probability-flow ODE of the VP-SDE
-# is
+# t)/\sqrt{1 - \bar\alpha(t)}$ (Tweedie, section 1) the probability-flow ODE of section 3
+# is, in our time,
 #
-# $$\frac{dx}{dt} = -\tfrac12\beta(t)\Big[x - \frac{\epsilon_\theta(x, t)}{\sqrt{1 - \bar\alpha(t)}}\Big].$$
+# $$\frac{dx}{dt} = \tfrac12\beta\Big[x - \frac{\epsilon_\theta(x, t)}{\sqrt{1 - \bar\alpha(t)}}\Big].$$
 #
-# Change variables (Song, Meng & Ermon, 2021, section 4.3) to $\bar x = x/\sqrt{\bar\alpha}$ and
-# $\sigma = \sqrt{(1 - \bar\alpha)/\bar\alpha}$, the noise-to-signal ratio: then $\bar x = x_0 +
-# \sigma\epsilon$, so $\sigma$ is section 1's noise level for the rescaled $\bar x$. From $d\bar\alpha/dt = -\beta\bar\alpha$:
+# (The network itself keeps lecture 04's integer steps: its step $i$ of $T$ is our $t = 1 -
+# i/T$.) Change variables (Song, Meng & Ermon, 2021, section 4.3) to $\bar x =
+# x/\sqrt{\bar\alpha} = x/\alpha_t$ and the noise-to-signal ratio $\bar\sigma =
+# \sqrt{(1 - \bar\alpha)/\bar\alpha} = \sigma_t/\alpha_t$ (the DDIM paper and Karras et al.
+# call it $\sigma$, and the DDIM paper writes $\alpha_t$ for our $\bar\alpha$; the bar keeps
+# it apart from section 0's $\sigma_t$). Then $\bar x = x_1 + \bar\sigma\epsilon$: section 1's
+# variance-exploding perturbation of the data at noise level $\bar\sigma$, where
+# $\epsilon = -\bar\sigma\,\nabla_{\bar x} \log p$. In our time $\bar\alpha$ grows,
+# $d\bar\alpha/dt = \beta\bar\alpha$, so
 #
-# $$\frac{d\bar x}{dt} = \frac{1}{\sqrt{\bar\alpha}}\frac{dx}{dt} + \frac{\beta}{2\sqrt{\bar\alpha}}\,x
-# = \frac{\beta\,\epsilon_\theta}{2\sqrt{\bar\alpha}\sqrt{1 - \bar\alpha}},
+# $$\frac{d\bar x}{dt} = \frac{1}{\sqrt{\bar\alpha}}\frac{dx}{dt} - \frac{\beta}{2\sqrt{\bar\alpha}}\,x
+# = -\frac{\beta\,\epsilon_\theta}{2\sqrt{\bar\alpha}\sqrt{1 - \bar\alpha}},
 # \qquad
-# \frac{d\sigma}{dt} = \frac{1}{2\sigma}\frac{d}{dt}\Big(\frac{1}{\bar\alpha} - 1\Big) = \frac{\beta}{2\bar\alpha\,\sigma}
-# = \frac{\beta}{2\sqrt{\bar\alpha}\sqrt{1 - \bar\alpha}},$$
+# \frac{d\bar\sigma}{dt} = \frac{1}{2\bar\sigma}\frac{d}{dt}\Big(\frac{1}{\bar\alpha} - 1\Big) = -\frac{\beta}{2\bar\alpha\,\bar\sigma}
+# = -\frac{\beta}{2\sqrt{\bar\alpha}\sqrt{1 - \bar\alpha}},$$
 #
 # so the drift's linear part disappears and
 #
-# $$\frac{d\bar x}{d\sigma} = \epsilon_\theta(x, t).$$
+# $$\frac{d\bar x}{d\bar\sigma} = \epsilon_\theta(x, t).$$
 #
-# One **Euler step** in $\sigma$ from $t$ to $t_\text{prev}$, multiplied by
-# $\sqrt{\bar\alpha_\text{prev}}$:
+# One **Euler step** in $\bar\sigma$ from $t$ to the next time $t'$, towards the data,
+# multiplied by $\sqrt{\bar\alpha_{t'}}$:
 #
-# $$x_\text{prev} = \sqrt{\bar\alpha_\text{prev}}\Big[\frac{x_t}{\sqrt{\bar\alpha_t}} + (\sigma_\text{prev} - \sigma_t)\,\epsilon_\theta\Big]
-# = \sqrt{\bar\alpha_\text{prev}}\,\underbrace{\frac{x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta}{\sqrt{\bar\alpha_t}}}_{\hat x_0}
-# + \sqrt{1 - \bar\alpha_\text{prev}}\;\epsilon_\theta,$$
+# $$x_{t'} = \sqrt{\bar\alpha_{t'}}\Big[\frac{x_t}{\sqrt{\bar\alpha_t}} + (\bar\sigma_{t'} - \bar\sigma_t)\,\epsilon_\theta\Big]
+# = \sqrt{\bar\alpha_{t'}}\,\underbrace{\frac{x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta}{\sqrt{\bar\alpha_t}}}_{\hat x_1}
+# + \sqrt{1 - \bar\alpha_{t'}}\;\epsilon_\theta,$$
 #
-# using $\sqrt{\bar\alpha}\,\sigma = \sqrt{1 - \bar\alpha}$. That is DDIM's update with
-# $\eta = 0$ (lecture 04, section 8), term for term. Numerically, on the shipped model:
+# using $\sqrt{\bar\alpha}\,\bar\sigma = \sqrt{1 - \bar\alpha}$. Here $\hat x_1$ is the data
+# prediction of section 0 (lecture 04 wrote it $\hat x_0$, in Ho et al.'s notation; in this
+# lecture $x_0$ is the noise). That is DDIM's update with $\eta = 0$ (lecture 04, section
+# 8), term for term. Numerically, on the shipped model:
 
 # %%
 ddpm = checkpoints.load_pretrained("ddpm_mnist", device=device)
@@ -490,7 +578,7 @@ torch.manual_seed(7)
 x_T = torch.randn(16, 1, 28, 28, device=device)
 ddim_10 = diffusion.sample_ddim(ddpm, x_T, alpha_bar, 10)
 euler_10 = flow_matching.sample_ddim_euler(ddpm, x_T, alpha_bar, 10)
-print(f"10 steps: max |DDIM - Euler in (x / sqrt(ab), sigma)| = {(ddim_10 - euler_10).abs().max():.1e} "
+print(f"10 steps: max |DDIM - Euler in (x / sqrt(ab), sigma_bar)| = {(ddim_10 - euler_10).abs().max():.1e} "
       f"(pixels in [-1, 1])")  # fmt: skip
 
 # %% [markdown]
@@ -501,16 +589,17 @@ print(f"10 steps: max |DDIM - Euler in (x / sqrt(ab), sigma)| = {(ddim_10 - eule
 #
 # - **Heun** (Karras et al., 2022): predict with Euler, then take the average of the slopes
 #   $\epsilon_\theta$ at both ends. Two evaluations per step, except the last step to
-#   $\sigma = 0$, which is plain Euler: $2S - 1$ evaluations for $S$ steps.
-# - **DPM-Solver++(2M)** (Lu et al., 2022): in $\lambda = \log(\sqrt{\bar\alpha}/\sqrt{1 -
-#   \bar\alpha})$ the ODE's linear part can be solved exactly, leaving an integral of the
-#   data prediction $\hat x_0$; approximating $\hat x_0$ linearly through the current and
-#   the previous step's prediction gives, with $h = \lambda_\text{next} - \lambda$ and $r =
+#   $\bar\sigma = 0$, which is plain Euler: $2S - 1$ evaluations for $S$ steps.
+# - **DPM-Solver++(2M)** (Lu et al., 2022): in $\lambda = \log(\alpha_t/\sigma_t) =
+#   \log(\sqrt{\bar\alpha}/\sqrt{1 - \bar\alpha})$ the ODE's linear part can be solved
+#   exactly, leaving an integral of the data prediction $\hat x_1$ (Lu et al.'s
+#   $x_\theta$); approximating $\hat x_1$ linearly through the current and the previous
+#   step's prediction gives, with $h = \lambda_\text{next} - \lambda$ and $r =
 #   h_\text{prev}/h$,
 #   $$x_\text{next} = \frac{\sqrt{1 - \bar\alpha_\text{next}}}{\sqrt{1 - \bar\alpha}}\,x - \sqrt{\bar\alpha_\text{next}}\,(e^{-h} - 1)\,D,
-#   \qquad D = \Big(1 + \frac{1}{2r}\Big)\hat x_0 - \frac{1}{2r}\,\hat x_0^\text{prev}:$$
+#   \qquad D = \Big(1 + \frac{1}{2r}\Big)\hat x_1 - \frac{1}{2r}\,\hat x_1^\text{prev}:$$
 #   second order at **one** evaluation per step, by reusing the last one. (With
-#   $D = \hat x_0$ it is exactly DDIM again.)
+#   $D = \hat x_1$ it is exactly DDIM again.)
 #
 # How fast does each converge to the ODE's true solution? Measure the error against a
 # fine solution (DPM-Solver++(2M), 250 steps) from the same $x_T$, as a function of the
@@ -543,11 +632,16 @@ ax.set_title("Solving the probability-flow ODE of the DDPM model")
 ax.legend()
 plt.show()
 three_steps = torch.linspace(len(alpha_bar) - 1, 0, 3).round().long()
-print(
-    "sigma = sqrt((1 - ab) / ab) at Heun's 3-step grid:",
-    [round(float(((1 - alpha_bar[t]) / alpha_bar[t]).sqrt()), 3) for t in three_steps],
-    "then 0",
-)
+sigma_bar = [float(((1 - alpha_bar[t]) / alpha_bar[t]).sqrt()) for t in three_steps]
+print("sigma_bar = sqrt((1 - ab) / ab) at Heun's 3-step grid:",
+      [round(v, 3) for v in sigma_bar], f"then 0; first interval h / 2 = {(sigma_bar[0] - sigma_bar[1]) / 2:.1f}")  # fmt: skip
+by_budget = {n: {name: errors[name][k] for name in errors} for k, n in enumerate(budgets)}
+# what the text below says, asserted so that a change of model or grid fails here
+assert all(min(by_budget[n], key=by_budget[n].get) == "DDIM (Euler)" for n in (5, 9))
+assert all(min(by_budget[n], key=by_budget[n].get) == "DPM-Solver++(2M)" for n in (19, 49))
+assert all(by_budget[n]["Heun"] > by_budget[n]["DDIM (Euler)"] for n in (5, 9, 19))
+assert by_budget[49]["Heun"] < by_budget[49]["DDIM (Euler)"]
+assert sigma_bar[0] > 10 * sigma_bar[1]
 
 # %% [markdown]
 # DPM-Solver++(2M) has the steepest slope and is the most accurate from 19 evaluations
@@ -555,18 +649,17 @@ print(
 # and Heun is worse than Euler until 49. Asymptotically the slope is the order (the
 # reference is DPM-Solver++ itself, which favours it slightly). Heun's collapse at 5
 # evaluations is not a bug: on the 3-step grid printed above, its first interval runs
-# from $\sigma \approx 157$ to $\sigma \approx 3.4$. The Euler predictor lands on DDIM's
-# point, a normal input for the network, but the corrector weights the change of
-# $\epsilon_\theta$ between the two ends by $h/2 \approx 77$, although $\epsilon_\theta$
-# varies on the scale of $\sigma$ itself: the corrected $x$ lies far from anything the
-# network was trained on, and the next evaluation is made there. A higher order pays only
-# once the steps are small enough for the Taylor expansion to hold; Karras et al. (2022)
-# space the steps evenly in $\sigma^{1/7}$ for this reason, and DPM-Solver sidesteps it by
-# solving the linear part exactly in $\lambda$.
+# from the first $\bar\sigma$ printed to the second, more than ten times smaller.
+# The Euler predictor lands on DDIM's point, a normal input for the network, but the
+# corrector weights the change of $\epsilon_\theta$ between the two ends by $h/2$ (printed),
+# although $\epsilon_\theta$ varies on the scale of $\bar\sigma$ itself: the corrected $x$
+# lies far from anything the network was trained on, and the next evaluation is made
+# there. A higher order pays only once the steps are small enough for the Taylor
+# expansion to hold; Karras et al. (2022) space the steps evenly in $\bar\sigma^{1/7}$ for
+# this reason, and DPM-Solver sidesteps it by solving the linear part exactly in
+# $\lambda$.
 #
 # ## 5. Flow matching
-#
-# *From here on, time runs the other way: noise at $t = 0$, data at $t = 1$.*
 #
 # The probability-flow ODE is one deterministic path from noise to data, found by way of
 # an SDE and a score. **Flow matching** (Lipman et al., 2023; as **rectified flow**, Liu
@@ -605,15 +698,15 @@ print(
 # drawn per example, this is exercise 05.6's `flow_matching_loss`: a regression, no
 # schedule, no SDE.
 #
-# **Other paths.** Any $x_t = a_t\,x_1 + b_t\,x_0$ works, with conditional velocity
-# $\frac{d x_t}{dt} = \dot a_t x_1 + \dot b_t x_0$. The diffusion path of section 3 is
-# $a_t = \sqrt{\bar\alpha_\text{VP}(1 - t)}$, $b_t = \sqrt{1 - \bar\alpha_\text{VP}(1 - t)}$
-# in this direction of time ($\bar\alpha_\text{VP}$ evaluated at Song's time $1 - t$); its regression target
+# **Other paths.** Any path of section 0, $x_t = \alpha_t\,x_1 + \sigma_t\,x_0$, works, with
+# conditional velocity $\frac{d x_t}{dt} = \dot\alpha_t x_1 + \dot\sigma_t x_0$. The
+# diffusion path of section 3 is $\alpha_t = \sqrt{\bar\alpha(t)}$, $\sigma_t = \sqrt{1 -
+# \bar\alpha(t)}$ (with $\bar\alpha(t) = \exp(-\int_0^{1-t}\beta)$ in our time); its regression target
 # mixes $x_1$ and $x_0$ with weights that change fast near the ends, and its paths bend.
 # The linear path is the displacement interpolation between $x_0$ and $x_1$ (optimal
 # transport between the two points, not between the distributions).
 #
-# Training on the ring takes seconds. Since the ring is a Gaussian mixture, the marginal
+# Training on the ring is quick (the cell prints its time). Since the ring is a Gaussian mixture, the marginal
 # velocity $u_t(x)$ has a closed form (`GaussianMixture.velocity`: given the component,
 # $x_1$ and $x_t$ are jointly Gaussian), so we can check what the network learned.
 
@@ -668,14 +761,12 @@ widgets.figure_widget(
 # here divided by $\mathbb{E}\|x_1 - x_0\|^2$ (`flow_matching.straightness`: 0 for
 # straight, constant-speed paths). The conditional paths have $S = 0$; the marginal ones
 # do not, because where conditional lines cross, $u_t$ averages them and the flow bends.
-# Compare the exact flows of both paths on the ring, from the same noise (each with its
-# own time running from noise to data), and what that means for Euler's error at a few
-# steps, against a 1000-step solution:
+# Compare the exact flows of both paths on the ring, from the same noise, and what that
+# means for Euler's error at a few steps, against a 1000-step solution:
 
 # %%
 x_start = torch.randn(2000, 2, generator=torch.Generator().manual_seed(9))
 fm_paths = diffusion.sampled_path(flow_matching.euler_sample, ring.velocity, x_start, 1000)
-# Song's t runs from 1 to 0 (noise to data) in the VP paths
 vp_paths = diffusion.sampled_path(sde.reverse, exact_score, x_start, 1000, ode=True)
 
 
@@ -686,10 +777,10 @@ def chord_over_length(paths: torch.Tensor) -> float:
     )
 
 
-def vp_euler_in_sigma(n: int, t_end: float = 1e-3) -> torch.Tensor:
-    """The VP ODE by Euler in DDIM's variables (section 4): d xbar / d sigma = eps, with
-    eps = -sqrt(1 - ab) * score, on n steps evenly spaced in Song's t from 1 to t_end."""
-    ts = [1 - i * (1 - t_end) / n for i in range(n + 1)]
+def vp_euler_in_sigma(n: int, t_end: float = 0.999) -> torch.Tensor:
+    """The VP ODE by Euler in DDIM's variables (section 4): d xbar / d sigma_bar = eps, with
+    eps = -sqrt(1 - ab) * score, on n steps evenly spaced in t from 0 to t_end."""
+    ts = [i * t_end / n for i in range(n + 1)]
     ab = [sde.alpha_bar(t) for t in ts]
     sig = [math.sqrt((1 - a) / a) for a in ab]
     xbar = x_start / math.sqrt(ab[0])
@@ -701,6 +792,7 @@ def vp_euler_in_sigma(n: int, t_end: float = 1e-3) -> torch.Tensor:
 
 print(f"{'exact flow':<30}{'S':>7}{'chord/length':>14}   mean distance to the 1000-step solution")
 print(f"{'':<51}" + "".join(f"{f'{n} steps':>10}" for n in (2, 4, 8, 16)))
+euler_error = {}  # name -> mean distance at 2, 4, 8, 16 steps
 for name, paths, solve in (
     (
         "flow matching, Euler in t",
@@ -710,12 +802,16 @@ for name, paths, solve in (
     ("VP ODE, Euler in t", vp_paths, lambda n: sde.reverse(exact_score, x_start, n, ode=True)),
     ("VP ODE, Euler in sigma (DDIM)", vp_paths, vp_euler_in_sigma),
 ):
-    euler_errors = "".join(
-        f"{float((solve(n) - paths[-1]).norm(dim=1).mean()):>10.3f}" for n in (2, 4, 8, 16)
-    )
-    print(
-        f"{name:<30}{flow_matching.straightness(paths):>7.2f}{chord_over_length(paths):>14.2f}{euler_errors}"
-    )
+    euler_error[name] = [float((solve(n) - paths[-1]).norm(dim=1).mean()) for n in (2, 4, 8, 16)]
+    print(f"{name:<30}{flow_matching.straightness(paths):>7.2f}{chord_over_length(paths):>14.2f}"
+          + "".join(f"{e:>10.3f}" for e in euler_error[name]))  # fmt: skip
+fm_err, vp_t_err, vp_sigma_err = euler_error.values()
+worse_in_sigma = sum(s > t for s, t in zip(vp_sigma_err, vp_t_err, strict=True))
+print(f"Euler in sigma_bar vs Euler in t on the VP ODE: worse at {worse_in_sigma} of 4 step counts, "
+      f"by a factor {min(s / t for s, t in zip(vp_sigma_err, vp_t_err, strict=True)):.2f} to "
+      f"{max(s / t for s, t in zip(vp_sigma_err, vp_t_err, strict=True)):.2f}")  # fmt: skip
+assert all(f < t for f, t in zip(fm_err, vp_t_err, strict=True))  # the text below says so
+assert worse_in_sigma == 4  # and this
 for name, paths in (("flow matching", fm_paths), ("VP ODE", vp_paths)):
     speed = (paths[1:] - paths[:-1]).norm(dim=2).mean(1) * 1000  # mean |dx/dt| at each step
     print(
@@ -733,8 +829,8 @@ for ax, (name, paths) in zip(
     ax.scatter(paths[0, :40, 0], paths[0, :40, 1], s=8, color="k", label="noise")
     ax.scatter(paths[-1, :40, 0], paths[-1, :40, 1], s=8, color="tab:red", label="sample")
     ax.set_title(f"{name}\nstraightness S = {flow_matching.straightness(paths):.2f}")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
+    ax.set_xlabel("coordinate 1")
+    ax.set_ylabel("coordinate 2")
     ax.set_aspect("equal")
     ax.legend(loc="upper right")
 plt.tight_layout()
@@ -748,9 +844,11 @@ plt.show()
 # travel in the last half. That is what $S$ sees, and what Euler in $t$ pays for: with
 # the same number of steps, its error on the VP ODE is larger at every step count above.
 # The last row solves the same VP paths in DDIM's variables of section 4, on the same
-# grid in $t$ ($S$ and chord/length are measured in $t$, so they are the VP ODE's): no
-# better at a few steps here, so the change of variables alone does not give the VP
-# ODE what the linear path has by construction.
+# grid in $t$ ($S$ and chord/length are measured in $t$, so they are the VP ODE's): it is
+# *worse* than Euler in $t$ at every step count measured (the count and the factors are
+# printed, and asserted), so the change of variables alone does not give the VP ODE what
+# the linear path has by construction: on this grid, evenly spaced in $t$, the first step
+# in $\bar\sigma$ spans most of the noise levels at once.
 #
 # Few-step sampling with the *learned* field: Euler and Heun (exercises 05.7–05.8) at a
 # few network evaluations, scored by the Chamfer distance to held-out data (mean distance
@@ -780,6 +878,73 @@ for nfe in (1, 2, 4, 10, 50):
     print(f"{nfe:<13}{euler:>8.3f}{heun:>8.3f}")
 
 # %% [markdown]
+# ### From velocity to score: a stochastic sampler
+#
+# Section 0's conversions turn the velocity model into a score model,
+# $s_\theta(x, t) = (t\,v_\theta(x, t) - x)/(1 - t)$, and with a score there is a whole
+# family of samplers. For any $g_t \ge 0$ the SDE
+#
+# $$dx = \big[v_t(x) + \tfrac12 g_t^2\,\nabla \log p_t(x)\big]\,dt + g_t\,dW$$
+#
+# has the same marginals $p_t$ as the ODE $dx/dt = v_t(x)$: in its Fokker–Planck equation
+# $\partial_t p = -\nabla\!\cdot(p\,v) - \tfrac12 g^2\,\nabla\!\cdot(p\,\nabla \log p) +
+# \tfrac12 g^2 \Delta p$ the last two terms cancel, since $p\,\nabla \log p = \nabla p$. (This
+# is how MIT's 6.S184 turns a flow into an SDE; section 3's reverse SDE is the case
+# $g^2 = \beta$ of the VP path, whose drift $-f + g^2 s$ is the ODE's $-f + \tfrac12 g^2
+# s$ plus $\tfrac12 g^2 s$.) The added score drift and noise are a Langevin step of section 2
+# at the current $p_t$: they pull the samples back towards $p_t$ where the ODE's errors
+# have pushed them off. We take $g_t^2 = \gamma\,(1 - t)$, which vanishes at the data, so
+# that $\tfrac12 g_t^2\,s_\theta = \tfrac12\gamma\,(t\,v_\theta - x)$ stays finite at $t = 1$
+# (`flow_matching.sde_sample`, Euler–Maruyama, one network evaluation per step, $\gamma$
+# the `churn`). The learned $v_\theta$ on the ring drives both, from the same noise and
+# with the same evaluations, scored by the histogram total variation of section 3 against
+# exact samples of the ring:
+
+# %%
+ring_exact = ring.sample(6000, torch.Generator().manual_seed(17))
+tv_floor = histogram_tv(ring.sample(6000, torch.Generator().manual_seed(18)), ring_exact)
+x_sde = torch.randn(6000, 2, generator=torch.Generator().manual_seed(19)).to(device)
+churns = (1.0, 4.0)
+sampler_names = ["ODE (Euler)"] + [f"SDE, churn {c:g}" for c in churns]
+step_counts = (5, 10, 20, 50)
+samples_at, tv = {}, {name: [] for name in sampler_names}
+start = time.perf_counter()
+for steps in step_counts:
+    samples_at[steps, sampler_names[0]] = flow_matching.euler_sample(v_net, x_sde, steps).cpu()
+    for name, churn in zip(sampler_names[1:], churns, strict=True):
+        torch.manual_seed(20)
+        samples_at[steps, name] = flow_matching.sde_sample(v_net, x_sde, steps, churn).cpu()
+    for name in sampler_names:
+        tv[name].append(histogram_tv(samples_at[steps, name], ring_exact))
+print(f"ODE and SDE samplers on the learned velocity: {time.perf_counter() - start:.1f} s")
+print(f"TV to exact ring samples (two exact sets: {tv_floor:.3f})")
+print(f"{'evaluations':<20}" + "".join(f"{n:>8}" for n in step_counts))
+for name in sampler_names:
+    print(f"{name:<20}" + "".join(f"{v:>8.3f}" for v in tv[name]))
+fig, axes = plt.subplots(1, 4, figsize=(14, 3.9))
+for ax, (title, points) in zip(axes, [("exact ring samples", ring_exact)] + [
+        (f"{name}, 20 evaluations\nTV {tv[name][step_counts.index(20)]:.3f}", samples_at[20, name])
+        for name in sampler_names], strict=True):  # fmt: skip
+    ax.hist2d(*points.T.numpy(), bins=60, range=[[-3, 3], [-3, 3]], cmap="Blues")
+    ax.set_title(title)
+    ax.set_xlabel("coordinate 1")
+    ax.set_ylabel("coordinate 2")
+    ax.set_aspect("equal")
+plt.tight_layout()
+plt.show()
+ode_tv, mild_tv, strong_tv = tv.values()
+assert all(m < o for m, o in zip(mild_tv, ode_tv, strict=True))  # the text below says so
+assert strong_tv[0] > max(ode_tv[0], mild_tv[0])
+
+# %% [markdown]
+# With a mild churn the SDE is closer to the data than the ODE at every step count above:
+# the flow-matching model is the same, only the sampler differs, and the Langevin part
+# pulls samples that the learned field's errors carried off $p_t$ back towards it. A
+# strong churn is worst at the fewest steps: Euler–Maruyama's error grows with the noise
+# it injects, so more noise needs smaller steps. (Karras et al., 2022,
+# tune the "churn" of their stochastic sampler for the same reason.) On MNIST the same conversion applies to
+# `FlowMatchingUnet` unchanged: `flow_matching.sde_sample(fm_model, noise, steps, churn)`.
+#
 # ## 6. The likelihood of a continuous flow
 #
 # A flow-matching model is a **continuous normalizing flow** (Chen et al., 2018): the ODE
@@ -883,6 +1048,10 @@ print(
     f"ODE discretization, first 100 test digits: 20 steps {nll[:100].mean():.2f} nats, "
     f"40 steps {finer.mean():.2f} nats"
 )
+# the text below, asserted: worse than the likelihood-trained models; Hutchinson cheaper,
+# and noisier per image than over the test mean
+assert nll.mean() > max(flow_metrics["test_nll"], vae_metrics["test_iwae_nll_k1000"])
+assert hutchinson_seconds < exact_seconds and spread > hutchinson_ll.mean(1).std()
 
 # %% [markdown]
 # Flow matching is trained by regression, not by maximum likelihood, and it shows: its
@@ -935,9 +1104,9 @@ plt.show()
 # The slider sets the budget of network evaluations; each panel spends it from the same
 # 16 starting noises: DDIM and DPM-Solver++(2M) on lecture 04's DDPM model, Euler and Heun
 # on the flow-matching model (Heun spends two per step, so it needs an even budget). At
-# 1–2 evaluations DDIM returns a blurry average digit, the prediction $\hat x_0$ from pure
-# noise; flow matching's single Euler step from $t = 0$ lands on $x_0 + u_0(x_0) =
-# \mathbb{E}[x_1]$, the same mean digit for every noise.
+# 1–2 evaluations DDIM returns a blurry average digit, the data prediction $\hat x_1$
+# (section 0) from pure noise; flow matching's single Euler step from $t = 0$ lands on
+# $x_0 + u_0(x_0) = \hat x_1 = \mathbb{E}[x_1]$, the same mean digit for every noise.
 
 # %%
 budgets_shown = [1, 2, 4, 6, 8, 10, 20]
@@ -961,27 +1130,36 @@ widgets.figure_widget(lambda nfe: flow_matching.steps_figure(by_sampler, nfe), n
 # The widget shows 16 digits; `course bench sampling` scores 1000 per case with the FID on
 # the course classifier's features (lecture 00), from the same noise for every solver,
 # next to DDPM's 1000-step stochastic sampler (lecture 04's benchmark). Its shipped
-# results (about half an hour on two CPU cores, not rerun here):
+# results, not rerun here (the cell prints the sampling time the run measured):
 
 # %%
-print("\n".join(flow_matching.format_sampling_bench(flow_matching.load_sampling_bench())))
+sampling_bench = flow_matching.load_sampling_bench()
+print("\n".join(flow_matching.format_sampling_bench(sampling_bench)))
+sampling_seconds = sum(r["seconds_per_1000"] * r["samples"] / 1000 for r in sampling_bench["rows"])
+print(f"sampling time of the run, summed over its cases (one thread each): "
+      f"{sampling_seconds / 60:.0f} CPU minutes, on {sampling_bench['machine']}")  # fmt: skip
 
 # %% [markdown]
 # ## Summary
 #
 # - The score $\nabla_x \log p$ needs no normalizing constant. Denoising score matching
 #   learns the score of noised data by regression on $-(\tilde x - x)/\sigma^2$, and by
-#   Tweedie's formula a noise predictor is a score model: $\nabla \log q(x_t) =
-#   -\epsilon_\theta/\sqrt{1 - \bar\alpha_t}$.
+#   Tweedie's formula a noise predictor is a score model: $\nabla \log p_t(x_t) =
+#   -\epsilon_\theta/\sigma_t$ ($\sigma$ for a variance-exploding perturbation,
+#   $\sqrt{1 - \bar\alpha_t}$ for lecture 04's variance-preserving one).
+# - One convention: noise $x_0$ at $t = 0$, data $x_1$ at $t = 1$, $x_t = \alpha_t x_1 +
+#   \sigma_t x_0$. Noise prediction, data prediction, score and velocity are four views of
+#   one network; the conversions between them are exact.
 # - Langevin dynamics samples with a score but mixes poorly between separated modes;
 #   annealing over noise levels fixes the weights.
 # - DDPM discretizes the VP-SDE. Its reverse-time SDE and its probability-flow ODE share
 #   the marginals $p_t$; DDIM is exactly Euler's method on that ODE in $(x/\sqrt{\bar\alpha},
-#   \sigma)$, and better ODE solvers (DPM-Solver++(2M)) converge faster once the steps are
+#   \bar\sigma)$, and better ODE solvers (DPM-Solver++(2M)) converge faster once the steps are
 #   small enough, with no retraining.
 # - Flow matching regresses the conditional velocity $x_1 - x_0$ of a chosen path; the
 #   conditional loss has the marginal loss's gradient. The linear path runs at a steadier
-#   speed than the VP ODE, so Euler is more accurate at few steps.
+#   speed than the VP ODE, so Euler is more accurate at few steps. Through the score, the
+#   same velocity model drives an SDE sampler with the same marginals.
 # - A flow-matching model is a continuous normalizing flow with an exact likelihood,
 #   $\log p_1(x_1) = \log p_0(x_0) - \int \nabla\!\cdot v\,dt$; Hutchinson's estimator makes
 #   its divergence cheap, at the price of variance.

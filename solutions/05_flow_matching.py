@@ -182,7 +182,8 @@ check_close(
 # ## 2. The score from a noise prediction (1 point)
 #
 # A DDPM noise predictor is a score model in disguise. For
-# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon$, Tweedie's formula
+# $x_t = \sqrt{\bar\alpha_t}\,x_1 + \sqrt{1 - \bar\alpha_t}\,\epsilon$ (data $x_1$, as
+# everywhere in this set; lecture 04 wrote it $x_0$), Tweedie's formula
 # gives $\nabla_{x_t} \log q(x_t) = -\,\mathbb{E}[\epsilon \mid x_t] / \sqrt{1 - \bar\alpha_t}$,
 # so the optimal $\epsilon_\theta$ implies the score $-\epsilon_\theta / \sqrt{1 - \bar\alpha_t}$.
 # `alpha_bar_t` is a float or a `[batch]` tensor.

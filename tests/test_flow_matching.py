@@ -132,7 +132,10 @@ def test_vp_sde_matches_ddpm_and_its_two_samplers_share_the_marginals():
     sde = VpSde()
     ab = diffusion.alpha_bar_of(diffusion.betas_from(diffusion.DDPM_SCHEDULE)).double()
     for t in (99, 499, 999):  # log(1 - beta) = -beta - beta^2/2 ...: close, not equal
-        assert math.log(sde.alpha_bar((t + 1) / 1000)) == pytest.approx(math.log(ab[t]), abs=0.1)
+        # DDPM's step t + 1 of 1000 is Song's time (t + 1) / 1000, the course's 1 - that
+        course_t = 1 - (t + 1) / 1000
+        assert math.log(sde.alpha_bar(course_t)) == pytest.approx(math.log(ab[t]), abs=0.1)
+    assert sde.alpha_bar(1.0) == 1.0 and sde.alpha_bar(0.0) < 1e-4  # data at 1, noise at 0
     data = flow_matching.ring()
     score = lambda x, t: sde.marginal(data, t).score(x)  # noqa: E731
     torch.manual_seed(0)
@@ -142,6 +145,50 @@ def test_vp_sde_matches_ddpm_and_its_two_samplers_share_the_marginals():
         radius = end.norm(dim=1)
         assert radius.mean().item() == pytest.approx(2.0, abs=0.02)
         assert radius.std().item() == pytest.approx(0.15, abs=0.02)
+
+
+def test_velocity_score_and_noise_conversions_on_the_exact_mixture_path():
+    ring = flow_matching.ring()
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(500, 2, generator=g), ring.sample(500, g)
+    t = torch.rand(500, generator=g) * 0.9 + 0.05
+    x_t = flow_matching.interpolant(x0, x1, t)
+    v = ring.velocity(x_t, t)
+    exact_scores = torch.stack([
+        ring.scaled(float(ti), 1 - float(ti)).score(xi[None])[0]
+        for xi, ti in zip(x_t, t, strict=True)
+    ])  # fmt: skip
+    score = flow_matching.score_from_velocity(v, x_t, t)
+    assert torch.allclose(score, exact_scores, atol=1e-3, rtol=1e-3)
+    assert torch.allclose(flow_matching.velocity_from_score(score, x_t, t), v, atol=1e-3)
+    eps = flow_matching.eps_from_velocity(v, x_t, t)
+    assert torch.allclose(score, -eps / (1 - t)[:, None], atol=1e-4)  # Tweedie, sigma = 1 - t
+    x1_hat = flow_matching.data_from_velocity(v, x_t, t)
+    assert torch.allclose(t[:, None] * x1_hat + (1 - t)[:, None] * eps, x_t, atol=1e-5)
+    assert torch.allclose(x1_hat - eps, v, atol=1e-4)  # u = alpha' x1_hat + sigma' eps
+    with pytest.raises(ValueError, match="t: expected times below 1"):
+        flow_matching.score_from_velocity(v, x_t, 1.0)
+    with pytest.raises(ValueError, match="t: expected times above 0"):
+        flow_matching.velocity_from_score(score, x_t, torch.zeros(500))
+    with pytest.raises(ValueError, match="t: expected a float or 500 times"):
+        flow_matching.eps_from_velocity(v, x_t, torch.zeros(3))
+
+
+def test_sde_sampler_driven_by_the_velocity_keeps_the_marginals():
+    ring = flow_matching.ring()
+    x0 = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    end = flow_matching.sde_sample(ring.velocity, x0, 200, churn=2.0)
+    radius = end.norm(dim=1)
+    assert radius.mean().item() == pytest.approx(2.0, abs=0.03)
+    assert radius.std().item() == pytest.approx(0.15, abs=0.03)
+    angle = torch.atan2(end[:, 1], end[:, 0])  # every mode kept, equal weights
+    shares = torch.bincount(((angle / (2 * math.pi / 8)).round().long()) % 8, minlength=8) / 20_000
+    assert shares.min() > 0.1 and shares.max() < 0.15
+    assert torch.equal(flow_matching.sde_sample(ring.velocity, x0[:10], 5, churn=0.0),
+                       flow_matching.euler_sample(ring.velocity, x0[:10], 5))  # fmt: skip
+    with pytest.raises(ValueError, match="churn"):
+        flow_matching.sde_sample(ring.velocity, x0, 5, churn=-1.0)
 
 
 class _Linear:

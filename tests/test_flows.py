@@ -32,6 +32,8 @@ def _layers() -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
         "1x1 conv, images": (flows.InvConv1x1(3), torch.randn(3, 3, 2, 2)),
         "squeeze": (flows.Squeeze(), torch.randn(3, 2, 4, 4)),
         "dequantize (logit)": (flows.Dequantize(17), 17 * torch.rand(3, 5)),
+        "masked autoregressive (MAF)": (flows.MaskedAutoregressive(5, 16), torch.randn(3, 5)),
+        "reverse": (flows.Reverse(), torch.randn(3, 5)),
     }  # fmt: skip
 
 
@@ -47,6 +49,27 @@ def test_each_layer_inverts_and_its_log_det_is_exact(name):
         jac = torch.autograd.functional.jacobian(lambda v: layer(v[None])[0][0], x[i])
         jac = jac.reshape(x[i].numel(), x[i].numel())
         assert log_det[i].item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-4)
+
+
+def test_maf_layer_is_autoregressive_fast_to_evaluate_and_slow_to_sample():
+    torch.manual_seed(0)
+    layer = flows.MaskedAutoregressive(6, 32)
+    _randomize(layer, seed=2)
+    x = torch.randn(6)
+    jac = torch.autograd.functional.jacobian(lambda v: layer(v[None])[0][0], x)
+    assert torch.all(jac.triu(1) == 0)  # u_i depends on x_{<= i} only
+    assert (jac.tril(-1) != 0).sum() == 6 * 5 // 2  # ... and on every earlier coordinate
+    mu, alpha = layer.made(x[None])
+    assert torch.allclose(jac.diagonal(), torch.exp(-alpha[0]), atol=1e-6)
+    assert layer(x[None])[1].item() == pytest.approx(-alpha.sum().item(), abs=1e-6)
+    passes, made = [], layer.made
+    layer.made = lambda v: (passes.append(1), made(v))[1]  # count the MADE passes
+    u, _ = layer(torch.randn(4, 6))
+    assert len(passes) == 1  # the density: one MADE pass
+    layer.inverse(u)
+    assert len(passes) == 1 + 6  # sampling: one per coordinate
+    with pytest.raises(ValueError, match="dim: expected an int >= 2"):
+        flows.MaskedAutoregressive(1)
 
 
 @pytest.mark.parametrize("make, shape", [

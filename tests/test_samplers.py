@@ -30,7 +30,7 @@ def v_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def score(x: torch.Tensor, t: float) -> torch.Tensor:
-    """A score at Song's time t, a float (VpSde.reverse's convention)."""
+    """A score at the course's time t, a float (VpSde.reverse's convention)."""
     return -x * (1 + t)
 
 
@@ -51,6 +51,8 @@ SAMPLERS = [
     pytest.param(flow_matching.euler_sample, v_model, (STEPS,), {}, STEPS, True, id="FM Euler"),
     pytest.param(flow_matching.heun_sample, v_model, (STEPS,), {}, 2 * STEPS, False,
                  id="FM Heun"),
+    pytest.param(flow_matching.sde_sample, v_model, (STEPS,), {"churn": 1.0}, STEPS, True,
+                 id="FM SDE"),
     pytest.param(SDE.reverse, score, (STEPS,), {}, STEPS, True, id="VP reverse SDE"),
     pytest.param(SDE.reverse, score, (STEPS,), {"ode": True}, STEPS, True,
                  id="VP probability-flow ODE"),
