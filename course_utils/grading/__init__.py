@@ -10,6 +10,7 @@ trusted) and class grading (each submission sandboxed, every verdict judged outs
   every verdict is computed by a judge outside it (``worker``).
 * ``report``: score tables, the CSV, the per-question summary.
 * ``command``: ``course grade``, its options and what it prints.
+* ``autograder``: ``course autograder``, one set as a Gradescope autograder (class grading).
 
 The threat model is in the README ("Grading a class") and docs/DESIGN.md.
 """
