@@ -60,14 +60,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _default_source() -> Path | None:
-    """The course's ``exercises/``: above the working directory, else above the installed
-    package (a clone installed with ``pip install -e``, as in Colab), so a student's copy
-    anywhere is graded against the canonical test cells."""
+    """The course's ``exercises/`` (a clone's, or a student release's): above the working
+    directory, else above the installed package (a clone installed with ``pip install
+    -e``, as in Colab), so a student's copy anywhere is graded against the canonical test
+    cells."""
     for start in (Path.cwd(), Path(__file__).parent):
         try:
             folder = find_root(start) / "exercises"
-        except BuildError:
-            continue
+        except BuildError:  # a student release (``course release``) has no solutions/
+            folder = next(
+                (f / "exercises" for f in (start.resolve(), *start.resolve().parents)
+                 if (f / "jupytext.toml").is_file() and (f / "exercises").is_dir()),
+                Path("/nonexistent"),
+            )  # fmt: skip
         if folder.is_dir():
             return folder
     return None
