@@ -10,6 +10,9 @@ trusted) and class grading (each submission sandboxed, every verdict judged outs
   every verdict is computed by a judge outside it (``worker``).
 * ``report``: score tables, the CSV, the per-question summary.
 * ``command``: ``course grade``, its options and what it prints.
+* ``autograder``: ``course autograder``, one set as a Gradescope autograder (class grading).
+* ``release``: ``course release DIR``, the course without solutions or hidden tests.
+* ``similarity``: ``course grade FOLDER --similarity``, code shared between submissions.
 
 The threat model is in the README ("Grading a class") and docs/DESIGN.md.
 """

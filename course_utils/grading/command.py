@@ -6,6 +6,7 @@ the CSV. The grading itself: ``selfgrade`` and ``classgrade``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int, help="class grading: the hidden tests' seed (default: random)"
     )
     parser.add_argument(
+        "--similarity",
+        help="class grading: write the pairs of graded functions that share code (with each "
+        "other or the solution) to this .html or .csv report (README: Similarity)",
+    )
+    parser.add_argument(
+        "--similarity-threshold",
+        type=float,
+        default=0.8,
+        help="share of winnowed fingerprints from which a pair is reported (default 0.8)",
+    )
+    parser.add_argument(
         "--unsafe-no-sandbox",
         action="store_true",
         help="class grading without a sandbox (no bubblewrap, macOS): see the warning it prints",
@@ -60,14 +72,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _default_source() -> Path | None:
-    """The course's ``exercises/``: above the working directory, else above the installed
-    package (a clone installed with ``pip install -e``, as in Colab), so a student's copy
-    anywhere is graded against the canonical test cells."""
+    """The course's ``exercises/`` (a clone's, or a student release's): above the working
+    directory, else above the installed package (a clone installed with ``pip install
+    -e``, as in Colab), so a student's copy anywhere is graded against the canonical test
+    cells."""
     for start in (Path.cwd(), Path(__file__).parent):
         try:
             folder = find_root(start) / "exercises"
-        except BuildError:
-            continue
+        except BuildError:  # a student release (``course release``) has no solutions/
+            folder = next(
+                (f / "exercises" for f in (start.resolve(), *start.resolve().parents)
+                 if (f / "jupytext.toml").is_file() and (f / "exercises").is_dir()),
+                Path("/nonexistent"),
+            )  # fmt: skip
         if folder.is_dir():
             return folder
     return None
@@ -88,7 +105,7 @@ def _grade_folder(path: Path, source: Path | None, args: argparse.Namespace) -> 
         raise GradeInputError(f"{path}: grading a folder needs --source EXERCISES_DIR")
     if args.unsafe_no_sandbox:
         print(f"warning: {EXPOSED_WITHOUT_SANDBOX}", file=sys.stderr)
-    hide = (Path(args.csv).resolve().parent,) if args.csv else ()
+    hide = tuple(Path(f).resolve().parent for f in (args.csv, args.similarity) if f)
     graded, unmatched = classgrade.grade_folder(
         path, source, solutions=Path(args.solutions) if args.solutions else None,
         jobs=args.jobs, cell_timeout=args.cell_timeout, total_timeout=args.total_timeout,
@@ -105,12 +122,43 @@ def _grade_folder(path: Path, source: Path | None, args: argparse.Namespace) -> 
             )
     for name, digest in sorted({(r.notebook, r.source_sha256) for r in graded}):
         print(f"graded against {source / name}.ipynb (sha256 {digest[:16]}, read once)")
+    if args.similarity:
+        _similarity(path, source, args)
     return graded
+
+
+def _similarity(folder: Path, source: Path, args: argparse.Namespace) -> None:
+    """Write ``--similarity``'s report for ``folder`` (after grading: it changes no grade)."""
+    from course_utils.grading import similarity
+
+    submissions, _ = classgrade.find_submissions(folder, source)
+    solutions = Path(args.solutions) if args.solutions else source.resolve().parent / "solutions"
+    pairs = similarity.class_similarity(submissions, solutions, args.similarity_threshold)
+    report = Path(args.similarity)
+    similarity.write_report(pairs, report, args.similarity_threshold, len(submissions))
+    print(
+        f"wrote {report}: {len(pairs)} pairs of graded functions share at least "
+        f"{args.similarity_threshold:.0%} of their fingerprints"
+    )
 
 
 def main(argv: list[str]) -> int:
     """``course grade ...``: parse ``argv`` (the arguments after ``grade``), grade, print."""
     args = _parser().parse_args(argv)
+    if args.similarity and importlib.util.find_spec("copydetect") is None:
+        print(
+            "error: --similarity needs copydetect: pip install copydetect "
+            "(make install puts it in .venv)",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 < args.similarity_threshold <= 1:
+        print(
+            f"error: --similarity-threshold: expected a share in (0, 1], "
+            f"got {args.similarity_threshold}",
+            file=sys.stderr,
+        )
+        return 2
     source = Path(args.source) if args.source else _default_source()
     if source is not None and not source.is_dir():
         print(

@@ -222,9 +222,13 @@ class Sandbox:
 
     @staticmethod
     def environment() -> dict[str, str]:
-        """The only variables the student's process gets."""
+        """The only variables the student's process gets. ``PYTHONPATH`` is the folder of
+        the package the grader runs (``installed_package``), so the sandbox imports that
+        one (its grading copy), not another that an editable install's finder points to
+        (a second clone of the course, which the sandbox cannot see)."""
         return {
             "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "PYTHONPATH": str(installed_package().parent),
             "HOME": "/tmp",
             "TMPDIR": "/tmp",
             "LANG": "C.UTF-8",
