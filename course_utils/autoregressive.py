@@ -1,11 +1,12 @@
 """Autoregressive models and discrete latents (lecture 06): the 06 reference functions,
-``keep_top_k``, ``MaskedConv2d``, ``PixelCNN`` and its recipe, ``CausalTransformer``
+``MaskedConv2d``, ``PixelCNN`` and its recipe, ``CausalTransformer``
 (decoder-only, optionally class-conditional) and ``train_transformer``, ``course bench
 pixelcnn-digits``, the generation-order and completion figures.
 
 * The exercise set 06 reference functions: ``causal_mask``, ``masked_conv_mask``,
   ``categorical_nll``, ``sample_with_temperature``, ``self_attention``,
-  ``vector_quantize``, ``vq_losses``.
+  ``vector_quantize``, ``vq_losses``, ``keep_top_k`` (top-k filtering, which
+  ``PixelCNN.sample`` and ``CausalTransformer.sample`` use).
 * ``PixelCNN`` (van den Oord et al. 2016) over K-level categorical pixels: a type-A
   masked convolution, then residual type-B blocks; exact log-likelihood in one pass,
   sampling pixel by pixel (``sample``, with temperature and top-k, and completion of a
@@ -94,13 +95,18 @@ def sample_with_temperature(
     return flat.view(logits.shape[:-1])
 
 
+# Copied from solutions/06_autoregressive.py: keep_top_k
 def keep_top_k(logits: torch.Tensor, k: int | None) -> torch.Tensor:
-    """``logits`` ``[n, K]`` with all but each row's ``k`` largest set to -inf (top-k
-    sampling); unchanged when ``k`` is None."""
+    """``logits`` ``[..., K]`` with all but the ``k`` largest of each row (last dim) set to
+    ``-inf``, exactly ``k`` kept when logits tie (top-k sampling, Fan et al. 2018);
+    ``logits`` itself when ``k`` is None."""
     if k is None:
         return logits
-    kth = logits.topk(k, dim=1).values[:, -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
+    if not isinstance(k, int) or not 1 <= k <= logits.shape[-1]:
+        raise ValueError(f"k: expected an int in [1, {logits.shape[-1]}] or None, got {k!r}")
+    keep = torch.zeros_like(logits, dtype=torch.bool)
+    keep.scatter_(-1, logits.topk(k, dim=-1).indices, True)
+    return logits.masked_fill(~keep, float("-inf"))
 
 
 # Copied from solutions/06_autoregressive.py: self_attention
@@ -136,9 +142,13 @@ def vq_losses(
     z_e: torch.Tensor, z_q: torch.Tensor, beta: float = 0.25
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """VQ-VAE's two extra terms (van den Oord et al. 2017, eq. 3), for the encoder output
-    ``z_e`` and the raw codes ``z_q = codebook[indices]``: the codebook loss
-    ``‖sg[z_e] − e‖²`` moves the codes, the commitment loss ``β ‖z_e − sg[e]‖²`` the
-    encoder; both means, scalars."""
+    ``z_e`` ``[N, D]`` and the raw codes ``z_q = codebook[indices]`` ``[N, D]``: the
+    codebook loss ``‖sg[z_e] − e‖²`` moves the codes, the commitment loss
+    ``β ‖z_e − sg[e]‖²`` the encoder; both means, scalars.
+
+    ``z_q`` must be the raw codes, NOT ``vector_quantize``'s straight-through output
+    ``z_e + (e − z_e).detach()``: that tensor's gradient goes to ``z_e``, so the codebook
+    loss would train the encoder and never the codes."""
     codebook_loss = (z_e.detach() - z_q).square().mean()
     commitment_loss = beta * (z_e - z_q.detach()).square().mean()
     return codebook_loss, commitment_loss

@@ -472,6 +472,7 @@ def divergence_exact(
     return v.detach(), div.detach()
 
 
+# Copied from solutions/05_flow_matching.py: divergence_hutchinson
 def divergence_hutchinson(
     v_model: Field, x: torch.Tensor, t: torch.Tensor, probe: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,10 +46,11 @@ if "google.colab" in sys.modules:
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgm-course/deep-generative-models/blob/main/exercises/02_gan.ipynb)
 #
-# Eleven functions: the GAN losses, the optimal discriminator, the Jensen–Shannon
+# Thirteen functions: the GAN losses, the optimal discriminator, the Jensen–Shannon
 # divergence, the WGAN losses, weight clipping, the gradient penalty, spectral
-# normalization's power iteration and CycleGAN's cycle-consistency loss. Then your WGAN-GP
-# losses train
+# normalization's power iteration, CycleGAN's cycle-consistency loss, the R1 penalty and
+# discriminator rejection sampling's acceptance probability. Then your WGAN-GP losses
+# train
 # a generator on the 8-Gaussian ring. For each function: read the definition, replace
 # `# YOUR CODE HERE` / `raise NotImplementedError()` with your code, and run the test cell
 # below it. A failing test says what it expected, what it got, and the likely mistake.
@@ -625,7 +626,163 @@ check_close(
 )  # fmt: skip
 
 # %% [markdown]
-# ## 10. Your WGAN-GP on the ring (2 points)
+# ## 10. The R1 penalty (2 points)
+#
+# Mescheder et al. (2018) show that a GAN's training dynamics converge near the
+# equilibrium once the discriminator is penalized for having a gradient **on the data**:
+# with $D_\psi(x)$ the discriminator's **logit**,
+#
+# $$R_1(\psi) = \frac{\gamma}{2}\, \mathbb{E}_{x \sim p_\mathcal{D}}\big[\lVert \nabla_x D_\psi(x) \rVert^2\big],$$
+#
+# the squared L2 norm over all non-batch dimensions, averaged over the **real** batch
+# (no interpolation as in WGAN-GP, no fake samples: `fake` is not used, it is there so
+# that the course's trainer can call `r1_penalty` and `gradient_penalty` alike). The
+# penalty is added to the discriminator's loss, so, as in the gradient penalty, the
+# gradient must itself be differentiable: `torch.autograd.grad(..., create_graph=True)`.
+# Return the scalar $R_1$ with its factor $\gamma / 2$.
+
+
+# %%
+def r1_penalty(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, gamma: float = 1.0
+) -> torch.Tensor:
+    """Mescheder et al.'s (2018) ``R1 = (γ/2) E_{x~p_data}[‖∇_x D(x)‖₂²]`` at the real
+    batch only, ``D`` the discriminator's logit (``fake`` is unused; the argument keeps
+    ``ToyGanConfig.penalty``'s signature); a scalar, differentiable w.r.t. the critic's
+    parameters. The discriminator minimizes its loss ``+ R1``.
+
+    Args:
+        critic: maps ``[B, ...]`` to logits ``[B]`` (or ``[B, 1]``).
+        real: ``[B, ...]`` data batch.
+        fake: unused.
+        gamma: the penalty's weight γ.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST r1_penalty (2 points)
+# The quadratic critic D(x) = ||x||^2 / 2 has gradient x: R1 = (gamma/2) E||x||^2 over the real batch.
+class HalfSquaredNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x.square().flatten(1).sum(1)
+
+
+real = torch.tensor([[1.0, 2.0], [0.0, 3.0], [2.0, 2.0]])  # squared norms 5, 9, 8
+fake = torch.tensor([[0.5, 0.0], [0.0, 0.5], [1.0, 0.0]])  # squared norms 0.25, 0.25, 1
+r1 = r1_penalty(HalfSquaredNorm(), real, fake, gamma=3.0)
+check_close(
+    r1, 1.5 * 22 / 3, "r1_penalty(D(x) = ||x||^2/2, gamma = 3) = (3/2) * mean(5, 9, 8)",
+    hint="(gamma / 2) * the batch mean of the squared gradient norm, at the real batch",
+    mistakes={
+        "the penalty is taken at the real data, not at the fake batch": 1.5 * 1.5 / 3,
+        "multiply by gamma / 2: R1 = (gamma/2) E||grad D||^2": 22 / 3,
+        "multiply by gamma / 2, not gamma": 3 * 22 / 3,
+        "the squared norm ||grad D||^2, not the norm": 1.5 * (5**0.5 + 3 + 8**0.5) / 3,
+        "average over the batch (E is a mean), do not sum": 1.5 * 22,
+    },
+)  # fmt: skip
+# A linear critic D(x) = w.x on images [B, 1, 2, 2]: the gradient is w everywhere.
+linear = nn.Sequential(nn.Flatten(), nn.Linear(4, 1, bias=False))
+with torch.no_grad():
+    linear[1].weight.copy_(torch.tensor([[1.0, -2.0, 0.0, 2.0]]))
+r1 = r1_penalty(linear, torch.randn(5, 1, 2, 2), torch.randn(5, 1, 2, 2), gamma=2.0)
+check_close(r1, 9.0, "r1_penalty of a linear critic on images [B, 1, 2, 2], ||w||^2 = 9, gamma = 2",
+            hint="the squared norm runs over all non-batch dims: grad.flatten(1).square().sum(1)")  # fmt: skip
+check(
+    r1.requires_grad,
+    "r1_penalty: the penalty does not depend on the critic's parameters in the graph",
+    hint="pass create_graph=True to torch.autograd.grad, or the penalty cannot train the discriminator",
+)
+r1.backward()
+check_grad(
+    linear[1].weight, "the critic's weight", hint="pass create_graph=True to torch.autograd.grad"
+)
+check_close(linear[1].weight.grad, 2 * torch.tensor([[1.0, -2.0, 0.0, 2.0]]), "d R1 / d w = gamma * w",
+            hint="R1 = (gamma/2) ||w||^2 for a linear critic: its gradient in w is gamma * w")  # fmt: skip
+
+# The penalty trains the discriminator only: a real batch that carries a graph (data
+# augmentation with a learned parameter, say) gets no gradient from it.
+scale = torch.tensor(2.0, requires_grad=True)
+r1 = r1_penalty(HalfSquaredNorm(), scale * real, fake)
+if r1.requires_grad:
+    r1.backward()
+check_close(
+    scale.grad if scale.grad is not None else 0.0, 0.0, "d R1 / d (a parameter upstream of the real batch)",
+    hint="take the gradient at a detached copy, real.detach().requires_grad_(True): R1 is a function of the discriminator only",
+)  # fmt: skip
+
+# %% [markdown]
+# ## 11. Discriminator rejection sampling: the acceptance probability (2 points)
+#
+# A discriminator trained to optimality has the logit $\tilde D^*(x) = \log
+# p_\text{data}(x) / p_g(x)$ (question 3). Rejection sampling from $p_g$ keeps a sample
+# with probability $p_\text{data}(x) / (M p_g(x)) = \exp(\tilde D^*(x) - \tilde D^*_M)$,
+# with $\tilde D^*_M = \log M$ the largest logit. Azadi et al. (2019) compute it in logit
+# space, where they can also shift it:
+#
+# $$F(x) = \tilde D^*(x) - \tilde D^*_M - \log\big(1 - e^{\tilde D^*(x) - \tilde D^*_M - \epsilon}\big) - \gamma,
+#   \qquad p_\text{accept}(x) = \sigma\big(F(x)\big).$$
+#
+# With $\gamma = 0$ and $\epsilon \to 0$, $\sigma(F) = e^{\tilde D^* - \tilde D^*_M}$
+# exactly: the logit of the acceptance probability is the first three terms. $\epsilon$
+# keeps the logarithm finite at the maximum itself; $\gamma$ raises ($\gamma < 0$) or lowers
+# ($\gamma > 0$) every acceptance, trading exactness for speed. (Lecture 02's
+# `gan.rejection_sample` keeps a candidate with probability $\min(1, e^{\tilde D - M})$ with
+# $M$ a high quantile of the logits, a heuristic; this is the paper's rule.) Given `logits`
+# `[N]` and `max_logit` $\tilde D^*_M \ge$ every logit, return $\sigma(F)$, `[N]`. Compute
+# $\log(1 - e^{u})$ for $u < 0$ as `torch.log1p(-torch.exp(u))`.
+
+
+# %%
+def drs_acceptance(
+    logits: torch.Tensor, max_logit: float, epsilon: float = 1e-6, gamma: float = 0.0
+) -> torch.Tensor:
+    """Discriminator rejection sampling's acceptance probability (Azadi et al. 2019):
+    ``sigmoid(F)``, ``F = l - l_M - log(1 - exp(l - l_M - epsilon)) - gamma`` for the
+    discriminator's ``logits`` ``[N]`` and ``max_logit`` ``l_M`` (at least every logit);
+    ``[N]`` in ``[0, 1]``."""
+    if epsilon <= 0:
+        raise ValueError(f"epsilon: expected > 0, got {epsilon!r}")
+    if logits.numel() and float(logits.max()) > max_logit:
+        raise ValueError(
+            f"max_logit: expected at least every logit, got {max_logit!r} below "
+            f"{float(logits.max())!r}"
+        )
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST drs_acceptance (2 points)
+logits = torch.tensor([-3.0, -1.0, 0.0, 1.5, 2.0])
+u = logits - 2.0
+check_close(
+    drs_acceptance(logits, 2.0), u.exp(), "drs_acceptance(gamma = 0, epsilon = 1e-6) = exp(l - l_M)",
+    hint="sigmoid(F) with F = l - l_M - log(1 - exp(l - l_M - epsilon)) - gamma: at gamma = 0 it is exp(l - l_M)",
+    mistakes={
+        "the acceptance is sigmoid(F) with F = l - l_M - log(1 - exp(l - l_M - epsilon)) - gamma: keep the log term": torch.sigmoid(u),
+        "return the probability sigmoid(F), not the logit F": u - torch.log1p(-torch.exp(u - 1e-6)),
+    },
+)  # fmt: skip
+eps, gamma = 0.5, 0.7
+f = u - torch.log1p(-torch.exp(u - eps)) - gamma
+check_close(
+    drs_acceptance(logits, 2.0, epsilon=eps, gamma=gamma), torch.sigmoid(f),
+    "drs_acceptance(epsilon = 0.5, gamma = 0.7)",
+    hint="F = l - l_M - log(1 - exp(l - l_M - epsilon)) - gamma, then sigmoid(F)",
+    mistakes={
+        "subtract gamma: a positive gamma lowers every acceptance": torch.sigmoid(f + 2 * gamma),
+        "epsilon goes inside the exponential, exp(l - l_M - epsilon)": torch.sigmoid(u - torch.log1p(-torch.exp(u)) - gamma),
+        "the acceptance is sigmoid(F) with F = l - l_M - log(1 - exp(l - l_M - epsilon)) - gamma: keep the log term": torch.sigmoid(u - gamma),
+    },
+)  # fmt: skip
+check_close(drs_acceptance(torch.tensor([-200.0, 0.0]), 0.0)[0], 0.0, "the acceptance of a logit 200 below the maximum",
+            hint="a logit far below the maximum is (almost) never accepted: sigmoid(F) of a very negative F is 0")  # fmt: skip
+
+# %% [markdown]
+# ## 12. Your WGAN-GP on the ring (2 points)
 #
 # Your `critic_loss`, `wgan_generator_loss` and `gradient_penalty` now train a WGAN-GP on the
 # 8-Gaussian ring: 5 critic steps per generator step, λ = 1, Adam(1e-3, β = (0.5, 0.9)),

@@ -46,10 +46,11 @@ if "google.colab" in sys.modules:
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgm-course/deep-generative-models/blob/main/exercises/05_flow_matching.ipynb)
 #
-# Eight functions: the denoising score matching loss, the score implied by a noise
+# Ten functions: the denoising score matching loss, the score implied by a noise
 # prediction (Tweedie), one step of Langevin dynamics, the linear interpolant of flow
-# matching and its velocity, the conditional flow matching loss, and two ODE samplers
-# (Euler and Heun). Then your loss trains a flow on the two moons, sampled in 10 steps.
+# matching and its velocity, the conditional flow matching loss, two ODE samplers
+# (Euler and Heun), Hutchinson's divergence estimator and one DPM-Solver++(2M) step. Then
+# your loss trains a flow on the two moons, sampled in 10 steps.
 # For each function: read the definition, replace `# YOUR CODE HERE` /
 # `raise NotImplementedError()` with your code, and run the test cell below it. A failing
 # test says what it expected, what it got, and the likely mistake.
@@ -470,7 +471,180 @@ check_close(heun_sample(lambda x, t: x, torch.ones(1, 1), 5), (1 + 0.2 + 0.02) *
             mistakes={"the corrector averages both slopes, v(x, t) and v(x_pred, t + dt), not the end slope alone": (1 + 0.2 + 0.04) ** 5})  # fmt: skip
 
 # %% [markdown]
-# ## 9. Your flow on the two moons, in 10 steps (2 points)
+# ## 9. Hutchinson's divergence estimator (2 points)
+#
+# The likelihood of a continuous flow needs the divergence of its velocity,
+# $\nabla \cdot v = \operatorname{tr}(\partial v / \partial x)$: $D$ backward passes for
+# $D$ dimensions. Hutchinson's estimator takes one: for a random **probe** $\varepsilon$
+# with $\mathbb{E}[\varepsilon \varepsilon^\top] = I$ (Rademacher $\pm 1$ entries, or
+# standard normal: both work),
+#
+# $$\mathbb{E}_\varepsilon\big[\varepsilon^\top \tfrac{\partial v}{\partial x}\,\varepsilon\big]
+#   = \operatorname{tr}\Big(\tfrac{\partial v}{\partial x}\,\mathbb{E}[\varepsilon\varepsilon^\top]\Big)
+#   = \nabla \cdot v ,$$
+#
+# unbiased (Grathwohl et al. 2019, FFJORD). The vector-Jacobian product
+# $\varepsilon^\top \partial v / \partial x$ is one `torch.autograd.grad(v, x, probe)`; the
+# estimate multiplies it by the probe **again** and sums over the non-batch dims. Return
+# `(v, divergence)`: `v_model(x, t)` and the estimate, `[batch]`, both detached. Work on
+# a copy of `x` that requires grad (`x.detach().requires_grad_(True)`, not the caller's
+# `x`), and inside `torch.enable_grad()`: samplers call this under `torch.no_grad()`.
+
+
+# %%
+def divergence_hutchinson(
+    v_model: Field, x: torch.Tensor, t: torch.Tensor, probe: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``v_model(x, t)`` and Hutchinson's unbiased estimate of its divergence,
+    ``probe^T (dv/dx) probe`` (``E[probe probe^T] = I``: Rademacher or Gaussian), from one
+    vector-Jacobian product."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST divergence_hutchinson (2 points)
+A = torch.tensor([[1.0, 2.0, 0.0], [-1.0, 3.0, 1.0], [0.5, 0.0, -2.0]])  # trace 2
+x, t = torch.randn(4, 3), torch.rand(4)
+probe = torch.tensor([[1.0, 1, 1], [1, -1, 1], [-1, 1, -1], [1, 1, -1]])
+v, div = divergence_hutchinson(lambda x, t: x @ A.T, x, t, probe)
+check_close(
+    v,
+    x @ A.T,
+    "divergence_hutchinson's v for v(x) = A x",
+    hint="return v_model(x, t) itself, first",
+)
+check_close(
+    div, ((probe @ A.T) * probe).sum(1), "divergence_hutchinson of v(x) = A x with Rademacher probes: probe^T A probe",
+    hint="one vector-Jacobian product, torch.autograd.grad(v, x, probe), times the probe, summed over the non-batch dims; "
+    "inside torch.enable_grad(), on x.detach().requires_grad_(True)",
+    mistakes={"multiply the vector-Jacobian product by the probe again: probe^T (dv/dx) probe, not the sum of probe^T (dv/dx)": (probe @ A).sum(1)},
+)  # fmt: skip
+check(not div.requires_grad and not v.requires_grad and not x.requires_grad,
+      "divergence_hutchinson must return detached tensors and leave the caller's x as it was",
+      hint="work on x.detach().requires_grad_(True) and return v.detach(), div.detach()")  # fmt: skip
+try:
+    with torch.no_grad():  # as a sampler calls it
+        div_no_grad = divergence_hutchinson(lambda x, t: x @ A.T, x, t, probe)[1]
+except RuntimeError as error:
+    div_no_grad = None
+    check(False, f"divergence_hutchinson under torch.no_grad() raised {error}",
+          hint="compute inside torch.enable_grad(): samplers call it under torch.no_grad()")  # fmt: skip
+check_close(div_no_grad, ((probe @ A.T) * probe).sum(1), "divergence_hutchinson under torch.no_grad()",
+            hint="compute inside torch.enable_grad(): samplers call it under torch.no_grad()")  # fmt: skip
+# Unbiased for a nonlinear field, with Rademacher or Gaussian probes: the mean over 20000
+# probes at one point is the exact divergence, within 5 standard errors.
+W = torch.tensor([[0.8, -1.2, 0.3], [0.5, 0.9, -0.7], [-1.1, 0.2, 1.4]])
+field = lambda x, t: torch.tanh(x @ W.T) * (1 + t[:, None])  # noqa: E731
+point, time = torch.tensor([0.3, -0.5, 0.8]), torch.tensor([0.4])
+exact = torch.autograd.functional.jacobian(lambda y: field(y[None], time)[0], point).trace()
+n = 20_000
+for name, probes in (
+    ("Rademacher", torch.randint(0, 2, (n, 3)).float() * 2 - 1),
+    ("Gaussian", torch.randn(n, 3)),
+):
+    estimates = divergence_hutchinson(field, point.expand(n, 3), time.expand(n), probes)[1]
+    check_close(
+        estimates.mean(), exact, f"the mean of {n} Hutchinson estimates with {name} probes (the exact divergence)",
+        atol=5 * float(((probes @ torch.autograd.functional.jacobian(lambda y: field(y[None], time)[0], point).T) * probes).sum(1).std()) / n**0.5,
+        hint="probe^T (dv/dx) probe is unbiased for the trace, whatever probe with E[probe probe^T] = I",
+    )  # fmt: skip
+
+# %% [markdown]
+# ## 10. One step of DPM-Solver++(2M) (2 points)
+#
+# Our path $x_t = \alpha_t x_1 + \sigma_t x_0$ is Gaussian with $\alpha_t = t$ (data) and
+# $\sigma_t = 1 - t$ (noise). A velocity model gives a **data prediction**
+# $\hat x_1(x_t, t) = x_t + (1 - t)\,v_\theta(x_t, t)$. DPM-Solver++ (Lu et al. 2022)
+# integrates the probability-flow ODE in the log signal-to-noise ratio
+# $\lambda_t = \log(\alpha_t / \sigma_t)$, here $\log\frac{t}{1-t}$, which grows from
+# noise to data. From $t$ to $t'$, with $h = \lambda_{t'} - \lambda_t > 0$, the exact
+# solution is the linear part plus an integral of $\hat x_1$; the **2M** (second-order,
+# multistep) solver approximates $\hat x_1$ by a line in $\lambda$ through the current and
+# the **previous** step's predictions, at $t_{\text{prev}} < t$:
+#
+# $$x_{t'} = \frac{\sigma_{t'}}{\sigma_t}\,x_t - \alpha_{t'}\,\big(e^{-h} - 1\big)\,D,
+#   \qquad D = \Big(1 + \frac{1}{2r}\Big)\hat x_1(x_t, t) - \frac{1}{2r}\,\hat x_1(x_{t_\text{prev}}, t_\text{prev}),
+#   \qquad r = \frac{h_\text{prev}}{h} = \frac{\lambda_t - \lambda_{t_\text{prev}}}{\lambda_{t'} - \lambda_t}.$$
+#
+# Without a previous prediction (the first step), $D = \hat x_1(x_t, t)$: that step is
+# DDIM. (Lu et al. write time from data at 0 to noise at $T$ and $x_0$ for the data; here
+# data is at 1, as in the rest of this set, so their $\hat x_0$ is our $\hat x_1$, and
+# their $t_{i-2}, t_{i-1}, t_i$ are our $t_\text{prev}, t, t'$. Lecture 05 runs the same
+# solver on lecture 04's DDPM model; at the ends, $t = 0$ where $\lambda = -\infty$ and
+# $t' = 1$ where $\sigma = 0$, a sampler takes a first-order step.) Given
+# $0 < t_\text{prev} < t < t' < 1$ as floats, `x` `[B, ...]`, the data predictions
+# `x1_hat` at $(x, t)$ and `x1_hat_prev` at $t_\text{prev}$ (or `None` with
+# `t_prev=None`), return $x_{t'}$.
+
+
+# %%
+def dpm_solver_2m_step(
+    x: torch.Tensor,
+    t: float,
+    t_next: float,
+    x1_hat: torch.Tensor,
+    x1_hat_prev: torch.Tensor | None = None,
+    t_prev: float | None = None,
+) -> torch.Tensor:
+    """One DPM-Solver++(2M) step (Lu et al. 2022) on the path ``x_t = t x1 + (1 - t) x0``
+    (``alpha_t = t``, ``sigma_t = 1 - t``, ``lambda_t = log(t / (1 - t))``) from ``t`` to
+    ``t_next``: ``x_next = (sigma_next / sigma) x - alpha_next (e^{-h} - 1) D`` with
+    ``h = lambda_next - lambda``, ``D = (1 + 1/(2r)) x1_hat - 1/(2r) x1_hat_prev``,
+    ``r = (lambda - lambda_prev) / h`` (``D = x1_hat`` without a previous prediction);
+    ``x``, ``x1_hat``, ``x1_hat_prev`` ``[B, ...]`` -> ``[B, ...]``."""
+    if (x1_hat_prev is None) != (t_prev is None):
+        raise ValueError("x1_hat_prev, t_prev: expected both or neither")
+    times = (t, t_next) if t_prev is None else (t_prev, t, t_next)
+    if not all(0 < a < b < 1 for a, b in zip(times, times[1:], strict=False)):
+        raise ValueError(f"t_prev, t, t_next: expected 0 < t_prev < t < t_next < 1, got {times}")
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% tags=["graded"] points=2
+# TEST dpm_solver_2m_step (2 points)
+x, x1_hat, x1_hat_prev = (
+    torch.tensor([[1.0, -2.0]]),
+    torch.tensor([[0.5, 0.3]]),
+    torch.tensor([[0.1, 0.9]]),
+)
+t_prev, t, t_next = 0.2, 0.4, 0.7
+lam = {s: math.log(s / (1 - s)) for s in (t_prev, t, t_next)}
+h, h_prev = lam[t_next] - lam[t], lam[t] - lam[t_prev]
+
+
+def step_with(D: torch.Tensor) -> torch.Tensor:
+    return (1 - t_next) / (1 - t) * x - t_next * math.expm1(-h) * D
+
+
+ddim = (1 - t_next) / (1 - t) * x + (t_next - (1 - t_next) * t / (1 - t)) * x1_hat
+check_close(
+    dpm_solver_2m_step(x, t, t_next, x1_hat), ddim, "dpm_solver_2m_step without a previous prediction (DDIM)",
+    hint="x_next = (sigma_next / sigma) x - alpha_next (e^{-h} - 1) x1_hat with alpha = t, sigma = 1 - t, h = lambda_next - lambda",
+    mistakes={
+        "h = lambda_next - lambda > 0 (lambda grows towards the data) and the factor is e^{-h} - 1": (1 - t_next) / (1 - t) * x - t_next * math.expm1(h) * x1_hat,
+        "alpha_t = t and sigma_t = 1 - t on this path (data at t = 1), not the other way round": t_next / t * x - (1 - t_next) * math.expm1(lam[t_next] - lam[t]) * x1_hat,
+    },
+)  # fmt: skip
+r = h_prev / h
+expected = step_with((1 + 1 / (2 * r)) * x1_hat - 1 / (2 * r) * x1_hat_prev)
+check_close(
+    dpm_solver_2m_step(x, t, t_next, x1_hat, x1_hat_prev, t_prev), expected, "dpm_solver_2m_step with a previous prediction (2M)",
+    hint="D = (1 + 1/(2r)) x1_hat - 1/(2r) x1_hat_prev with r = h_prev / h, h_prev = lambda - lambda_prev",
+    mistakes={
+        "r = h_prev / h, the previous step's lambda interval over this one's, not h / h_prev": step_with((1 + r / 2) * x1_hat - r / 2 * x1_hat_prev),
+        "use the previous prediction: D = (1 + 1/(2r)) x1_hat - 1/(2r) x1_hat_prev on every step after the first": step_with(x1_hat),
+        "the intervals are in lambda = log(t / (1 - t)), not in t": step_with((1 + (t_next - t) / (2 * (t - t_prev))) * x1_hat - (t_next - t) / (2 * (t - t_prev)) * x1_hat_prev),
+    },
+)  # fmt: skip
+# Equal predictions make the line flat: D = x1_hat, the DDIM step again.
+check_close(dpm_solver_2m_step(x, t, t_next, x1_hat, x1_hat.clone(), t_prev), ddim,
+            "dpm_solver_2m_step with x1_hat_prev = x1_hat (D = x1_hat: DDIM)",
+            hint="the two weights of D, 1 + 1/(2r) and -1/(2r), sum to 1")  # fmt: skip
+
+# %% [markdown]
+# ## 11. Your flow on the two moons, in 10 steps (2 points)
 #
 # A small MLP $v_\theta(x_t, t)$, trained with your `flow_matching_loss` for 3000 steps,
 # then 2000 samples drawn with your `heun_sample` on 5 intervals: 10 network evaluations.

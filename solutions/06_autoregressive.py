@@ -46,10 +46,11 @@ if "google.colab" in sys.modules:
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgm-course/deep-generative-models/blob/main/solutions/06_autoregressive.ipynb)
 #
-# Seven functions: the causal mask of a transformer, PixelCNN's masked-convolution mask,
+# Ten functions: the causal mask of a transformer, PixelCNN's masked-convolution mask,
 # the exact negative log-likelihood of categorical pixels, sampling with a temperature,
-# scaled dot-product self-attention, and VQ-VAE's vector quantization and its two extra
-# losses. Then your mask and your likelihood train a small PixelCNN on the digits.
+# scaled dot-product self-attention, VQ-VAE's vector quantization and its two extra
+# losses, MADE's masks, VQ-VAE's EMA codebook update and top-k filtering. Then your mask
+# and your likelihood train a small PixelCNN on the digits.
 # For each function: read the definition, replace `# YOUR CODE HERE` /
 # `raise NotImplementedError()` with your code, and run the test cell below it. A failing
 # test says what it expected, what it got, and the likely mistake.
@@ -473,6 +474,18 @@ check_close(vector_quantize(z, codebook)[1].float(), solution.vector_quantize(z,
 # commitment term already multiplied by `beta`. The stop-gradients decide which tensor
 # each term trains: the codebook loss must not move the encoder, nor the commitment loss
 # the codes.
+#
+# **Which tensor is `z_q`.** Here `z_q` is the **raw code** $e$ = `codebook[indices]`,
+# whose gradient reaches the codebook. It is *not* the `z_q` that `vector_quantize`
+# returns: that straight-through tensor $z_e + \mathrm{sg}[e - z_e]$ has the code's value
+# but its gradient goes to $z_e$, never to the codebook. Passed here, it makes the
+# codebook loss train the encoder and the codes never move. (The argument keeps the name
+# `z_q`, the contract's, so calls by name keep working.) In a training step:
+#
+# ```python
+# z_st, indices = vector_quantize(z_e, codebook)  # the decoder's input
+# codebook_loss, commitment_loss = vq_losses(z_e, codebook[indices])  # not z_st
+# ```
 
 
 # %%
@@ -480,9 +493,13 @@ def vq_losses(
     z_e: torch.Tensor, z_q: torch.Tensor, beta: float = 0.25
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """VQ-VAE's two extra terms (van den Oord et al. 2017, eq. 3), for the encoder output
-    ``z_e`` and the raw codes ``z_q = codebook[indices]``: the codebook loss
-    ``‖sg[z_e] − e‖²`` moves the codes, the commitment loss ``β ‖z_e − sg[e]‖²`` the
-    encoder; both means, scalars."""
+    ``z_e`` ``[N, D]`` and the raw codes ``z_q = codebook[indices]`` ``[N, D]``: the
+    codebook loss ``‖sg[z_e] − e‖²`` moves the codes, the commitment loss
+    ``β ‖z_e − sg[e]‖²`` the encoder; both means, scalars.
+
+    ``z_q`` must be the raw codes, NOT ``vector_quantize``'s straight-through output
+    ``z_e + (e − z_e).detach()``: that tensor's gradient goes to ``z_e``, so the codebook
+    loss would train the encoder and never the codes."""
     ### BEGIN SOLUTION
     codebook_loss = (z_e.detach() - z_q).square().mean()
     commitment_loss = beta * (z_e - z_q.detach()).square().mean()
@@ -513,7 +530,9 @@ check_close(
 )  # fmt: skip
 check_close(
     grad_of(codebook_loss, z_e), torch.zeros(2, 2), "the codebook loss's gradient on z_e",
-    hint="the codebook loss moves the codes only: detach z_e in it, mean((z_e.detach() - z_q)^2)",
+    hint="the codebook loss moves the codes only: detach z_e in it, mean((z_e.detach() - z_q)^2), "
+    "and detach nothing else there (z_q is the raw codes codebook[indices], not vector_quantize's "
+    "straight-through output, whose gradient goes to z_e)",
 )  # fmt: skip
 check_close(grad_of(codebook_loss, z_q), (z_q - z_e).detach() / 2, "the codebook loss's gradient on z_q",
             hint="the codebook loss must move the codes: do not detach z_q in it")  # fmt: skip
@@ -523,6 +542,18 @@ check_close(
 )  # fmt: skip
 check_close(grad_of(commitment_loss, z_e), 0.5 * (z_e - z_q).detach() / 2, "the commitment loss's gradient on z_e",
             hint="the commitment loss must reach the encoder: do not detach z_e in it")  # fmt: skip
+# A VQ-VAE step as lecture 06 takes it: the decoder gets the straight-through tensor, the
+# codebook loss the raw codes, so the codebook loss's gradient reaches the codebook.
+codebook = torch.tensor([[0.0, 0.0], [2.0, 2.0]], requires_grad=True)
+z_e = torch.tensor([[0.5, 0.0], [1.5, 2.5]], requires_grad=True)
+codes = codebook[torch.tensor([0, 1])]
+codebook_loss, _ = vq_losses(z_e, codes)
+check_close(
+    grad_of(codebook_loss, codebook), (codes - z_e).detach() / 2, "the codebook loss's gradient on the codebook",
+    hint="the codebook loss must reach the codebook through z_q = codebook[indices]: detach z_e, not z_q",
+    mistakes={"this is what vector_quantize's straight-through output gives: the codes get no gradient. "
+              "z_q in vq_losses is the raw codes codebook[indices]": torch.zeros(2, 2)},
+)  # fmt: skip
 
 # %% tags=["hidden"]
 # HIDDEN TEST vq_losses
@@ -533,7 +564,276 @@ check_close(torch.stack(vq_losses(z_e, z_q, beta)), torch.stack(solution.vq_loss
             f"vq_losses at beta = {beta:.2f}")  # fmt: skip
 
 # %% [markdown]
-# ## 8. Your PixelCNN on the digits (2 points)
+# ## 8. MADE's masks (2 points)
+#
+# MADE (Germain et al. 2015) makes a multilayer perceptron autoregressive by multiplying
+# its weight matrices by binary masks. Each input $d$ has a degree $m(d)$, its place in
+# the order ($1 \dots D$; the identity order is $m(d) = d$), and each hidden unit $k$ a
+# degree $m(k) \in \{1, \dots, D-1\}$. Hidden unit $k$ may see input $d$ when its degree
+# is **at least** the input's, and output $d$ may see hidden unit $k$ only when its
+# degree is **strictly greater**:
+#
+# $$M^{W}_{k,d} = 1_{m(k) \ge m(d)}, \qquad M^{V}_{d,k} = 1_{m(d) > m(k)} .$$
+#
+# (The paper writes $d$ for $m(d)$, its inputs being in the identity order.) A path from
+# input $d'$ to output $d$ then needs $m(d') \le m(k) < m(d)$: output $d$ never sees
+# $x_d$ nor anything after it. Given the input degrees `[D]` and the hidden degrees
+# `[H]` (integer tensors), return the two float masks shaped like `nn.Linear`'s weights:
+# `(mask_hidden [H, D], mask_out [D, H])`.
+
+
+# %%
+def made_masks(
+    input_degrees: torch.Tensor, hidden_degrees: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MADE's masks (Germain et al. 2015) for one hidden layer: ``input_degrees`` ``[D]``
+    (the order, a permutation of ``1 … D``) and ``hidden_degrees`` ``[H]`` (in
+    ``1 … D-1``) -> ``(mask_hidden [H, D], mask_out [D, H])``, float:
+    ``mask_hidden[k, d] = 1[m(k) >= m(d)]``, ``mask_out[d, k] = 1[m(d) > m(k)]``."""
+    for name, degrees in (("input_degrees", input_degrees), ("hidden_degrees", hidden_degrees)):
+        if not isinstance(degrees, torch.Tensor) or degrees.dim() != 1:
+            raise ValueError(f"{name}: expected a 1-D tensor of degrees, got {degrees!r}")
+    ### BEGIN SOLUTION
+    mask_hidden = (hidden_degrees[:, None] >= input_degrees[None, :]).float()
+    mask_out = (input_degrees[:, None] > hidden_degrees[None, :]).float()
+    return mask_hidden, mask_out
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=2
+# TEST made_masks (2 points)
+m_in, m_hidden = torch.tensor([1, 2, 3]), torch.tensor([1, 2, 2, 1])
+mask_hidden, mask_out = made_masks(m_in, m_hidden)
+check(isinstance(mask_hidden, torch.Tensor) and isinstance(mask_out, torch.Tensor)
+      and mask_hidden.dtype == mask_out.dtype == torch.float32, "made_masks must return two float32 masks",
+      hint="float masks, as the contract says: (m(k) >= m(d)).float()")  # fmt: skip
+sees = torch.tensor([[1.0, 0, 0], [1, 1, 0], [1, 1, 0], [1, 0, 0]])  # [H, D]: m(k) >= d
+seen = torch.tensor([[0.0, 0, 0, 0], [1, 0, 0, 1], [1, 1, 1, 1]])  # [D, H]: d > m(k)
+check_close(
+    mask_hidden, sees, "made_masks([1, 2, 3], [1, 2, 2, 1])[0], the hidden mask [H, D]",
+    hint="hidden unit k sees input d when m(k) >= m(d), shaped like nn.Linear's weight [out, in]: [H, D], rows are hidden units",
+    mistakes={
+        "the hidden mask is m(k) >= m(d), at least: a unit of degree k may see input k itself (strictly greater is the output mask)": (m_hidden[:, None] > m_in).float(),
+    },
+)  # fmt: skip
+check_close(
+    mask_out, seen, "made_masks([1, 2, 3], [1, 2, 2, 1])[1], the output mask [D, H]",
+    hint="output d sees hidden unit k when m(d) > m(k), strictly, shaped like nn.Linear's weight [out, in]: [D, H], rows are outputs",
+    mistakes={
+        "the output mask is m(d) > m(k), strictly: with >= output d would see x_d itself through a unit of degree m(d)": (m_in[:, None] >= m_hidden).float(),
+    },
+)  # fmt: skip
+# Another order: input 0 comes third, input 1 first, input 2 second.
+order, units = torch.tensor([3, 1, 2]), torch.tensor([2, 1])
+loops = torch.tensor([[float(units[k] >= order[d]) for d in range(3)] for k in range(2)])
+check_close(made_masks(order, units)[0], loops, "made_masks([3, 1, 2], [2, 1])[0] (another order)",
+            hint="compare the degrees m(d) = input_degrees[d], not the inputs' positions d")  # fmt: skip
+# Any path from input d' to output d needs m(d') <= m(k) < m(d): the net's Jacobian is
+# zero wherever m(d') >= m(d).
+g = torch.Generator().manual_seed(0)
+order, units = torch.randperm(6, generator=g) + 1, torch.randint(1, 6, (32,), generator=g)
+w1, w2 = torch.randn(32, 6, generator=g), torch.randn(6, 32, generator=g)
+mask_hidden, mask_out = made_masks(order, units)
+jacobian = torch.autograd.functional.jacobian(
+    lambda x: (mask_out * w2) @ torch.tanh((mask_hidden * w1) @ x), torch.randn(6, generator=g)
+)  # [D, D]: d output d / d input d'
+later = order[None, :] >= order[:, None]  # [d, d']: input d' not before output d
+check_close(jacobian[later].abs().sum(), 0.0, "|d output d / d input d'| summed where m(d') >= m(d)",
+            hint="output d must depend only on inputs before it in the order: m(k) >= m(d') to see an input, m(d) > m(k) to be seen")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST made_masks
+g = hidden_generator()
+D = int(torch.randint(2, 10, (), generator=g))
+order, units = torch.randperm(D, generator=g) + 1, torch.randint(1, D, (17,), generator=g)
+mine = made_masks(order, units)
+reference = solution.made_masks(order, units)
+check_close(mine[0], reference[0], f"made_masks, D = {D}, a random order: the hidden mask")
+check_close(mine[1], reference[1], f"made_masks, D = {D}, a random order: the output mask")
+
+# %% [markdown]
+# ## 9. The EMA codebook update (2 points)
+#
+# VQ-VAE's appendix (van den Oord et al. 2017) can replace the codebook loss by
+# exponential moving averages with decay $\gamma$: with $n_i$ the number of encoder
+# outputs assigned to code $i$ in the batch and $z_{i,j}$ those outputs,
+#
+# $$N_i \leftarrow \gamma N_i + (1 - \gamma)\, n_i, \qquad
+#   m_i \leftarrow \gamma m_i + (1 - \gamma) \sum_j z_{i,j}, \qquad
+#   e_i = \frac{m_i}{N_i} .$$
+#
+# The **old** value keeps the weight $\gamma$ (close to 1, e.g. 0.99), the batch
+# $1 - \gamma$. A code no output has chosen for a while has $N_i \approx 0$, and $m_i / N_i$
+# is $0/0$. Implementations (Sonnet's `VectorQuantizerEMA`, used by Razavi et al. 2019)
+# divide by the **Laplace-smoothed** count instead, with $n = \sum_i N_i$ and $K$ codes:
+#
+# $$\tilde N_i = \frac{N_i + \epsilon}{n + K \epsilon}\, n, \qquad e_i = \frac{m_i}{\tilde N_i} .$$
+#
+# `z_e` is `[N, D]`, `indices` `[N]` (each output's code), `ema_count` `[K]` and
+# `ema_sum` `[K, D]` the averages so far. Return `(codebook [K, D], ema_count [K],
+# ema_sum [K, D])`, the new averages **unsmoothed** (the smoothing is only for the
+# division), without changing the inputs. (Lecture 06's shipped model restarts dead codes
+# instead of smoothing: `VQVAE.update_codebook`.)
+
+
+# %%
+def ema_codebook_update(
+    z_e: torch.Tensor,
+    indices: torch.Tensor,
+    ema_count: torch.Tensor,
+    ema_sum: torch.Tensor,
+    decay: float = 0.99,
+    epsilon: float = 1e-5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One EMA step of VQ-VAE's codebook (van den Oord et al. 2017, appendix) with Laplace
+    smoothing: ``z_e`` ``[N, D]``, ``indices`` ``[N]``, ``ema_count`` ``[K]``, ``ema_sum``
+    ``[K, D]`` -> ``(codebook [K, D], ema_count [K], ema_sum [K, D])``;
+    ``N_i <- γ N_i + (1-γ) n_i``, ``m_i <- γ m_i + (1-γ) Σ_j z_ij``,
+    ``e_i = m_i / ((N_i + ε) / (n + K ε) · n)`` with ``n = Σ_i N_i`` (γ = ``decay``)."""
+    if z_e.dim() != 2 or ema_sum.dim() != 2 or z_e.shape[1] != ema_sum.shape[1]:
+        raise ValueError(
+            f"z_e, ema_sum: expected [N, D] and [K, D], got {tuple(z_e.shape)} and "
+            f"{tuple(ema_sum.shape)}"
+        )
+    if indices.shape != z_e.shape[:1] or ema_count.shape != ema_sum.shape[:1]:
+        raise ValueError(
+            f"indices, ema_count: expected [N] = {z_e.shape[0]} and [K] = {ema_sum.shape[0]}, "
+            f"got {tuple(indices.shape)} and {tuple(ema_count.shape)}"
+        )
+    if not 0 <= decay < 1:
+        raise ValueError(f"decay: expected a number in [0, 1), got {decay!r}")
+    ### BEGIN SOLUTION
+    one_hot = F.one_hot(indices, len(ema_count)).type_as(z_e)  # [N, K]
+    count = decay * ema_count + (1 - decay) * one_hot.sum(0)
+    total = decay * ema_sum + (1 - decay) * one_hot.T @ z_e
+    n = count.sum()
+    smoothed = (count + epsilon) / (n + len(count) * epsilon) * n
+    return total / smoothed[:, None], count, total
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=2
+# TEST ema_codebook_update (2 points)
+z_e = torch.tensor([[1.0, 0.0], [3.0, 2.0], [0.0, -4.0]])
+indices = torch.tensor([0, 0, 2])  # code 1 is not used
+count, total = torch.tensor([4.0, 0.0, 2.0]), torch.tensor([[4.0, 4.0], [0.0, 0.0], [2.0, -2.0]])
+count_before, total_before = count.clone(), total.clone()
+codebook, new_count, new_total = ema_codebook_update(
+    z_e, indices, count, total, decay=0.75, epsilon=0.5
+)
+counts_right = torch.tensor([0.75 * 4 + 0.25 * 2, 0.0, 0.75 * 2 + 0.25 * 1])  # [3.5, 0, 1.75]
+sums_right = torch.tensor(
+    [[0.75 * 4 + 0.25 * 4, 0.75 * 4 + 0.25 * 2], [0.0, 0.0], [0.75 * 2, 0.75 * -2 - 0.25 * 4]]
+)
+n = counts_right.sum()
+smoothed = (counts_right + 0.5) / (n + 3 * 0.5) * n  # epsilon = 0.5, large enough to see
+check_close(
+    new_count, counts_right, "ema_codebook_update(decay = 0.75)'s ema_count",
+    hint="N_i <- decay * N_i + (1 - decay) * n_i, n_i the number of outputs assigned to code i",
+    mistakes={
+        "the old average keeps the weight decay, the batch 1 - decay: N <- decay N + (1 - decay) n, not the other way round": 0.25 * count + 0.75 * torch.tensor([2.0, 0, 1]),
+        "return the new counts before smoothing: the smoothed counts are only for the division": smoothed,
+    },
+)  # fmt: skip
+check_close(
+    new_total, sums_right, "ema_codebook_update(decay = 0.75)'s ema_sum",
+    hint="m_i <- decay * m_i + (1 - decay) * (the sum of the outputs assigned to code i)",
+    mistakes={"the old average keeps the weight decay, the batch 1 - decay": 0.25 * total + 0.75 * torch.tensor([[4.0, 2.0], [0, 0], [0, -4]])},
+)  # fmt: skip
+check_close(
+    codebook, sums_right / smoothed[:, None], "ema_codebook_update(decay = 0.75, epsilon = 0.5)'s codebook (code 1 unused, N = 0)",
+    hint="divide by the Laplace-smoothed counts N~_i = (N_i + eps) / (n + K eps) * n, n = sum of the N_i "
+    "(m_i / N_i is 0/0 for a code no output uses)",
+)  # fmt: skip
+check_close((count - count_before).abs().sum() + (total - total_before).abs().sum(), 0.0,
+            "change to the ema_count and ema_sum passed in", hint="return new tensors; do not update the inputs in place")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST ema_codebook_update
+g = hidden_generator()
+K, decay = (
+    int(torch.randint(2, 12, (), generator=g)),
+    0.5 + 0.49 * float(torch.rand((), generator=g)),
+)
+z_e, indices = torch.randn(40, 3, generator=g), torch.randint(0, K, (40,), generator=g)
+count = torch.rand(K, generator=g) * 5 * (torch.rand(K, generator=g) < 0.7)
+total = torch.randn(K, 3, generator=g) * count[:, None]
+mine = ema_codebook_update(z_e, indices, count.clone(), total.clone(), decay)
+reference = solution.ema_codebook_update(z_e, indices, count.clone(), total.clone(), decay)
+check_close(
+    mine[0], reference[0], f"ema_codebook_update, K = {K}, decay = {decay:.3f}: codebook", atol=1e-4
+)
+check_close(
+    mine[1],
+    reference[1],
+    f"ema_codebook_update, K = {K}, decay = {decay:.3f}: ema_count",
+    atol=1e-4,
+)
+check_close(
+    mine[2], reference[2], f"ema_codebook_update, K = {K}, decay = {decay:.3f}: ema_sum", atol=1e-4
+)
+
+# %% [markdown]
+# ## 10. Top-k filtering (1 point)
+#
+# Top-k sampling (Fan et al. 2018) draws only from the $k$ most probable levels: keep the
+# $k$ largest logits of each row (the last dim), set the others to $-\infty$, and the
+# softmax renormalizes over the $k$ kept. Exactly $k$ stay, also when logits tie (which
+# of the tied ones is kept is up to you: `torch.topk` picks one). `k = None` keeps all
+# (given). Return a tensor shaped like `logits`.
+
+
+# %%
+def keep_top_k(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """``logits`` ``[..., K]`` with all but the ``k`` largest of each row (last dim) set to
+    ``-inf``, exactly ``k`` kept when logits tie (top-k sampling, Fan et al. 2018);
+    ``logits`` itself when ``k`` is None."""
+    if k is None:
+        return logits
+    if not isinstance(k, int) or not 1 <= k <= logits.shape[-1]:
+        raise ValueError(f"k: expected an int in [1, {logits.shape[-1]}] or None, got {k!r}")
+    ### BEGIN SOLUTION
+    keep = torch.zeros_like(logits, dtype=torch.bool)
+    keep.scatter_(-1, logits.topk(k, dim=-1).indices, True)
+    return logits.masked_fill(~keep, float("-inf"))
+    ### END SOLUTION
+
+
+# %% tags=["graded"] points=1
+# TEST keep_top_k (1 point)
+logits = torch.tensor([[0.5, 2.0, -1.0, 1.0, 3.0], [1.0, 0.0, 2.0, -3.0, 0.5]])
+inf = float("-inf")
+top2 = torch.tensor([[inf, 2.0, inf, inf, 3.0], [1.0, inf, 2.0, inf, inf]])
+check_close(
+    keep_top_k(logits, 2), top2, "keep_top_k of two rows, k = 2",
+    hint="keep the k largest logits of each row (the last dim) as they are, set the others to -inf",
+    mistakes={
+        "keep k logits, not k - 1: the k-th largest stays (logits < kth are dropped, not logits <= kth)": torch.tensor([[inf, inf, inf, inf, 3.0], [inf, inf, 2.0, inf, inf]]),
+        "drop the others by setting them to -inf, not 0: exp(0) = 1 is a probability": top2.nan_to_num(neginf=0.0),
+        "keep the largest logits, not the smallest": torch.tensor([[0.5, inf, -1.0, inf, inf], [inf, 0.0, inf, -3.0, inf]]),
+    },
+)  # fmt: skip
+ties = torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.0]])
+kept = keep_top_k(ties, 2)
+check_close(torch.isfinite(kept).sum(), 2, "logits kept by keep_top_k([1, 2, 2, 2, 0], k = 2)",
+            hint="exactly k logits stay, also when the k-th largest ties with others: keep the indices torch.topk returns")  # fmt: skip
+check_close(kept.nan_to_num(neginf=0.0).sum(), 4.0, "the sum of the kept logits of [1, 2, 2, 2, 0], k = 2",
+            hint="the kept logits are the k largest: two of the three 2s")  # fmt: skip
+
+# %% tags=["hidden"]
+# HIDDEN TEST keep_top_k
+g = hidden_generator()
+K = int(torch.randint(2, 30, (), generator=g))
+k = int(torch.randint(1, K + 1, (), generator=g))
+logits = torch.randn(3, 4, K, generator=g)
+check_close(
+    keep_top_k(logits, k),
+    solution.keep_top_k(logits, k),
+    f"keep_top_k of [3, 4, {K}] logits, k = {k}",
+)
+
+# %% [markdown]
+# ## 11. Your PixelCNN on the digits (2 points)
 #
 # sklearn's 8×8 digits have 17 grey levels, $0 \dots 16$: each pixel is a 17-way
 # categorical. A small PixelCNN (your type-A mask on a 5×5 first layer, then four

@@ -44,18 +44,20 @@ def test_gradient_penalty_is_exact_for_a_linear_critic_and_trains_it():
         gan.gradient_penalty(critic, torch.randn(5, 3), torch.randn(4, 3))
 
 
-def test_r1_penalty_is_the_squared_gradient_at_the_data_only():
+def test_r1_penalty_is_half_gamma_times_the_squared_gradient_at_the_data_only():
     critic = nn.Linear(3, 1, bias=False)
     with torch.no_grad():
         critic.weight.copy_(torch.tensor([[0.0, 3.0, 4.0]]))  # ||w||^2 = 25
-    r1 = gan.r1_penalty(critic, torch.randn(5, 3), None)  # the fake batch is not used
+    r1 = gan.r1_penalty(critic, torch.randn(5, 3), None, gamma=2.0)  # fake is not used
     assert r1.item() == pytest.approx(25.0)
     r1.backward()
     assert torch.allclose(critic.weight.grad, 2 * critic.weight.detach())
+    # γ = 1 by default: (γ/2)·25
+    assert gan.r1_penalty(critic, torch.randn(5, 3), None).item() == pytest.approx(12.5)
     # Not a penalty at interpolates: for a quadratic critic the gradient depends on x.
     quadratic = lambda x: x.square().sum(1)  # noqa: E731
     real = torch.full((4, 2), 2.0)
-    assert gan.r1_penalty(quadratic, real, torch.zeros(4, 2)).item() == pytest.approx(32.0)
+    assert gan.r1_penalty(quadratic, real, torch.zeros(4, 2), 2.0).item() == pytest.approx(32.0)
 
 
 def test_clip_weights_clamps_in_place():
@@ -107,6 +109,8 @@ def test_train_toy_gan_runs_the_recipes_own_steps_unless_told():
     assert len(gan.train_toy_gan(x, config, batch_size=16).history["critic_loss"]) == 7
     assert len(gan.train_toy_gan(x, config, steps=3, batch_size=16).history["critic_loss"]) == 3
     assert gan.CONFIGS["r1-gan"].penalty is gan.r1_penalty
+    # γ = 1, the lecture's: r1_penalty carries the γ/2 itself, so the weight is 1
+    assert gan.CONFIGS["r1-gan"].gp_weight == 1.0
     assert gan.CONFIGS["r1-gan"].steps == 2 * gan.CONFIGS["gan"].steps
 
 

@@ -2,11 +2,11 @@
 
 * The discriminator and generator losses (minimax, non-saturating), the WGAN critic and
   generator losses, the gradient penalty (Gulrajani et al., 2017), weight clipping, one
-  power-iteration step of spectral normalization (Miyato et al., 2018) and CycleGAN's
-  cycle-consistency loss: each marked ``# Copied from solutions/02_gan.py``, written by
-  ``course build`` from the solution (``course build --check`` fails when one drifts).
-* LSGAN's losses (Mao et al., 2017) and Mescheder et al.'s (2018) R1 penalty, which the
-  exercise set does not ask for.
+  power-iteration step of spectral normalization (Miyato et al., 2018), CycleGAN's
+  cycle-consistency loss and Mescheder et al.'s (2018) R1 penalty: each marked
+  ``# Copied from solutions/02_gan.py``, written by ``course build`` from the solution
+  (``course build --check`` fails when one drifts).
+* LSGAN's losses (Mao et al., 2017), which the exercise set does not ask for.
 
 Scores and logits are ``[B]`` tensors (one per example).
 """
@@ -82,18 +82,24 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
-def r1_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Mescheder et al.'s (2018) ``E_{x~p_data}[‖∇_x D(x)‖₂²]``, at the real batch only
-    (``fake`` is unused; the argument keeps ``ToyGanConfig.penalty``'s signature). With
-    ``gp_weight = γ/2`` the discriminator minimizes its loss ``+ (γ/2)·R1``.
+# Copied from solutions/02_gan.py: r1_penalty
+def r1_penalty(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, gamma: float = 1.0
+) -> torch.Tensor:
+    """Mescheder et al.'s (2018) ``R1 = (γ/2) E_{x~p_data}[‖∇_x D(x)‖₂²]`` at the real
+    batch only, ``D`` the discriminator's logit (``fake`` is unused; the argument keeps
+    ``ToyGanConfig.penalty``'s signature); a scalar, differentiable w.r.t. the critic's
+    parameters. The discriminator minimizes its loss ``+ R1``.
 
     Args:
         critic: maps ``[B, ...]`` to logits ``[B]`` (or ``[B, 1]``).
         real: ``[B, ...]`` data batch.
+        fake: unused.
+        gamma: the penalty's weight γ.
     """
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
-    return grad.flatten(1).square().sum(dim=1).mean()
+    return gamma / 2 * grad.flatten(1).square().sum(dim=1).mean()
 
 
 # Copied from solutions/02_gan.py: clip_weights_

@@ -10,7 +10,8 @@ SOLUTION = "solutions/06_autoregressive.py"
 NAME = "06_autoregressive"
 POINTS = {
     "causal_mask": 1, "masked_conv_mask": 2, "categorical_nll": 2, "sample_with_temperature": 2,
-    "self_attention": 2, "vector_quantize": 2, "vq_losses": 2, "digits_pixelcnn": 2,
+    "self_attention": 2, "vector_quantize": 2, "vq_losses": 2, "made_masks": 2,
+    "ema_codebook_update": 2, "keep_top_k": 1, "digits_pixelcnn": 2,
 }  # fmt: skip
 DEPENDS: dict[str, list[str]] = {"masked_conv_mask": ["digits_pixelcnn"]}
 MAY_AFFECT = {"categorical_nll": ["digits_pixelcnn"]}
@@ -55,6 +56,23 @@ VQ = """
     return {z_q}, indices
 """
 EUCLID = "torch.cdist(z, codebook)"
+
+EMA_TEMPLATE = """
+    one_hot = F.one_hot(indices, len(ema_count)).type_as(z_e)
+    count = {count}
+    total = {total}
+    n = count.sum()
+    smoothed = (count + epsilon) / (n + len(count) * epsilon) * n
+    return total / {smoothed}[:, None], {returned}, total
+"""
+
+
+def _ema(**parts):
+    base = {"count": "decay * ema_count + (1 - decay) * one_hot.sum(0)",
+            "total": "decay * ema_sum + (1 - decay) * one_hot.T @ z_e",
+            "smoothed": "smoothed", "returned": "count"}  # fmt: skip
+    return EMA_TEMPLATE.format(**{**base, **parts})
+
 
 WRONG = {
     "causal_mask": [
@@ -101,10 +119,80 @@ WRONG = {
         ("no stop-gradients", """
             return (z_e - z_q).square().mean(), beta * (z_e - z_q).square().mean()""",
          "detach z_e in it"),
+        # What passing vector_quantize's straight-through output instead of the raw codes
+        # does: z_q's value, z_e's gradient.
+        ("given the straight-through tensor", """
+            z_q = z_e + (z_q - z_e).detach()
+            return (z_e.detach() - z_q).square().mean(), beta * (z_e - z_q.detach()).square().mean()""",
+         "not vector_quantize's straight-through output"),
+        ("the stop-gradients on the wrong sides", """
+            return (z_e - z_q.detach()).square().mean(), beta * (z_e.detach() - z_q).square().mean()""",
+         "not vector_quantize's straight-through output"),
+    ],
+    "made_masks": [
+        ("hidden mask strict", """
+            return (hidden_degrees[:, None] > input_degrees).float(), (input_degrees[:, None] > hidden_degrees).float()""",
+         "the hidden mask is m(k) >= m(d), at least"),
+        ("output mask not strict", """
+            return (hidden_degrees[:, None] >= input_degrees).float(), (input_degrees[:, None] >= hidden_degrees).float()""",
+         "the output mask is m(d) > m(k), strictly"),
+        ("transposed, [in, out]", """
+            return (hidden_degrees[None, :] >= input_degrees[:, None]).float(), (input_degrees[None, :] > hidden_degrees[:, None]).float()""",
+         "shaped like nn.Linear's weight"),
+        ("positions instead of degrees", """
+            positions = torch.arange(1, len(input_degrees) + 1)
+            return (hidden_degrees[:, None] >= positions).float(), (positions[:, None] > hidden_degrees).float()""",
+         "compare the degrees m(d) = input_degrees[d]"),
+    ],
+    "ema_codebook_update": [
+        ("no Laplace smoothing", _ema(smoothed="count"), "divide by the Laplace-smoothed counts"),
+        ("decay on the batch's side", _ema(
+            count="(1 - decay) * ema_count + decay * one_hot.sum(0)",
+            total="(1 - decay) * ema_sum + decay * one_hot.T @ z_e"),
+         "the old average keeps the weight decay"),
+        ("returns the smoothed counts", _ema(returned="smoothed"), "return the new counts before smoothing"),
+        ("updates the inputs in place", _ema(
+            count="ema_count.mul_(decay).add_((1 - decay) * one_hot.sum(0))",
+            total="ema_sum.mul_(decay).add_((1 - decay) * one_hot.T @ z_e)"),
+         "do not update the inputs in place"),
+    ],
+    "keep_top_k": [
+        ("keeps k - 1", """
+            kth = logits.topk(k, dim=-1).values[..., -1:]
+            return logits.masked_fill(logits <= kth, float("-inf"))""", "keep k logits, not k - 1"),
+        ("keeps every tie", """
+            kth = logits.topk(k, dim=-1).values[..., -1:]
+            return logits.masked_fill(logits < kth, float("-inf"))""", "exactly k logits stay"),
+        ("zeros instead of -inf", """
+            kth = logits.topk(k, dim=-1).values[..., -1:]
+            return logits.masked_fill(logits < kth, 0.0)""", "not 0"),
+        ("the smallest", """
+            keep = torch.zeros_like(logits, dtype=torch.bool)
+            keep.scatter_(-1, logits.topk(k, dim=-1, largest=False).indices, True)
+            return logits.masked_fill(~keep, float("-inf"))""", "keep the largest logits, not the smallest"),
     ],
 }  # fmt: skip
 
 ALTERNATIVE_CORRECT = {
+    "made_masks": """
+        hidden = torch.zeros(len(hidden_degrees), len(input_degrees))
+        for k, mk in enumerate(hidden_degrees.tolist()):
+            for d, md in enumerate(input_degrees.tolist()):
+                hidden[k, d] = float(mk >= md)
+        out = [[float(md > mk) for mk in hidden_degrees.tolist()] for md in input_degrees.tolist()]
+        return hidden, torch.tensor(out).reshape(len(input_degrees), len(hidden_degrees))""",
+    "ema_codebook_update": """
+        K = ema_count.shape[0]
+        n_i = torch.bincount(indices, minlength=K).float()
+        sums = torch.zeros_like(ema_sum).index_add_(0, indices, z_e)
+        N = ema_count * decay + n_i * (1 - decay)
+        m = ema_sum * decay + sums * (1 - decay)
+        n = N.sum()
+        return m / ((N + epsilon) / (n + K * epsilon) * n).unsqueeze(1), N, m""",
+    "keep_top_k": """
+        order = logits.argsort(dim=-1, descending=True, stable=True)
+        ranks = order.argsort(dim=-1)
+        return torch.where(ranks < k, logits, torch.full_like(logits, -math.inf))""",
     "causal_mask": "return torch.arange(n)[:, None] >= torch.arange(n)[None, :]",
     "masked_conv_mask": """
         i, j = torch.meshgrid(torch.arange(kernel_size), torch.arange(kernel_size), indexing="ij")

@@ -12,7 +12,7 @@ NAME = "05_flow_matching"
 POINTS = {
     "dsm_loss": 2, "score_from_eps": 1, "langevin_step": 1, "interpolant": 1,
     "target_velocity": 1, "flow_matching_loss": 2, "euler_sample": 2, "heun_sample": 2,
-    "moons_flow": 2,
+    "divergence_hutchinson": 2, "dpm_solver_2m_step": 2, "moons_flow": 2,
 }  # fmt: skip
 DEPENDS: dict[str, list[str]] = {}
 MAY_AFFECT = {"flow_matching_loss": ["moons_flow"]}
@@ -52,6 +52,47 @@ HEUN = """
         x = x + {update}
     return x
 """
+
+HUTCHINSON = """
+    import contextlib
+
+    with {grad_mode}:
+        x = {x}
+        v = v_model(x, t)
+        probe_ = {probe}
+        (vjp,) = torch.autograd.grad(v, x, probe_)
+    div = {div}
+    return {v}, div.detach()
+"""
+
+
+def hutchinson(**parts):
+    base = {"grad_mode": "torch.enable_grad()", "x": "x.detach().requires_grad_(True)",
+            "probe": "probe", "div": "(vjp * probe_).flatten(1).sum(1)", "v": "v.detach()"}  # fmt: skip
+    return HUTCHINSON.format(**{**base, **parts})
+
+
+DPM = """
+    lam, lam_next = {lam}, {lam_next}
+    h = lam_next - lam
+    D = x1_hat
+    if x1_hat_prev is not None:
+        r = {r}
+        D = {D2}
+    return {out}
+"""
+
+
+def dpm(**parts):
+    base = {"lam": "math.log(t / (1 - t))", "lam_next": "math.log(t_next / (1 - t_next))",
+            "r": "(lam - math.log(t_prev / (1 - t_prev))) / h",
+            "D2": "(1 + 1 / (2 * r)) * x1_hat - 1 / (2 * r) * x1_hat_prev",
+            "out": "(1 - t_next) / (1 - t) * x - t_next * {factor} * D",
+            "factor": "math.expm1(-h)"}  # fmt: skip
+    merged = {**base, **parts}
+    merged["out"] = merged["out"].format(factor=merged["factor"])
+    return DPM.format(**merged)
+
 
 WRONG = {
     "dsm_loss": [
@@ -123,9 +164,43 @@ WRONG = {
         ("corrector's slope at the old time", HEUN.format(update="dt / 2 * (d + v_model(x_pred, t))"),
          "at the new time t + dt"),
     ],
+    "divergence_hutchinson": [
+        ("the probe on one side only", hutchinson(div="vjp.flatten(1).sum(1)"), "multiply the vector-Jacobian product by the probe again"),
+        ("no enable_grad (fails under no_grad)", hutchinson(grad_mode="contextlib.nullcontext()"), "inside torch.enable_grad()"),
+        ("the caller's x made to require grad", hutchinson(x="x.requires_grad_(True)"), "leave the caller's x as it was"),
+        ("v not detached", hutchinson(v="v"), "return detached tensors"),
+        ("a fresh Rademacher probe instead of the one given", hutchinson(
+            probe="torch.randint(0, 2, x.shape).to(x) * 2 - 1"), "times the probe"),
+    ],
+    "dpm_solver_2m_step": [
+        ("r inverted", dpm(r="h / (lam - math.log(t_prev / (1 - t_prev)))"), "not h / h_prev"),
+        ("the previous prediction ignored", dpm(D2="x1_hat"), "use the previous prediction"),
+        ("h negative, e^h", dpm(factor="math.expm1(h)"), "the factor is e^{-h} - 1"),
+        ("alpha and sigma swapped", dpm(lam="math.log((1 - t) / t)", lam_next="math.log((1 - t_next) / t_next)",
+                                         out="t_next / t * x - (1 - t_next) * {factor} * D"),
+         "alpha_t = t and sigma_t = 1 - t"),
+        ("intervals in t", dpm(r="(t - t_prev) / (t_next - t)"), "not in t"),
+    ],
 }  # fmt: skip
 
 ALTERNATIVE_CORRECT = {
+    "divergence_hutchinson": """
+        with torch.enable_grad():
+            y = x.clone().detach().requires_grad_()
+            out = v_model(y, t)
+            (row,) = torch.autograd.grad((out * probe).sum(), y)
+        return out.detach(), (row * probe).reshape(len(y), -1).sum(-1).detach()""",
+    "dpm_solver_2m_step": """
+        def snr_log(s):
+            return math.log(s) - math.log1p(-s)
+
+        h = snr_log(t_next) - snr_log(t)
+        if x1_hat_prev is None:
+            D = x1_hat
+        else:
+            c = h / (2 * (snr_log(t) - snr_log(t_prev)))
+            D = x1_hat + c * (x1_hat - x1_hat_prev)
+        return (1 - t_next) / (1 - t) * x + t_next * (1 - math.exp(-h)) * D""",
     "dsm_loss": """
         eps = torch.randn_like(x)
         residual = score_model(x + sigma * eps) + eps / sigma

@@ -11,13 +11,39 @@ POINTS = {
     "discriminator_loss": 2, "generator_loss_minimax": 1, "generator_loss_nonsaturating": 1,
     "optimal_discriminator": 1, "js_divergence": 2, "critic_loss": 1, "wgan_generator_loss": 1,
     "clip_weights_": 1, "gradient_penalty": 3, "power_iteration": 2, "cycle_consistency_loss": 1,
-    "wgan_gp_ring": 2,
+    "r1_penalty": 2, "drs_acceptance": 2, "wgan_gp_ring": 2,
 }  # fmt: skip
 # A sign error in either WGAN loss makes the ring run diverge: it must fail. (Both signs
 # flipped together is the same game with f -> -f, so the rounds never plant both.)
 DEPENDS = {"critic_loss": ["wgan_gp_ring"], "wgan_generator_loss": ["wgan_gp_ring"]}
 # A wrong penalty may or may not still cover the ring in 1000 steps: either is honest.
 MAY_AFFECT = {"gradient_penalty": ["wgan_gp_ring"]}
+
+R1_TEMPLATE = """
+    x = {at}.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph={graph})
+    grad = grad{after}
+    return {factor}grad.flatten(1).{norm}.{mean}
+"""
+
+
+def r1(**parts):
+    base = {"at": "real", "graph": "True", "after": "", "factor": "gamma / 2 * ",
+            "norm": "square().sum(dim=1)", "mean": "mean()"}  # fmt: skip
+    return R1_TEMPLATE.format(**{**base, **parts})
+
+
+DRS_TEMPLATE = """
+    u = logits - max_logit
+    f = {f}
+    return {out}
+"""
+
+
+def drs(**parts):
+    base = {"f": "u - torch.log1p(-torch.exp(u - epsilon)) - gamma", "out": "torch.sigmoid(f)"}
+    return DRS_TEMPLATE.format(**{**base, **parts})
+
 
 WRONG = {
     "discriminator_loss": [
@@ -137,9 +163,32 @@ WRONG = {
         ("the backward cycle only", "return (G(F(y)) - y).abs().mean()", "both directions"),
         ("L2 where the text says L1", "return (F(G(x)) - x).square().mean() + (G(F(y)) - y).square().mean()", "not squared (L2)"),
     ],
+    "r1_penalty": [
+        ("at the fake batch", r1(at="fake"), "at the real data, not at the fake batch"),
+        ("no gamma / 2", r1(factor=""), "multiply by gamma / 2"),
+        ("gamma instead of gamma / 2", r1(factor="gamma * "), "not gamma"),
+        ("the norm, not squared", r1(norm="norm(dim=1)"), "the squared norm"),
+        ("summed over the batch", r1(mean="sum()"), "do not sum"),
+        ("no create_graph", r1(graph="False"), "create_graph=True"),
+        ("the gradient detached", r1(graph="True", after=".detach()"), "create_graph=True"),
+    ],
+    "drs_acceptance": [
+        ("no log term", drs(f="u - gamma"), "keep the log term"),
+        ("the logit F, not sigmoid(F)", drs(out="f"), "not the logit F"),
+        ("gamma added", drs(f="u - torch.log1p(-torch.exp(u - epsilon)) + gamma"), "subtract gamma"),
+        ("epsilon forgotten", drs(f="u - torch.log1p(-torch.exp(u)) - gamma"), "epsilon goes inside"),
+    ],
 }  # fmt: skip
 
 ALTERNATIVE_CORRECT = {
+    "r1_penalty": """
+        x = real.clone().detach().requires_grad_()
+        g = torch.autograd.grad(critic(x).sum(), x, create_graph=True)[0]
+        return gamma * 0.5 * (g * g).reshape(len(x), -1).sum(-1).mean()""",
+    "drs_acceptance": """
+        u = logits - max_logit
+        log_ratio = u - torch.log(-torch.expm1(u - epsilon))
+        return 1 / (1 + torch.exp(gamma - log_ratio))""",
     "discriminator_loss": """
         ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
         return F.binary_cross_entropy_with_logits(real_logits, ones) + F.binary_cross_entropy_with_logits(fake_logits, zeros)""",
