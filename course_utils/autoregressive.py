@@ -1,7 +1,9 @@
 """Autoregressive models and discrete latents (lecture 06): the 06 reference functions,
-``MaskedConv2d``, ``PixelCNN`` and its recipe, ``CausalTransformer``
-(decoder-only, optionally class-conditional) and ``train_transformer``, ``course bench
-pixelcnn-digits``, the generation-order and completion figures.
+``MaskedConv2d``, ``PixelCNN`` and the ``GatedPixelCNN`` (no blind spot)
+with their recipes, ``pixel_gradient`` (which inputs reach an output),
+``CausalTransformer`` (decoder-only, optionally class-conditional) and
+``train_transformer``, ``course bench pixelcnn-digits``, the generation-order and
+completion figures.
 
 * The exercise set 06 reference functions: ``causal_mask``, ``masked_conv_mask``,
   ``categorical_nll``, ``sample_with_temperature``, ``self_attention``,
@@ -11,8 +13,12 @@ pixelcnn-digits``, the generation-order and completion figures.
   masked convolution, then residual type-B blocks; exact log-likelihood in one pass,
   sampling pixel by pixel (``sample``, with temperature and top-k, and completion of a
   given top).
+* ``GatedPixelCNN`` (van den Oord et al. 2016b): vertical and horizontal stacks with
+  gated activations ``tanh ⊙ σ``, the vertical stack feeding the horizontal one, a
+  residual horizontal stack; every earlier pixel reaches each output (``pixel_gradient``
+  shows it).
 * ``course bench pixelcnn-digits``: the intro_dgm digits protocol (17 levels), exact test
-  NLL in nats per image.
+  NLL in nats per image, masked and gated.
 
 Conventions (``docs/EXERCISE_API.md``): images are integer tensors of levels
 ``0 … K-1``; logits are ``[batch, K, ...]`` (class dim 1, as ``F.cross_entropy``
@@ -35,7 +41,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from course_utils import checkpoints, data
-from course_utils.bench import print_digits_benchmark
+from course_utils.bench import load_json, machine, print_digits_benchmark, save_json
 from course_utils.device import get_device, seed_everything
 from course_utils.registry import benchmark, recipe
 from course_utils.train import batches, train_keeping_best
@@ -169,6 +175,29 @@ class MaskedConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
 
+def mixture_logits(out: torch.Tensor, levels: int, mixture: int, free_logits: bool) -> torch.Tensor:
+    """A PixelCNN head's output ``out`` ``[B, C, H, W]`` -> logits ``[B, levels, H, W]``.
+
+    ``mixture = 0``: ``out`` are the logits. Otherwise ``out`` holds, per pixel, the
+    weights, means and log-scales of ``mixture`` logistics discretized over the ordered
+    levels (Salimans et al. 2017, PixelCNN++), then (``free_logits``) ``levels`` free
+    logits added to the mixture's log-probabilities."""
+    if not mixture:
+        return out
+    m = mixture
+    weights, means, log_scales = out[:, :m], out[:, m : 2 * m], out[:, 2 * m : 3 * m]
+    k = torch.arange(levels, device=out.device, dtype=out.dtype).view(1, -1, 1, 1, 1)
+    means = (means[:, None] + 0.5) * (levels - 1) / 2  # [B, 1, M, H, W]
+    inv_s = torch.exp(-log_scales.clamp(min=-5))[:, None] * 2 / (levels - 1)
+    upper = torch.where(k == levels - 1, torch.inf, (k + 0.5 - means) * inv_s)
+    lower = torch.where(k == 0, -torch.inf, (k - 0.5 - means) * inv_s)
+    probs = (torch.sigmoid(upper) - torch.sigmoid(lower)).clamp(min=1e-12)  # [B, K, M, H, W]
+    logits = torch.logsumexp(probs.log() + weights.log_softmax(1)[:, None], dim=2)
+    if free_logits:
+        logits = logits + out[:, 3 * m :]
+    return logits
+
+
 class PixelCNN(nn.Module):
     """``levels``-way categorical pixels ``[B, H, W]`` -> logits ``[B, levels, H, W]``,
     where pixel (i, j)'s logits depend only on the pixels before it in raster order.
@@ -205,33 +234,27 @@ class PixelCNN(nn.Module):
         outputs = 3 * mixture + (levels if free_logits or not mixture else 0)
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, outputs, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Levels ``[B, H, W]`` -> the network's input ``[B, levels + 1, H, W]``: the
+        one-hot level and the level scaled to [0, 1]."""
         one_hot = F.one_hot(x.long(), self.levels).permute(0, 3, 1, 2).float()
-        level = x[:, None].float() / (self.levels - 1)
-        inputs = torch.cat([one_hot, level], 1)
+        return torch.cat([one_hot, x[:, None].float() / (self.levels - 1)], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(self.inputs(x))
+
+    def network(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` ``[B, levels + 1, H, W]`` (``inputs(x)``) -> logits ``[B, levels, H,
+        W]``; differentiable in ``inputs``, to see which pixels reach an output."""
         if self.training and self.context_dropout > 0:
-            keep = torch.rand_like(level) >= self.context_dropout
+            keep = torch.rand_like(inputs[:, :1]) >= self.context_dropout
             inputs = inputs * keep
         h = self.first(inputs)
         if self.position is not None:
             h = h + self.position
         for block in self.blocks:
             h = h + block(h)
-        out = self.head(h)
-        if not self.mixture:
-            return out
-        m = self.mixture
-        weights, means, log_scales = out[:, :m], out[:, m : 2 * m], out[:, 2 * m : 3 * m]
-        k = torch.arange(self.levels, device=x.device, dtype=out.dtype).view(1, -1, 1, 1, 1)
-        means = (means[:, None] + 0.5) * (self.levels - 1) / 2  # [B, 1, M, H, W]
-        inv_s = torch.exp(-log_scales.clamp(min=-5))[:, None] * 2 / (self.levels - 1)
-        upper = torch.where(k == self.levels - 1, torch.inf, (k + 0.5 - means) * inv_s)
-        lower = torch.where(k == 0, -torch.inf, (k - 0.5 - means) * inv_s)
-        probs = (torch.sigmoid(upper) - torch.sigmoid(lower)).clamp(min=1e-12)  # [B, K, M, H, W]
-        logits = torch.logsumexp(probs.log() + weights.log_softmax(1)[:, None], dim=2)
-        if self.free_logits:
-            logits = logits + out[:, 3 * m :]
-        return logits
+        return mixture_logits(self.head(h), self.levels, self.mixture, self.free_logits)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact ``log p(x)`` in nats, ``[B]``: one pass, by the chain rule."""
@@ -264,6 +287,147 @@ class PixelCNN(nn.Module):
                     draw if known is None else torch.where(known[:, i, j], x[:, i, j], draw)
                 )
         return x
+
+
+def shift_down(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[B, C, H, W]`` moved down one row (row 0 zeros): row i then holds row i-1."""
+    return F.pad(x, (0, 0, 1, 0))[:, :, :-1]
+
+
+def shift_right(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[B, C, H, W]`` moved right one column (column 0 zeros)."""
+    return F.pad(x, (1, 0))[..., :-1]
+
+
+class VerticalConv(nn.Conv2d):
+    """The gated PixelCNN's vertical-stack convolution, ``[B, C_in, H, W] -> [B, C_out, H,
+    W]``: output row i sees input rows ``i - kernel_size // 2 … i``, every column within
+    ``kernel_size // 2`` (a ``(k//2 + 1) x k`` kernel, padded on top and at the sides)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, (kernel_size // 2 + 1, kernel_size))
+        self.pad = (kernel_size // 2, kernel_size // 2, kernel_size // 2, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pad))
+
+
+class HorizontalConv(nn.Conv2d):
+    """The gated PixelCNN's horizontal-stack convolution, ``[B, C_in, H, W] -> [B, C_out,
+    H, W]``: output (i, j) sees input row i, columns ``j - kernel_size // 2 … j`` (a
+    ``1 x (k//2 + 1)`` kernel padded on the left)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, (1, kernel_size // 2 + 1))
+        self.pad = (kernel_size // 2, 0, 0, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pad))
+
+
+def gate(h: torch.Tensor) -> torch.Tensor:
+    """The gated activation ``tanh(f) ⊙ σ(g)`` of ``h = [f, g]`` split along channels:
+    ``[B, 2p, H, W] -> [B, p, H, W]``."""
+    f, g = h.chunk(2, dim=1)
+    return torch.tanh(f) * torch.sigmoid(g)
+
+
+class GatedBlock(nn.Module):
+    """One gated PixelCNN layer (van den Oord et al. 2016b, fig. 2), ``(v, h) -> (v', h')``,
+    each ``[B, p, H, W]``:
+
+    ``v' = tanh(W_{v,f} * v) ⊙ σ(W_{v,g} * v)`` (vertical stack, no residual);
+    ``h' = h + W_1x1 [tanh(W_{h,f} * h + V_f (W_v * v)) ⊙ σ(W_{h,g} * h + V_g (W_v * v))]``,
+    where ``V`` is the 1x1 vertical-to-horizontal connection. Dropout before ``W_1x1``."""
+
+    def __init__(self, channels: int, kernel_size: int = 3, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.vertical = VerticalConv(channels, 2 * channels, kernel_size)
+        self.horizontal = HorizontalConv(channels, 2 * channels, kernel_size)
+        self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v_pre = self.vertical(v)  # [B, 2p, H, W]; row i saw only rows < i (see GatedPixelCNN)
+        h_pre = self.horizontal(h) + self.vertical_to_horizontal(v_pre)
+        return gate(v_pre), h + self.out(self.dropout(gate(h_pre)))
+
+
+class GatedPixelCNN(nn.Module):
+    """The gated PixelCNN (van den Oord et al. 2016b) without the blind spot:
+    ``levels``-way categorical pixels ``[B, H, W]`` -> logits ``[B, levels, H, W]``.
+
+    Two stacks: the **vertical** one at row i sees every pixel of the rows above (its
+    first convolution reads the input shifted down one row, later ones rows ``<= i`` of
+    features that only saw rows ``< i``); the **horizontal** one at (i, j) sees row i left
+    of j (its first convolution reads the input shifted right one column) and, through the
+    vertical-to-horizontal connection, the rows above. Then ``blocks`` ``GatedBlock``s and
+    a 1x1 head on the horizontal stack. The input, the learned per-position offset, the
+    context dropout and the discretized-logistic ``mixture`` head are ``PixelCNN``'s."""
+
+    def __init__(
+        self,
+        levels: int = 17,
+        channels: int = 64,
+        blocks: int = 8,
+        kernel_size: int = 3,
+        dropout: float = 0.0,
+        positional: bool = False,
+        context_dropout: float = 0.0,
+        mixture: int = 0,
+        free_logits: bool = True,
+    ) -> None:
+        super().__init__()
+        self.levels, self.context_dropout = levels, context_dropout
+        self.mixture, self.free_logits = mixture, free_logits
+        self.first_vertical = VerticalConv(levels + 1, channels, kernel_size)
+        self.first_horizontal = HorizontalConv(levels + 1, channels, kernel_size)
+        self.position = nn.Parameter(torch.zeros(2, channels, 8, 8)) if positional else None
+        self.blocks = nn.ModuleList(
+            GatedBlock(channels, kernel_size, dropout) for _ in range(blocks)
+        )
+        outputs = 3 * mixture + (levels if free_logits or not mixture else 0)
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, outputs, 1))
+
+    inputs = PixelCNN.inputs
+
+    def network(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` ``[B, levels + 1, H, W]`` (``inputs(x)``) -> logits ``[B, levels, H,
+        W]``; differentiable in ``inputs``, to see which pixels reach an output."""
+        if self.training and self.context_dropout > 0:
+            keep = torch.rand_like(inputs[:, :1]) >= self.context_dropout
+            inputs = inputs * keep
+        v = self.first_vertical(shift_down(inputs))  # row i: rows < i
+        h = self.first_horizontal(shift_right(inputs))  # (i, j): row i, columns < j
+        if self.position is not None:
+            v, h = v + self.position[0], h + self.position[1]
+        for block in self.blocks:
+            v, h = block(v, h)
+        return mixture_logits(self.head(h), self.levels, self.mixture, self.free_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(self.inputs(x))
+
+    log_prob = PixelCNN.log_prob
+    sample = PixelCNN.sample
+
+
+def pixel_gradient(
+    model: PixelCNN | GatedPixelCNN, x: torch.Tensor, row: int, column: int
+) -> torch.Tensor:
+    """``|∂ Σ_b log p(x_b[row, column] | x_b,<) / ∂ inputs|`` summed over the input
+    channels and the images ``x`` ``[B, H, W]``: ``[H, W]``, non-zero exactly at the
+    pixels that reach the conditional of pixel ``(row, column)`` (up to an exact
+    cancellation, which summing over several images makes unlikely)."""
+    h, w = x.shape[1:]
+    if not (0 <= row < h and 0 <= column < w):
+        raise ValueError(f"row, column: expected a pixel of a {h}x{w} image, got ({row}, {column})")
+    inputs = model.inputs(x).requires_grad_(True)
+    log_probs = model.network(inputs)[:, :, row, column].log_softmax(1)  # [B, levels]
+    picked = log_probs.gather(1, x[:, row, column].long()[:, None]).sum()
+    (grad,) = torch.autograd.grad(picked, inputs)
+    return grad.abs().sum((0, 1))
 
 
 class CausalBlock(nn.Module):
@@ -389,6 +553,18 @@ PIXELCNN_DIGITS_CONFIG = {
     "positional": True, "context_dropout": 0.2, "mixture": 5,
 }  # fmt: skip
 
+GATED_PIXELCNN_DIGITS_CONFIG = {
+    "levels": 17, "channels": 48, "blocks": 10, "kernel_size": 3, "dropout": 0.2,
+    "positional": True, "context_dropout": 0.2, "mixture": 5,
+}  # fmt: skip
+# Epochs, not seconds, so that a run is the same on a busy machine: the masked recipe's
+# shipped run stopped after 35 epochs of its 110 s; the gated one's epochs fit in 2 CPU
+# minutes on one thread (README: the benchmark).
+PIXELCNN_DIGITS_TRAINING = {
+    "masked": {"epochs": 35, "lr": 2e-3, "batch_size": 50},
+    "gated": {"epochs": 25, "lr": 4e-3, "batch_size": 50},
+}
+
 
 def digits_levels(device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
     """The intro_dgm protocol's images as ``[N, 8, 8]`` integer levels 0..16: train 1000,
@@ -397,38 +573,55 @@ def digits_levels(device: torch.device | str | None = None) -> tuple[torch.Tenso
 
 
 def train_pixelcnn_digits(
-    seconds: float = 110.0,
+    seconds: float | None = None,
     seed: int = 0,
-    lr: float = 2e-3,
+    lr: float | None = None,
     weight_decay: float = 0.0,
-    batch_size: int = 50,
+    batch_size: int | None = None,
     ema_decay: float = 0.99,
+    gated: bool = False,
+    epochs: int | None = None,
     **config: Any,
-) -> tuple[PixelCNN, dict[str, float]]:
-    """Maximum likelihood on the digits (train 1000), the EMA weights with the best
-    validation NLL kept; returns the model (eval mode) and its test NLL (nats per image,
-    and bits/dim), the time and the parameter count."""
+) -> tuple[PixelCNN | GatedPixelCNN, dict[str, float]]:
+    """Maximum likelihood on the digits (train 1000) for ``seconds`` (wall clock) or
+    ``epochs``, the EMA weights with the best validation NLL kept (``epochs``, ``lr``,
+    ``batch_size`` None: the model's ``PIXELCNN_DIGITS_TRAINING``, epochs only when
+    ``seconds`` is None too); ``gated``: a ``GatedPixelCNN`` of ``GATED_PIXELCNN_DIGITS_CONFIG``,
+    else a ``PixelCNN`` of ``PIXELCNN_DIGITS_CONFIG`` (``config`` overrides either).
+    Returns the model (eval mode) and its test NLL (nats per image, and bits/dim), the
+    wall-clock and CPU time and the parameter count."""
+    training = PIXELCNN_DIGITS_TRAINING["gated" if gated else "masked"]
+    if seconds is None and epochs is None:
+        epochs = training["epochs"]
+    lr = training["lr"] if lr is None else lr
+    batch_size = training["batch_size"] if batch_size is None else batch_size
     device = get_device()
     x_train, x_val, x_test = digits_levels(device)
     seed_everything(seed)
-    model = PixelCNN(**{**PIXELCNN_DIGITS_CONFIG, **config}).to(device)
+    if gated:
+        model = GatedPixelCNN(**{**GATED_PIXELCNN_DIGITS_CONFIG, **config}).to(device)
+    else:
+        model = PixelCNN(**{**PIXELCNN_DIGITS_CONFIG, **config}).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
     def nll(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return -m.log_prob(x).mean()
 
+    cpu_start = time.process_time()
     info = train_keeping_best(
         model, optimizer, lambda x: -model.log_prob(x).mean(),
-        lambda averaged: nll(averaged, x_val).item(), x_train, seconds=seconds, epochs=None,
+        lambda averaged: nll(averaged, x_val).item(), x_train, seconds=seconds, epochs=epochs,
         batch_size=batch_size, ema_decay=ema_decay, eval_every=5, seed=seed,
     )  # fmt: skip
+    cpu_seconds = time.process_time() - cpu_start
     test_nll = nll(model, x_test).item()
     return model, {
         "test_nll": test_nll,
         "test_bits_per_dim": test_nll / (64 * math.log(2)),
         "parameters": float(sum(p.numel() for p in model.parameters())),
         "best_val_nll": info.pop("best_val"),
+        "train_cpu_seconds": cpu_seconds,
         **info,
     }
 
@@ -442,30 +635,109 @@ def train_pixelcnn_digits(
         "{epochs:.0f} epochs (best {best_epoch:.0f}), {train_seconds:.0f} s"
     ),
 )
-def pretrain_pixelcnn_digits(out: Path, seconds: float = 110.0, seed: int = 0) -> dict[str, float]:
-    """``train_pixelcnn_digits`` (the benchmark's run), saved."""
-    model, results = train_pixelcnn_digits(seconds=seconds, seed=seed)
+def pretrain_pixelcnn_digits(out: Path, seed: int = 0) -> dict[str, float]:
+    """``train_pixelcnn_digits`` (the benchmark's masked run), saved."""
+    model, results = train_pixelcnn_digits(seed=seed)
     checkpoints.save(model, out, name="pixelcnn_digits", config=PIXELCNN_DIGITS_CONFIG,
                      pixel_range=(0.0, 16.0), metrics=results)  # fmt: skip
     return results
 
 
+@recipe(
+    "gated_pixelcnn_digits",
+    model="course_utils.autoregressive:GatedPixelCNN",
+    summary=(
+        "gated PixelCNN (vertical and horizontal stacks, no blind spot) over 17-level "
+        "sklearn digits (EMA weights best on validation; lecture 06)"
+    ),
+    numbers=(
+        "exact test NLL {test_nll:.2f} nats/image ({test_bits_per_dim:.3f} bits/dim); "
+        "{epochs:.0f} epochs (best {best_epoch:.0f}), {train_cpu_seconds:.0f} CPU s"
+    ),
+)
+def pretrain_gated_pixelcnn_digits(out: Path, seed: int = 0) -> dict[str, float]:
+    """``train_pixelcnn_digits(gated=True)`` (the benchmark's gated run), saved."""
+    model, results = train_pixelcnn_digits(seed=seed, gated=True)
+    checkpoints.save(model, out, name="gated_pixelcnn_digits",
+                     config=GATED_PIXELCNN_DIGITS_CONFIG, pixel_range=(0.0, 16.0),
+                     metrics=results)  # fmt: skip
+    return results
+
+
+PIXELCNN_BENCH_METHODS = ("masked", "gated")
+
+
+def format_pixelcnn_bench(rows: list[dict]) -> list[str]:
+    """The table of ``bench_pixelcnn_digits`` rows: per model, the exact test NLL (nats per
+    image and bits/dim), the parameters, the epochs (best on validation), the wall-clock
+    and CPU seconds of training."""
+    lines = [
+        f"{'model':<18}{'test NLL':>9}{'bits/dim':>10}{'parameters':>12}{'epochs (best)':>15}"
+        f"{'train s':>9}{'CPU s':>7}"
+    ]
+    for r in rows:
+        name = f"{r['method']} PixelCNN"
+        epochs = f"{r['epochs']:.0f} ({r['best_epoch']:.0f})"
+        lines.append(
+            f"{name:<18}{r['test_nll']:>9.2f}{r['test_bits_per_dim']:>10.3f}"
+            f"{int(r['parameters']):>12,}{epochs:>15}{r['train_seconds']:>9.0f}"
+            f"{r['train_cpu_seconds']:>7.0f}"
+        )
+    return lines
+
+
+def load_pixelcnn_bench(path: str | None = None) -> dict:
+    """The shipped ``course bench pixelcnn-digits`` results
+    (``course_utils/weights/pixelcnn_bench.json``): ``{"machine", "rows"}``."""
+    return load_json("pixelcnn_bench.json", path)
+
+
 @benchmark(
     "pixelcnn-digits",
-    summary="the digits PixelCNN of lecture 06: exact test nats per image (goal <= 80)",
+    summary="the digits PixelCNNs of lecture 06, masked and gated: exact test nats per image",
+    options=("save", "methods"),
+    table=lambda: format_pixelcnn_bench(load_pixelcnn_bench()["rows"]),
 )
-def bench_pixelcnn_digits(seconds: float = 110.0, seed: int = 0) -> dict[str, float]:
+def bench_pixelcnn_digits(
+    seed: int = 0, save: str | None = None, methods: str | None = None
+) -> list[dict]:
     """The autoregressive digits benchmark (intro_dgm protocol, 17-level categorical
-    pixels): train a PixelCNN for ``seconds``, then print its exact test NLL, the time and
-    the parameters, next to the course's other models on the same protocol."""
-    _, results = train_pixelcnn_digits(seconds=seconds, seed=seed)
-    rows = [
-        ("exact test NLL -log p(x) (nats/image)", f"{results['test_nll']:.2f}"),
-        ("test bits/dim", f"{results['test_bits_per_dim']:.3f}"),
-        ("for comparison: VAE -ELBO / IWAE-1000 / RealNVP bound", "86.89 / 83.93 / 98.22"),
-    ]
-    print_digits_benchmark("PixelCNN", rows, results)
-    return results
+    pixels): train the masked and the gated PixelCNN of the recipes as
+    ``PIXELCNN_DIGITS_TRAINING`` says, one CPU thread, then print their exact test NLL, times and
+    parameters, next to the course's other models on the same protocol.
+
+    Args:
+        save: write ``{"machine", "rows"}`` there as JSON.
+        methods: comma-separated names in ``PIXELCNN_BENCH_METHODS`` (default: all). With
+            ``save`` naming an existing file, their rows replace theirs and the others stay.
+    """
+    names = list(PIXELCNN_BENCH_METHODS) if methods is None else methods.split(",")
+    unknown = [name for name in names if name not in PIXELCNN_BENCH_METHODS]
+    if unknown:
+        raise ValueError(
+            f"methods: expected names in {list(PIXELCNN_BENCH_METHODS)}, got {unknown}"
+        )
+    kept = []  # the rows of the methods not rerun, from the file ``save`` names
+    if save and methods is not None and Path(save).exists():
+        kept = [r for r in load_pixelcnn_bench(save)["rows"] if r["method"] not in names]
+    rows = []
+    for name in names:
+        _, results = train_pixelcnn_digits(seed=seed, gated=name == "gated")
+        rows.append({"method": name, **results})
+        print_digits_benchmark(f"{name} PixelCNN", [
+            ("exact test NLL -log p(x) (nats/image)", f"{results['test_nll']:.2f}"),
+            ("test bits/dim", f"{results['test_bits_per_dim']:.3f}"),
+            ("training CPU time (s)", f"{results['train_cpu_seconds']:.1f}"),
+        ], results)  # fmt: skip
+    vae = checkpoints.shipped_state("vae_digits")[1]["metrics"]
+    flow = checkpoints.shipped_state("flow_digits")[1]["metrics"]
+    print(f"for comparison, the shipped VAE's -ELBO {vae['test_neg_elbo']:.2f} and IWAE-1000 "
+          f"{vae['test_iwae_nll_k1000']:.2f}, RealNVP's bound {flow['test_nll']:.2f}")  # fmt: skip
+    rows = sorted(kept + rows, key=lambda r: PIXELCNN_BENCH_METHODS.index(r["method"]))
+    print("\n".join(format_pixelcnn_bench(rows)))
+    if save:
+        save_json({"machine": machine(), "rows": rows}, save)
+    return rows
 
 
 # -- lecture 06's widget figures ---------------------------------------------------------

@@ -53,14 +53,15 @@ if "google.colab" in sys.modules:
 # network pass, with no restriction on the network except one — each output may look only
 # at the inputs *before* it. Language models, PixelCNN and WaveNet are this model; VQ-VAE
 # turns images into short sequences of discrete tokens so that an autoregressive prior
-# (DALL·E, VQ-VAE-2, MaskGIT's predecessors) can model them.
+# (VQ-VAE-2, MaskGIT's predecessors) can model them; DALL·E does the same with tokens from
+# a discrete VAE.
 #
 # This lecture:
 #
 # 1. the chain rule as a model; MADE's masks, checked by the model's Jacobian;
 # 2. PixelCNN: masked convolutions of type A and B, the receptive field and its blind
 #    spot; exact test NLL on the digits, sampling pixel by pixel; widget: the generation
-#    order;
+#    order; the gated PixelCNN, whose two stacks remove the blind spot;
 # 3. causal self-attention: queries, keys, values, the causal mask, positions; a tiny
 #    transformer over pixels, against the PixelCNN;
 # 4. sampling: temperature and top-k, likelihood against diversity; widgets: temperature
@@ -70,8 +71,9 @@ if "google.colab" in sys.modules:
 #    transformer prior over them; widget: the codebook;
 # 6. hierarchical VAEs, diffusion as one, and posterior collapse.
 #
-# Run time on a laptop CPU: about 2 minutes; the models are shipped checkpoints
-# (`course pretrain pixelcnn_digits` and `course pretrain vqvae` retrain them).
+# The models are shipped checkpoints (`course pretrain pixelcnn_digits`,
+# `course pretrain gated_pixelcnn_digits` and `course pretrain vqvae` retrain them); the
+# lecture trains only the tiny transformer of section 3.
 #
 # **Notation.** $x = (x_1, \dots, x_D)$ in a fixed order, $x_{<i} = (x_1, \dots, x_{i-1})$;
 # pixels are integer grey levels $0, \dots, K - 1$ ($K = 17$ on the 8x8 digits). The
@@ -91,7 +93,10 @@ from course_utils.autoregressive import CausalTransformer, MaskedConv2d
 
 torch.manual_seed(0)
 x_train, x_val, x_test = autoregressive.digits_levels()  # [N, 8, 8] levels 0..16
-print(f"digits: train {len(x_train)}, validation {len(x_val)}, test {len(x_test)}")
+LEVELS = int(x_train.max()) + 1
+assert LEVELS == 17 and x_train.shape[1:] == (8, 8)  # the K = 17 levels of the notation
+print(f"digits: train {len(x_train)}, validation {len(x_val)}, test {len(x_test)}; "
+      f"{LEVELS} grey levels")  # fmt: skip
 
 # %% [markdown]
 # ## 1. The chain rule as a model
@@ -159,8 +164,8 @@ fig.tight_layout()
 # %% [markdown]
 # A unit of degree $D$ would be seen by no output, and an input of degree $D$ is never
 # used: $x_D$ is predicted, never a predictor. MADE samples new degrees (and so new
-# masks, new orders) during training to ensemble orders; MAF and IAF (lecture 03's
-# autoregressive flows) use the same masks.
+# masks, new orders) during training to ensemble orders. MAF and IAF use the same masks
+# as flow layers (lecture 03, section "Autoregressive flows (MAF/IAF)").
 #
 # ## 2. PixelCNN
 #
@@ -184,13 +189,17 @@ fig.tight_layout()
 # **The receptive field and its blind spot.** Stack one type-A and several type-B 3x3
 # layers and ask which inputs reach the output at the centre pixel: the gradient of that
 # output with respect to the input image, with all weights set to one so that nothing
-# cancels. The field grows up and to the left as it should — but the pixels **up and to
-# the right** of the centre that are outside the kernel's diagonal reach never enter,
-# however deep the stack: the **blind spot**. Gated PixelCNN (van den Oord et al. 2016b)
-# removes it with two stacks, a *vertical* one that sees all rows above (an unmasked
-# kernel shifted down by a row) and a *horizontal* one that sees the current row's left
-# part, the vertical stack feeding the horizontal one; each layer is gated,
-# $\tanh(W_f * h) \odot \sigma(W_g * h)$.
+# cancels. Two different things keep an earlier pixel out of the field:
+#
+# - **depth**: each layer adds one pixel of reach (a 3x3 kernel), so a pixel $a$ rows up
+#   or $b$ columns away needs at least $\max(a, |b|)$ layers; more layers fix this;
+# - **the blind spot**: a type-B kernel reaches one row up and one column right at most,
+#   so a pixel $a$ rows up and $b > a$ columns to the right is never reached, however deep
+#   the stack.
+#
+# The cell counts the two apart on a 15x15 grid: the earlier pixels (raster order), the
+# blind spot predicted by $b > a$, and what a stack deep enough for depth not to matter
+# (as many layers as the grid is wide) reaches — exactly the earlier pixels outside the blind spot.
 
 
 # %%
@@ -207,38 +216,50 @@ def receptive_field(layers: int, size: int = 15) -> torch.Tensor:
     return (image.grad[0, 0] != 0).float()
 
 
+size = 15
+centre = size // 2
+row, column = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+earlier = row * size + column < centre * size + centre  # before the centre, raster order
+blind = earlier & (row < centre) & (column - centre > centre - row)  # b > a: never reached
+assert torch.equal(receptive_field(size).bool(), earlier & ~blind)  # depth no longer limits
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
 for ax, layers in zip(axes, (1, 3, 6), strict=True):
-    field = receptive_field(layers)
-    shown = field.clone()
-    shown[7, 7] = 0.5  # the pixel being predicted
+    field = receptive_field(layers).bool()
+    assert not (field & ~earlier).any() and not (field & blind).any()
+    too_far = earlier & ~blind & ~field  # reached by a deeper stack
+    print(f"{layers} layer(s): {int(field.sum()):3d} of the {int(earlier.sum())} earlier pixels "
+          f"seen; {int(too_far.sum()):3d} out of reach (depth); {int(blind.sum())} never "
+          "reached (the blind spot)")  # fmt: skip
+    shown = field.float()
+    shown[centre, centre] = 0.5  # the pixel being predicted
     ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
     ax.set_title(f"{layers} layer(s): {int(field.sum())} pixels seen")
     ax.set_xlabel("column")
     ax.set_ylabel("row")
 fig.suptitle("Inputs reaching the centre pixel (light square); blank above-right: the blind spot")
 fig.tight_layout()
-print("pixels above-right of the centre reached by 6 layers:",
-      int(receptive_field(6)[:7, 8:].sum()), "of", 7 * 7)  # fmt: skip
 
 # %% [markdown]
 # ### The shipped PixelCNN on the digits
 #
 # Pixels are **categorical** over the 17 grey levels: the network outputs 17 logits per
-# pixel and $-\log p(x) = \sum_{i} \text{CE}(\text{logits}_i, x_i)$, the exercise set's
-# `categorical_nll`. The shipped model (`course_utils.autoregressive.PixelCNN`) is a type-A
-# 3x3 layer and 12 residual type-B blocks of 64 channels, with three additions that
-# matter on 1000 training images (chosen on the validation split, see the README's
+# pixel and $-\log p(x) = \sum_{i} \text{CE}(\text{logits}_i, x_i)$, `categorical_nll`
+# of exercise set 06 (question 3). The shipped model
+# (`course_utils.autoregressive.PixelCNN`) is a type-A 3x3 layer and 12 residual type-B
+# blocks of 64 channels, with three additions that matter on a training split this small (chosen on the validation split, see the README's
 # benchmark): dropout; a learned per-position offset, since a digit's edges are almost
 # always blank; and an output head that mixes 5 discretized logistics over the ordered
 # levels (Salimans et al. 2017, PixelCNN++) plus free logits, so that the likelihood of a
 # level also informs its neighbours. Trained on the same protocol as lecture 01's VAE and
-# lecture 03's flow, its exact test NLL is the lowest of the course:
+# lecture 03's flow, its exact test NLL is the lowest of the course so far:
 
 # %%
 pixelcnn = checkpoints.load_pretrained("pixelcnn_digits")
+config = pixelcnn.meta["config"]  # the architecture the text describes
+assert [config[k] for k in ("first_kernel", "blocks", "channels", "mixture")] == [3, 12, 64, 5]
 with torch.no_grad():
-    test_nll = -pixelcnn.log_prob(x_test).mean().item()
+    test_nll = -pixelcnn.log_prob(x_test).mean().item()  # one pass over every test image
+print(f"one network pass scored all {len(x_test)} test images")
 vae_metrics = checkpoints.shipped_state("vae_digits")[1]["metrics"]
 flow_metrics = checkpoints.shipped_state("flow_digits")[1]["metrics"]
 rows = [
@@ -249,15 +270,16 @@ rows = [
 ]
 for name, nll in rows:
     print(f"{name:<40} {nll:7.2f} nats/image  {metrics.nats_to_bits_per_dim(nll, 64):.3f} bits/dim")
+assert test_nll < min(nll for _, nll in rows[1:])  # the text's "lowest of the course"
 
 # %% [markdown]
-# One network pass scored all 447 test images. Sampling needs 64 passes, one per pixel:
+# One network pass scored every test image. Sampling needs one pass per pixel, 64 here:
 
 # %%
 t0 = time.perf_counter()
 samples = pixelcnn.sample(32, generator=torch.Generator().manual_seed(1))
 pixelcnn_seconds = time.perf_counter() - t0
-print(f"32 samples, 64 network passes: {pixelcnn_seconds:.2f} s")
+print(f"32 samples, {x_test[0].numel()} network passes: {pixelcnn_seconds:.2f} s")
 viz.show_images(samples, "PixelCNN samples (temperature 1)", nrow=16)
 plt.show()
 
@@ -281,6 +303,105 @@ widgets.figure_widget(
 )
 
 # %% [markdown]
+# ### Gated PixelCNN: two stacks, no blind spot
+#
+# van den Oord et al. (2016b, *Conditional Image Generation with PixelCNN Decoders*)
+# remove the blind spot by splitting each layer into two stacks of feature maps, each of
+# $p$ channels, that see different parts of the past of pixel $(i, j)$:
+#
+# - the **vertical stack** $v$ sees **every pixel of the rows above**, left and right of
+#   $j$, and nothing of row $i$: a $k \times k$ kernel cut to its top $\lfloor k/2 \rfloor
+#   + 1$ rows (`VerticalConv`), whose first layer reads the image shifted down one row;
+# - the **horizontal stack** $h$ sees **row $i$ left of $j$**: a $1 \times (\lfloor k/2
+#   \rfloor + 1)$ kernel (`HorizontalConv`), whose first layer reads the image shifted
+#   right one column;
+# - the vertical stack feeds the horizontal one at the same position (a 1x1 convolution),
+#   never the other way: the horizontal stack has seen row $i$, and the vertical stack
+#   spreads to the right, so the other way would leak pixels right of $j$.
+#
+# No kernel is cut diagonally, so no triangle of pixels falls between the two reaches.
+# Each layer uses the paper's **gated activation** (its eq. 2) in place of a ReLU,
+# $y = \tanh(W_{k,f} * x) \odot \sigma(W_{k,g} * x)$, with $*$ a convolution, $\odot$
+# the element-wise product and $k$ the layer: the sigmoid is a multiplicative gate, as in
+# an LSTM. With the vertical pre-activations $a_k = W^{v}_{k} * v_k$ (the $2p$ channels
+# of $W^{v}_{k,f}$ and $W^{v}_{k,g}$), `GatedBlock` computes (the paper's fig. 2)
+#
+# $$v_{k+1} = \tanh(a_{k,f}) \odot \sigma(a_{k,g}), \qquad
+#   h_{k+1} = h_k + W^{1\times1}_k \big[\tanh(W^{h}_{k,f} * h_k + V_{k,f}\, a_k) \odot
+#   \sigma(W^{h}_{k,g} * h_k + V_{k,g}\, a_k)\big],$$
+#
+# $V_k$ the 1x1 vertical-to-horizontal connection and the **residual** on the horizontal
+# stack only; the output head reads $h$. Two departures from the paper, both as in the
+# UvA deep-learning tutorial 12: the paper's vertical stack sees the current row too and
+# shifts its output down one row before feeding $h$, whereas ours sees only the rows
+# above from its first layer on (the first layer's shift), so no shift is needed at the
+# connection; and the paper's class-conditional terms $V^\top \mathbf{h}$ are left out
+# (the model is unconditional). The input, the learned per-position offset, the context
+# dropout and the mixture head are the masked PixelCNN's, so the two differ only in
+# their layers.
+#
+# **The receptive field, checked.** Take the shipped models (`course pretrain
+# gated_pixelcnn_digits` retrains the gated one) and differentiate the log-likelihood of
+# one pixel's conditional, summed over a few test digits, with respect to the input
+# image: an input pixel reaches the output exactly where the gradient is non-zero. The
+# masked PixelCNN has depth to spare on 8x8 images, so the earlier pixels it misses are
+# its blind spot ($b > a$, as counted above); the gated one misses none, and neither
+# model sees its own pixel or a later one.
+
+# %%
+gated = checkpoints.load_pretrained("gated_pixelcnn_digits")
+i, j = 5, 2  # the pixel whose conditional we differentiate
+rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+before = rows * 8 + cols < i * 8 + j  # the earlier pixels, raster order
+blind_spot = before & (rows < i) & (cols - j > i - rows)  # a = i - row up, b = col - j > a
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+for ax, (name, model) in zip(axes, [("masked PixelCNN", pixelcnn), ("gated PixelCNN", gated)],
+                             strict=True):  # fmt: skip
+    reached = autoregressive.pixel_gradient(model, x_test[:16], i, j) != 0  # [8, 8]
+    assert not reached[~before].any(), f"{name}: its own pixel or a later one reaches it"
+    missed = before & ~reached
+    print(f"{name:<16}: {int((before & reached).sum())} of the {int(before.sum())} earlier "
+          f"pixels reach pixel ({i}, {j}); never reached: {int(missed.sum())}")  # fmt: skip
+    expected = blind_spot if model is pixelcnn else torch.zeros_like(missed)
+    assert torch.equal(missed, expected), name  # masked: the blind spot; gated: nothing
+    shown = reached.float()
+    shown[missed] = 0.3  # earlier, but never reached
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="tab:red", lw=2.5))
+    ax.set_title(f"{name}: {int(missed.sum())} earlier pixels never reached", fontsize=10)
+    ax.set_xticks(range(8))
+    ax.set_yticks(range(8))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+fig.suptitle(f"Inputs with a non-zero gradient at pixel ({i}, {j}) (red): dark blue; "
+             "earlier but never reached: pale")  # fmt: skip
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Trained on the same digits, levels and split as the masked PixelCNN, with the same
+# protocol (the EMA weights best on validation), it is scored on the same test images,
+# and its exact NLL is lower (the cell asserts it; the README's benchmark has both
+# models' training times):
+
+# %%
+with torch.no_grad():
+    gated_nll = -gated.log_prob(x_test).mean().item()
+assert gated_nll < test_nll
+for name, model, nll in [
+    ("masked PixelCNN", pixelcnn, test_nll),
+    ("gated PixelCNN", gated, gated_nll),
+]:
+    trained = model.meta["metrics"]
+    cpu = trained.get("train_cpu_seconds")  # older checkpoints kept only the wall clock
+    spent = f"{cpu:.0f} CPU s" if cpu else f"{trained['train_seconds']:.0f} s"
+    print(f"{name:<16} exact test NLL {nll:6.2f} nats/image; {int(trained['parameters']):,} "
+          f"parameters, {trained['epochs']:.0f} epochs in {spent} of training")  # fmt: skip
+viz.show_images(gated.sample(32, generator=torch.Generator().manual_seed(1)),
+                "Gated PixelCNN samples (temperature 1)", nrow=16)  # fmt: skip
+plt.show()
+
+# %% [markdown]
 # ## 3. Causal self-attention
 #
 # A convolution sees a fixed neighbourhood; **self-attention** lets every position read
@@ -294,7 +415,8 @@ widgets.figure_widget(
 # the softmax over the **keys** $s$ (each row of weights sums to one). The $1/\sqrt d$
 # keeps the scores' variance near one when $q, k$ have unit-variance entries, so the
 # softmax does not saturate; the **causal mask** $M$ removes the future, which is what
-# makes the model autoregressive. `autoregressive.self_attention` (exercise 5) and PyTorch's
+# makes the model autoregressive. `autoregressive.self_attention` (exercise set 06,
+# question 5) and PyTorch's
 # fused `F.scaled_dot_product_attention` agree:
 
 # %%
@@ -318,10 +440,10 @@ print("unmasked attention is permutation-equivariant:",
 # %% [markdown]
 # ### A tiny transformer over pixels
 #
-# `CausalTransformer` is a decoder-only transformer (pre-norm blocks: causal attention
-# with 4 heads, then an MLP). Its input is the sequence shifted right behind a start
-# token, so position $t$ predicts $x_t$ from $x_{<t}$. Trained here for 30 epochs on the
-# digits' 64-pixel sequences (about 45 s on a 2-core CPU):
+# `CausalTransformer` is a decoder-only transformer (pre-norm blocks: multi-head causal
+# attention, then an MLP). Its input is the sequence shifted right behind a start token,
+# so position $t$ predicts $x_t$ from $x_{<t}$. Trained here on the digits' 64-pixel
+# sequences (the cell prints its size, epochs and training time):
 
 # %%
 torch.manual_seed(0)
@@ -333,8 +455,9 @@ t0 = time.perf_counter()
 tiny_samples = tiny.sample(32, generator=torch.Generator().manual_seed(1))
 tiny_seconds = time.perf_counter() - t0
 print(
-    f"transformer: {sum(p.numel() for p in tiny.parameters()):,} parameters, "
-    f"{info['train_seconds']:.0f} s of training, test NLL {tiny_nll:.2f} nats; "
+    f"transformer: {len(tiny.blocks)} blocks of {tiny.blocks[0].heads} heads, "
+    f"{sum(p.numel() for p in tiny.parameters()):,} parameters, {info['epochs']} epochs in "
+    f"{info['train_seconds']:.0f} s, test NLL {tiny_nll:.2f} nats; "
     f"32 samples in {tiny_seconds:.2f} s"
 )
 print(f"PixelCNN:    {sum(p.numel() for p in pixelcnn.parameters()):,} parameters, "
@@ -350,7 +473,7 @@ plt.show()
 # | PixelCNN | grows by one pixel per layer, up and left; blind spot | $O(D)$, local | $D$ full passes |
 # | causal transformer | all of $x_{<t}$ from the first layer | $O(D^2)$ attention | $D$ passes (a cache of keys and values makes each $O(D)$) |
 #
-# On 1000 small images the convolution's built-in locality wins; at scale, with data
+# On a thousand-odd small images the convolution's built-in locality wins; at scale, with data
 # enough to learn locality, attention's global context does — hence image transformers
 # and the token priors of section 5.
 #
@@ -377,13 +500,19 @@ by_setting = {}
 for tau, top in settings:
     gen = torch.Generator().manual_seed(2)
     by_setting[tau, top] = pixelcnn.sample(12, temperature=tau, top_k=top, generator=gen)
+sample_nll = {}
 for (tau, top), imgs in by_setting.items():
     with torch.no_grad():
-        nll = -pixelcnn.log_prob(imgs).mean().item()
+        nll = sample_nll[tau, top] = -pixelcnn.log_prob(imgs).mean().item()
     spread = torch.pdist(imgs.flatten(1).float()).mean().item()
     name = "all 17" if top is None else top
     print(f"temperature {tau:3.1f}, top-k {name!s:>6}: model NLL of the samples {nll:6.1f} nats, "
           f"mean distance between samples {spread:5.1f}")  # fmt: skip
+temperatures = sorted({tau for tau, _ in settings})
+for top in (None, 3):  # the text's claims: the NLL falls as tau drops; top-3 lowers it
+    nlls = [sample_nll[tau, top] for tau in temperatures]
+    assert nlls == sorted(nlls), f"top-k {top}: the samples' NLL does not fall with tau"
+assert all(sample_nll[tau, 3] < sample_nll[tau, None] for tau in temperatures)
 
 # %% [markdown]
 # ### Widget: temperature and top-k
@@ -440,12 +569,16 @@ widgets.figure_widget(
 # $$z_q = e_{k^*}, \qquad k^* = \arg\min_j \lVert z_e - e_j \rVert^2 .$$
 #
 # The decoder reconstructs $x$ from $z_q$. Then, **second stage**, an autoregressive prior
-# learns the distribution of the code indices — 49 tokens here instead of 784 pixels.
-# VQ-VAE-2 (Razavi et al. 2019) does this with a hierarchy of grids and PixelCNN priors;
-# DALL·E (Ramesh et al. 2021) with a transformer over text and image tokens; MaskGIT
+# learns the distribution of the code indices — a 7x7 grid of tokens here instead of
+# 28x28 pixels (the shapes are printed below). VQ-VAE-2 (Razavi et al. 2019) does this
+# with a hierarchy of grids and PixelCNN priors; MaskGIT
 # (Chang et al. 2022) with a bidirectional transformer that fills in masked tokens in a few
 # parallel steps; latent diffusion (Rombach et al. 2022) keeps the autoencoder and swaps
-# the prior for diffusion.
+# the prior for diffusion. DALL·E (Ramesh et al. 2021) has the same two stages, a
+# transformer over text and image tokens, but its image tokens come from a **discrete
+# VAE** trained with the Gumbel-softmax relaxation (Jang et al. 2017; Maddison et al.
+# 2017) of the categorical latent, not from vector quantization with a straight-through
+# gradient.
 #
 # **Gradients through the argmin.** The argmin has no gradient. The **straight-through
 # estimator** copies the decoder's gradient to the encoder as if quantization were the
@@ -480,17 +613,20 @@ vq = checkpoints.load_pretrained("vqvae_mnist")
 prior = checkpoints.load_pretrained("vq_prior_mnist")
 x_mnist, y_mnist = data.mnist("test")
 tokens = vq.encode(x_mnist)  # [1000, 7, 7]
+assert x_mnist.shape[2:] == (28, 28) and tokens.shape[1:] == (7, 7)  # the text's grids
 reconstructions = vq.decode(tokens)
 usage = vqvae.codebook_usage(tokens, vq.codes)
 print(
     f"test images {tuple(x_mnist.shape[1:])} -> tokens {tuple(tokens.shape[1:])} of {vq.codes} codes: "
-    f"{784 * 8 // (49 * int(math.log2(vq.codes)))}x fewer bits than 8-bit pixels"
+    f"{x_mnist[0].numel() * 8 // (tokens[0].numel() * int(math.log2(vq.codes)))}x fewer "
+    "bits than 8-bit pixels"
 )
 print(f"reconstruction MSE {(reconstructions - x_mnist).square().mean():.4f}; codes used "
       f"{usage['codes_used']:.0f}/{vq.codes}, perplexity {usage['perplexity']:.1f}")  # fmt: skip
 fig, axes = plt.subplots(2, 1, figsize=(9, 3.4))
 viz.show_images(x_mnist[:12], "test digits", nrow=12, ax=axes[0])
-viz.show_images(reconstructions[:12], "decoded from their 49 tokens", nrow=12, ax=axes[1])
+viz.show_images(reconstructions[:12], f"decoded from their {tokens[0].numel()} tokens", nrow=12,
+                ax=axes[1])  # fmt: skip
 fig.tight_layout()
 
 # %% [markdown]
@@ -514,7 +650,7 @@ widgets.figure_widget(
 # **class-conditional**: its start token is the digit's label, so
 # $p(\text{tokens} \mid y) = \prod_t p(\text{token}_t \mid \text{token}_{<t}, y)$. Trained
 # on the tokens of the training digits (each in 8 copies shifted by up to 2 pixels), its
-# samples are decoded by the VQ-VAE; 49 passes of a small transformer per image:
+# samples are decoded by the VQ-VAE; one pass of a small transformer per token:
 
 # %%
 labels = torch.arange(10).repeat_interleave(10)
@@ -526,19 +662,22 @@ print(
 )
 with torch.no_grad():
     token_nll = -prior.log_prob(tokens.flatten(1), y_mnist).mean().item()
-print(f"prior's test NLL: {token_nll:.1f} nats per image of 49 tokens")
+print(f"prior's test NLL: {token_nll:.1f} nats per image of {tokens[0].numel()} tokens")
 shipped = checkpoints.shipped_state("vq_prior_mnist")[1]["metrics"]
 print(
     f"shipped recipe, 1000 samples (100 per digit): FID {shipped['fid']:.1f}, "
     f"requested digit {shipped['label_accuracy']:.1%}"
 )
+ddim_fid = checkpoints.shipped_state("ddpm_mnist")[1]["metrics"]["fid_ddim50"]
+print(f"for comparison, lecture 04's DDPM with DDIM-50 (1000 samples, same features): FID "
+      f"{ddim_fid:.1f}")  # fmt: skip
 viz.show_images(vq_samples, "VQ-VAE + transformer prior: one row per requested digit 0-9", nrow=10)
 plt.show()
 
 # %% [markdown]
 # The token NLL is not the image's NLL: the decoder is deterministic, so this model has
 # no likelihood of pixels; it is judged by its samples (the FID of lecture 00's classifier
-# features, where lecture 04's DDPM with DDIM-50 scores 57.3).
+# features, printed above next to lecture 04's DDPM sampled with DDIM in 50 steps).
 #
 # ## 6. Hierarchical VAEs, diffusion, and posterior collapse
 #
@@ -573,14 +712,16 @@ plt.show()
 # - The chain rule makes any network with the right masks an exact-likelihood model:
 #   MADE masks an MLP, PixelCNN its convolutions (type A first, then B), a transformer
 #   its attention. Evaluation is one pass; sampling is one pass per dimension.
-# - PixelCNN's stacked masked convolutions have a blind spot that gated two-stack
-#   variants remove. On the digits it reaches the course's lowest test NLL (computed
-#   above); the tiny transformer sees all its past, yet on 1000 images it trails.
+# - PixelCNN's stacked masked convolutions have a blind spot; the gated PixelCNN's
+#   vertical and horizontal stacks remove it, and its output then sees every earlier
+#   pixel (checked by the gradient above). On the digits the PixelCNNs reach the course's
+#   lowest test NLL (computed above); the tiny transformer sees all its past, yet on a
+#   training set this small it trails.
 # - Temperature and top-k trade the model's own distribution for typical samples:
 #   higher likelihood, less variety.
 # - VQ-VAE quantizes an encoder's grid to a learned codebook (straight-through gradient,
 #   codebook and commitment losses or their EMA form); a transformer prior over the
-#   tokens then samples images in 49 steps instead of 784.
+#   tokens then samples an image in one step per token instead of one per pixel.
 # - Hierarchical VAEs stack latents; diffusion is one with a fixed encoder; a strong
 #   autoregressive decoder can make a VAE ignore its latent.
 #

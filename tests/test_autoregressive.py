@@ -145,3 +145,56 @@ def test_widget_figures_have_titles_and_reject_bad_input():
     assert all(ax.get_title() for ax in fig.axes)
     with pytest.raises(ValueError, match="completions"):
         ar.completion_figure(image, torch.zeros(3, 7, 8), rows_given=4)
+
+
+def _earlier(i: int, j: int, size: int = 8) -> torch.Tensor:
+    """Bool ``[size, size]``: the pixels before (i, j) in raster order."""
+    return (torch.arange(size * size) < i * size + j).view(size, size)
+
+
+@pytest.mark.parametrize("pixel", [(0, 0), (0, 5), (3, 0), (5, 2), (4, 7), (7, 7)])
+def test_gated_pixelcnn_sees_every_earlier_pixel_and_nothing_else(pixel):
+    torch.manual_seed(0)
+    model = ar.GatedPixelCNN(levels=5, channels=8, blocks=7, mixture=2, positional=True).eval()
+    x = torch.randint(0, 5, (4, 8, 8))
+    reached = ar.pixel_gradient(model, x, *pixel) != 0
+    assert torch.equal(reached, _earlier(*pixel)), reached.int()
+
+
+def test_masked_pixelcnn_misses_exactly_its_blind_spot():
+    torch.manual_seed(0)
+    model = ar.PixelCNN(levels=5, channels=8, blocks=8, first_kernel=3).eval()
+    x = torch.randint(0, 5, (4, 8, 8))
+    i, j = 5, 2
+    reached = ar.pixel_gradient(model, x, i, j) != 0
+    rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    blind = _earlier(i, j) & (cols - j > i - rows)
+    assert torch.equal(reached, _earlier(i, j) & ~blind)
+    with pytest.raises(ValueError, match="row, column"):
+        ar.pixel_gradient(model, x, 8, 0)
+
+
+def test_gated_pixelcnn_is_normalized_and_samples_with_a_given_top():
+    torch.manual_seed(0)
+    model = ar.GatedPixelCNN(levels=3, channels=8, blocks=2, mixture=2).eval()
+    images = torch.tensor(list(itertools.product(range(3), repeat=4))).view(-1, 2, 2)
+    with torch.no_grad():
+        assert model.log_prob(images).exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+    given = torch.full((3, 8, 8), -1)
+    given[:, :3] = torch.randint(0, 3, (3, 3, 8))
+    out = model.sample(3, given=given, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, :3], given[:, :3]) and out.min() >= 0 and out.max() < 3
+
+
+def test_gated_block_gates_with_tanh_times_sigmoid():
+    h = torch.randn(2, 6, 3, 3)
+    assert torch.allclose(ar.gate(h), torch.tanh(h[:, :3]) * torch.sigmoid(h[:, 3:]))
+
+
+def test_pixelcnn_bench_table_and_methods(tmp_path):
+    row = {"test_nll": 80.0, "test_bits_per_dim": 1.8, "parameters": 1000.0, "epochs": 10,
+           "best_epoch": 5, "train_seconds": 100.0, "train_cpu_seconds": 90.0}  # fmt: skip
+    lines = ar.format_pixelcnn_bench([{"method": "masked", **row}, {"method": "gated", **row}])
+    assert len(lines) == 3 and lines[2].startswith("gated PixelCNN") and "80.00" in lines[2]
+    with pytest.raises(ValueError, match="methods"):
+        ar.bench_pixelcnn_digits(methods="gated,blind")
