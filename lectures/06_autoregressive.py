@@ -633,10 +633,13 @@ fig.tight_layout()
 # ### Widget: the codebook
 #
 # Pick a code: how often the test tokens use it, what the decoder paints for a 3x3 patch
-# of it in a grid of the most used code (the background), and the test image that uses it
-# most, its 4x4-pixel cells outlined. The decoder's convolutions read each token with its
-# neighbours, so a code is not a fixed patch of pixels: some paint stroke, some paint
-# nothing on a blank grid and only matter next to other codes.
+# of it in a grid of the most used code (the background), the test pixels around every
+# cell the encoder gave that code (3x3 cells averaged, the code's own cell outlined), and
+# the test image that uses it most, its 4x4-pixel cells outlined. The decoder's
+# convolutions read each token with its neighbours, so a code is not a fixed patch of
+# pixels: some paint stroke, some paint nothing on a blank grid (the panel's title says
+# so) and only matter next to other codes, which the mean of the test pixels around them
+# shows.
 
 # %% tags=["nbval-ignore-output"]
 widgets.figure_widget(
