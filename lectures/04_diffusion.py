@@ -71,8 +71,9 @@ if "google.colab" in sys.modules:
 # 8. DDIM: sampling in fewer steps, and the steps-vs-quality benchmark;
 # 9. conditioning with classifier-free guidance, and latent diffusion.
 #
-# Run time on a laptop CPU: about 2 minutes; the MNIST model is a shipped checkpoint
-# (`python -m course_utils.pretrain ddpm` retrains it in about 25 minutes on 2 cores).
+# The README's table of lectures gives this one's measured run time on a laptop CPU; the
+# MNIST model is a shipped checkpoint (`python -m course_utils.pretrain ddpm` retrains it;
+# section 7 prints how long that took).
 #
 # **Notation.** The formulas follow Ho et al.: steps $t = 1, \dots, T$, $\alpha_t = 1 -
 # \beta_t$, $\bar\alpha_t = \prod_{s=1}^t \alpha_s$. Python counts from 0, and the code
@@ -93,7 +94,7 @@ from course_utils.train import fit
 
 device = get_device()
 torch.manual_seed(0)
-RETRAIN = False  # True: train the MNIST U-Net here (about 25 minutes on a 2-core CPU)
+RETRAIN = False  # True: train the MNIST U-Net here (section 7 prints the shipped run's time)
 
 # %% [markdown]
 # ## 1. The forward process
@@ -495,7 +496,8 @@ def algorithm_2(
 # $\epsilon_\theta$ is an MLP that sees $x_t$ and a sinusoidal embedding of $t$ (the
 # transformer's position encoding, `diffusion.timestep_embedding`: $\sin(t\,\omega_k)$ and
 # $\cos(t\,\omega_k)$ at the 16 geometric frequencies $\omega_k = 1000^{-k/16}$), so one
-# network serves all 1000 steps. 12,000 steps of Algorithm 1 take about 20 seconds.
+# network serves all 1000 steps. The cell prints how long 12,000 steps of Algorithm 1
+# take.
 
 
 # %%
