@@ -11,6 +11,7 @@ boilerplate).
 from __future__ import annotations
 
 import csv
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -121,10 +122,35 @@ def test_course_grade_writes_the_report_after_grading(root, tmp_path, monkeypatc
     assert cli.main([*args, "--similarity-threshold", "1.5"]) == 2
 
 
+GIVEN = "mu, sigma = (\n    torch.as_tensor(v, dtype=torch.float32) for v in (mu, sigma)\n)\n"
+GIVEN_BODIES = {
+    "eve": {"f": GIVEN + "return mu**2\n"},
+    "fay": {"f": GIVEN + "return sigma.log()\n"},
+}
+STUB = GIVEN + "# YOUR CODE HERE\nraise NotImplementedError()\n"
+
+
 def test_code_the_exercise_gives_everyone_is_not_a_match():
-    given = "mu, sigma = (\n    torch.as_tensor(v, dtype=torch.float32) for v in (mu, sigma)\n)\n"
-    stub = given + "# YOUR CODE HERE\nraise NotImplementedError()\n"
-    bodies = {"eve": {"f": given + "return mu**2\n"}, "fay": {"f": given + "return sigma.log()\n"}}
+    stub, bodies = STUB, GIVEN_BODIES
     assert similarity.similar_pairs(NAME, bodies, {}, {"f": stub}) == []
     (pair,) = similarity.similar_pairs(NAME, bodies, {}, {})  # without the stub: the given
     assert (pair.a, pair.b) == ("eve", "fay")  # lines alone make them look alike
+
+
+def test_the_given_code_is_left_out_whatever_python_s_hash_seed():
+    # copydetect winnows by Python's hash(), salted per process: the stub's k-grams picked in
+    # one run are not those picked in a body, so the test above passes or fails by the seed
+    # unless every given line is left out (it failed for 4 of these 8 seeds before).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from course_utils.grading import similarity;"
+        f"pairs = similarity.similar_pairs({NAME!r}, {GIVEN_BODIES!r}, {{}}, {{'f': {STUB!r}}});"
+        "sys.exit(len(pairs))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    for seed in range(8):
+        env = {**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(root)}
+        done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env)
+        assert done.returncode == 0, f"PYTHONHASHSEED={seed}: the given code made a pair"

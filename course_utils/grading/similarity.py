@@ -93,6 +93,14 @@ def _fingerprint(code: str, boilerplate: list[int] | None = None):  # -> CodeFin
     return fp if len(fp.hashes) else None
 
 
+def _without_given(code: str, stub: str | None) -> str:
+    """``code`` without the lines the exercise's ``stub`` gives everyone (compared without
+    indentation): the k-grams that straddle given code and a short answer would otherwise
+    make two different answers look alike."""
+    given = {line.strip() for line in (stub or "").splitlines() if line.strip()}
+    return "".join(line + "\n" for line in code.splitlines() if line.strip() not in given)
+
+
 def similar_pairs(
     exercise: str,
     bodies: dict[str, dict[str, str]],
@@ -104,12 +112,20 @@ def similar_pairs(
     ``reference``, whose share of common fingerprints is at least ``threshold``; a body
     equal to its stub (``stubs``, the exercise's) is not compared."""
     from copydetect import compare_files
+    from copydetect.utils import hashed_kgrams
 
     pairs = []
     for function in sorted({f for b in bodies.values() for f in b}):
         stub = stubs.get(function)
         boiler = _fingerprint(stub) if stub else None
-        boilerplate = sorted(boiler.hashes) if boiler is not None else None
+        # Every k-gram of the stub, not only its winnowed ones: winnowing picks by Python's
+        # hash(), which is salted per process, so the stub's picks and a body's picks of
+        # the same given lines would differ from run to run and leak shared fingerprints.
+        boilerplate = (
+            sorted(set(hashed_kgrams(boiler.filtered_code, K).tolist()))
+            if boiler is not None
+            else None
+        )
         entries = []
         if function in reference:
             entries.append((REFERENCE, reference[function]))
@@ -118,7 +134,10 @@ def similar_pairs(
             for label, b in sorted(bodies.items())
             if function in b and b[function] != stub
         ]
-        prints = [(label, code, _fingerprint(code, boilerplate)) for label, code in entries]
+        prints = [
+            (label, code, _fingerprint(_without_given(code, stub), boilerplate))
+            for label, code in entries
+        ]
         prints = [p for p in prints if p[2] is not None]
         for i, (label_a, code_a, fp_a) in enumerate(prints):
             for label_b, code_b, fp_b in prints[i + 1 :]:
